@@ -1,0 +1,66 @@
+/**
+ * Runs a perfstack (Connect-style) middleware as Koa middleware.
+ *
+ * The middleware sees `ctx.req`/`ctx.res`. When it calls `next()`, the rest of the Koa
+ * chain runs and Koa writes the response as usual (through the same patched `res`, so
+ * response hooks see it). When it answers by itself (a cache hit, a 429), the adapter
+ * sets `ctx.respond = false` so Koa leaves the response alone.
+ */
+import { linkKoaContext } from '../route.js';
+import type { Middleware } from '../types.js';
+
+/** The parts of a Koa context the adapter uses (no dependency on Koa's types). */
+export interface KoaLikeContext {
+  readonly req: import('node:http').IncomingMessage;
+  readonly res: import('node:http').ServerResponse;
+  respond?: boolean;
+  _matchedRoute?: unknown;
+}
+
+/** A Koa middleware. */
+export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
+
+/**
+ * Wraps a Connect-style middleware for Koa.
+ *
+ * @param middleware a perfstack middleware
+ * @returns a Koa middleware
+ * @example app.use(toKoa(performanceStack()))
+ */
+export function toKoa(middleware: Middleware): KoaMiddleware {
+  return function perfstackKoa(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+    linkKoaContext(ctx.req, ctx);
+    return new Promise<void>((resolve, reject) => {
+      const res = ctx.res;
+      let settled = false;
+      const answered = () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        ctx.respond = false;
+        resolve();
+      };
+      const cleanup = () => {
+        res.removeListener('finish', answered);
+        res.removeListener('close', answered);
+      };
+      res.once('finish', answered);
+      res.once('close', answered);
+      try {
+        middleware(ctx.req, res, (error?: unknown) => {
+          if (settled) return;
+          settled = true;
+          cleanup();
+          if (error !== undefined && error !== null) reject(error);
+          else next().then(() => resolve(), reject);
+        });
+      } catch (thrown) {
+        if (!settled) {
+          settled = true;
+          cleanup();
+          reject(thrown);
+        }
+      }
+    });
+  };
+}

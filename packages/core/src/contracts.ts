@@ -1,0 +1,104 @@
+/**
+ * What layers expose to the preset, `/health` and the dashboard (house style rule 11:
+ * layers expose data, the dashboard reads it and never reaches into internals).
+ *
+ * Every layer factory accepts the {@link SharedContext} members as options, so that the
+ * preset can hand one registry, one Redis connection and one logger to all of them.
+ */
+import type { Registry } from 'prom-client';
+import type { SharedRedis } from './redis.js';
+import type { PerfstackLogger } from './types.js';
+
+/** Resources the preset shares with every layer. Each is optional when a layer runs alone. */
+export interface SharedContext {
+  /** The metrics registry. A layer alone makes its own when absent. */
+  readonly registry?: Registry;
+  /** The shared Redis connection (cache L2, rate-limit store, pub/sub). */
+  readonly redis?: SharedRedis;
+  /** Where serve-time problems go. */
+  readonly logger?: PerfstackLogger;
+}
+
+/** One check in `/health`. */
+export interface HealthCheck {
+  /** `ok`: fine; `degraded`: serving with reduced guarantees; `down`: cannot serve. */
+  readonly status: 'ok' | 'degraded' | 'down';
+  /** Free-form detail for operators. */
+  readonly detail?: string;
+  readonly [key: string]: unknown;
+}
+
+/** A layer that can report on its own health. */
+export interface HealthSource {
+  health(): HealthCheck;
+}
+
+/** Cache numbers, overall and per route. */
+export interface CacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly stale: number;
+  readonly bypass: number;
+  readonly evictions: number;
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hitRatio: number;
+  readonly routes: Readonly<
+    Record<
+      string,
+      {
+        readonly hits: number;
+        readonly misses: number;
+        readonly stale: number;
+        readonly bypass: number;
+        readonly hitRatio: number;
+      }
+    >
+  >;
+}
+
+/** What the dashboard needs from the cache. */
+export interface CacheSource {
+  stats(): CacheStats;
+  invalidate(selector: {
+    readonly key?: string;
+    readonly tags?: readonly string[];
+    readonly prefix?: string;
+  }): Promise<number>;
+}
+
+/** Rate-limit numbers. */
+export interface RateLimitStats {
+  readonly allowed: number;
+  readonly blocked: number;
+  readonly storeErrors: number;
+  readonly limits: ReadonlyArray<{ readonly name: string; readonly allowed: number; readonly blocked: number }>;
+}
+
+/** What the dashboard needs from the rate limiter. */
+export interface RateLimitSource {
+  stats(): RateLimitStats;
+  resetKey(key: string): Promise<void>;
+}
+
+/** A breaker as the dashboard shows it. */
+export interface BreakerSnapshot {
+  readonly name: string;
+  readonly state: 'closed' | 'open' | 'half-open';
+  readonly failures: number;
+  readonly successes: number;
+  readonly rejected: number;
+  readonly timeouts: number;
+  readonly openedAt?: number;
+}
+
+/** What the dashboard needs from the circuit breakers. */
+export interface CircuitBreakerSource {
+  snapshot(): { readonly breakers: readonly BreakerSnapshot[]; readonly overloaded: boolean; readonly shed: number };
+  reset(name?: string): void;
+}
+
+/** What the dashboard needs from the size limiter. */
+export interface SizeLimitSource {
+  stats(): { readonly rejected: Readonly<Record<string, number>> };
+}

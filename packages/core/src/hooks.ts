@@ -1,0 +1,206 @@
+/**
+ * Response interception, written once for every layer (house style rule 7).
+ *
+ * Layers need three things from a response as the app writes it:
+ * - a last chance to change headers before they go out (`onBeforeHead`): timing adds
+ *   `Server-Timing`, the cache adds `X-Cache` and strips `Cache-Tag`;
+ * - the body bytes as they are written (`captureBody`): the cache records a miss;
+ * - `Server-Timing` entries from any layer (`addServerTiming`), joined into one header.
+ *
+ * The instance methods `writeHead`, `write` and `end` are patched once per response,
+ * on first use. Node's `ServerResponse` sends implicit headers through
+ * `this.writeHead(this.statusCode)`, so `res.write`/`res.end` without an explicit
+ * `writeHead`, Express's `res.send`, Koa's `respond()`, `res.flushHeaders()` and
+ * `res.writeHead(status, headers)` all pass through the same patched method.
+ * Headers given to `writeHead` are applied with `setHeader` first, so listeners
+ * see every header the response will carry.
+ *
+ * Listeners run innermost first (reverse order of registration, like `on-headers`),
+ * so an outer layer (timing) sees what inner layers (cache) did.
+ */
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+
+/** Receives the body as the app writes it. */
+export interface BodySink {
+  /** A chunk, after it was handed to the socket. */
+  write(chunk: Buffer): void;
+  /** The response ended (`res.end` was called). */
+  end(): void;
+}
+
+interface ServerTimingEntry {
+  readonly name: string;
+  readonly dur: number | undefined;
+  readonly desc: string | undefined;
+}
+
+interface HookState {
+  headSent: boolean;
+  readonly beforeHead: Array<(res: ServerResponse) => void>;
+  readonly sinks: BodySink[];
+  readonly timings: ServerTimingEntry[];
+  bodyPatched: boolean;
+}
+
+const HOOKS = Symbol.for('perfstack.responseHooks');
+
+type HookedResponse = ServerResponse & { [HOOKS]?: HookState };
+
+function hookState(res: ServerResponse): HookState {
+  const hooked = res as HookedResponse;
+  let state = hooked[HOOKS];
+  if (state === undefined) {
+    state = { headSent: false, beforeHead: [], sinks: [], timings: [], bodyPatched: false };
+    hooked[HOOKS] = state;
+    patchWriteHead(res, state);
+  }
+  return state;
+}
+
+/** Applies the headers argument of `writeHead` (object, flat raw array or array of pairs) with `setHeader`. */
+function applyHeaders(res: ServerResponse, headers: OutgoingHttpHeaders | readonly unknown[]): void {
+  if (Array.isArray(headers)) {
+    const grouped = new Map<string, string[]>();
+    const add = (name: unknown, value: unknown) => {
+      const key = String(name);
+      const list = grouped.get(key.toLowerCase()) ?? [];
+      if (!grouped.has(key.toLowerCase())) grouped.set(key.toLowerCase(), list);
+      if (Array.isArray(value)) for (const v of value) list.push(String(v));
+      else list.push(String(value));
+    };
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const pair of headers as readonly unknown[][]) add(pair[0], pair[1]);
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i], headers[i + 1]);
+    }
+    for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+    return;
+  }
+  for (const name of Object.keys(headers)) {
+    const value = (headers as OutgoingHttpHeaders)[name];
+    if (value !== undefined) res.setHeader(name, value);
+  }
+}
+
+function formatServerTiming(entries: readonly ServerTimingEntry[]): string {
+  let out = '';
+  for (const entry of entries) {
+    if (out !== '') out += ', ';
+    out += entry.name;
+    if (entry.dur !== undefined) out += `;dur=${Math.round(entry.dur * 100) / 100}`;
+    if (entry.desc !== undefined) out += `;desc=${entry.desc}`;
+  }
+  return out;
+}
+
+function patchWriteHead(res: ServerResponse, state: HookState): void {
+  const original = res.writeHead;
+  // biome-ignore lint/suspicious/noExplicitAny: writeHead's overloads cannot be expressed on a replacement.
+  res.writeHead = function perfstackWriteHead(this: ServerResponse, statusCode: number, ...rest: any[]) {
+    if (!state.headSent && !this.headersSent) {
+      state.headSent = true;
+      let reason: string | undefined;
+      let headers: OutgoingHttpHeaders | unknown[] | undefined;
+      if (typeof rest[0] === 'string') {
+        reason = rest[0];
+        headers = rest[1];
+      } else {
+        headers = rest[0];
+      }
+      if (headers) applyHeaders(this, headers);
+      this.statusCode = statusCode;
+      for (let i = state.beforeHead.length - 1; i >= 0; i--) (state.beforeHead[i] as (r: ServerResponse) => void)(this);
+      if (state.timings.length > 0) {
+        const existing = this.getHeader('server-timing');
+        const ours = formatServerTiming(state.timings);
+        this.setHeader('Server-Timing', existing ? `${String(existing)}, ${ours}` : ours);
+      }
+      if (reason === undefined) return original.call(this, this.statusCode);
+      // biome-ignore lint/suspicious/noExplicitAny: the (status, reason) overload.
+      return (original as any).call(this, this.statusCode, reason);
+    }
+    return original.call(this, statusCode, ...rest);
+  } as ServerResponse['writeHead'];
+}
+
+function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
+  if (chunk === undefined || chunk === null) return undefined;
+  if (typeof chunk === 'string')
+    return Buffer.from(chunk, (typeof encoding === 'string' ? encoding : 'utf8') as BufferEncoding);
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return undefined;
+}
+
+function patchBody(res: ServerResponse, state: HookState): void {
+  state.bodyPatched = true;
+  const originalWrite = res.write;
+  const originalEnd = res.end;
+  // biome-ignore lint/suspicious/noExplicitAny: write's overloads cannot be expressed on a replacement.
+  res.write = function perfstackWrite(this: ServerResponse, chunk: any, ...rest: any[]): boolean {
+    const ended = this.writableEnded;
+    // biome-ignore lint/suspicious/noExplicitAny: forwarding the caller's arguments unchanged.
+    const result = (originalWrite as any).call(this, chunk, ...rest);
+    if (!ended && state.sinks.length > 0) {
+      const buffer = toBuffer(chunk, rest[0]);
+      if (buffer !== undefined && buffer.length > 0) for (const sink of state.sinks) sink.write(buffer);
+    }
+    return result;
+  } as ServerResponse['write'];
+  // biome-ignore lint/suspicious/noExplicitAny: end's overloads cannot be expressed on a replacement.
+  res.end = function perfstackEnd(this: ServerResponse, chunk?: any, ...rest: any[]): ServerResponse {
+    const ended = this.writableEnded;
+    // biome-ignore lint/suspicious/noExplicitAny: forwarding the caller's arguments unchanged.
+    const result = (originalEnd as any).call(this, chunk, ...rest);
+    if (!ended && state.sinks.length > 0) {
+      const buffer = typeof chunk === 'function' ? undefined : toBuffer(chunk, rest[0]);
+      const sinks = state.sinks.splice(0);
+      for (const sink of sinks) {
+        if (buffer !== undefined && buffer.length > 0) sink.write(buffer);
+        sink.end();
+      }
+    }
+    return result;
+  } as ServerResponse['end'];
+}
+
+/**
+ * Registers `listener` to run once, just before the response head is written. It may
+ * read `res.statusCode` and `res.getHeaders()` and set or remove headers.
+ * If the head is already sent, the listener is not called.
+ */
+export function onBeforeHead(res: ServerResponse, listener: (res: ServerResponse) => void): void {
+  hookState(res).beforeHead.push(listener);
+}
+
+/**
+ * Feeds every chunk the app writes to `sink`, then calls `sink.end()` when the app ends
+ * the response. Returns a function that detaches the sink (e.g. when a body grows past
+ * what the cache may buffer).
+ */
+export function captureBody(res: ServerResponse, sink: BodySink): () => void {
+  const state = hookState(res);
+  if (!state.bodyPatched) patchBody(res, state);
+  state.sinks.push(sink);
+  return () => {
+    const index = state.sinks.indexOf(sink);
+    if (index !== -1) state.sinks.splice(index, 1);
+  };
+}
+
+/**
+ * Adds a `Server-Timing` entry (W3C Server Timing) to the response. All entries are
+ * joined into one header when the head is written, after every `onBeforeHead` listener.
+ *
+ * @param name metric name, a token (`cache`, `app`, `total`)
+ * @param dur duration in milliseconds, if any
+ * @param desc description, a token (`hit`, `miss`)
+ */
+export function addServerTiming(res: ServerResponse, name: string, dur?: number, desc?: string): void {
+  hookState(res).timings.push({ name, dur, desc });
+}
+
+/** True when the head of `res` was written through the hooks or directly. */
+export function isHeadSent(res: ServerResponse): boolean {
+  return res.headersSent || (res as HookedResponse)[HOOKS]?.headSent === true;
+}

@@ -1,0 +1,60 @@
+/**
+ * @perfstack/core — what every perfstack layer shares: option parsing, problem+json
+ * errors, Connect-style middleware types, response hooks, framework adapters, the
+ * shared Redis connection and the shared metrics registry.
+ */
+export { type KoaLikeContext, type KoaMiddleware, toKoa } from './adapters/koa.js';
+export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddleware } from './adapters/node.js';
+export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
+export { compose } from './compose.js';
+export type {
+  BreakerSnapshot,
+  CacheSource,
+  CacheStats,
+  CircuitBreakerSource,
+  HealthCheck,
+  HealthSource,
+  RateLimitSource,
+  RateLimitStats,
+  SharedContext,
+  SizeLimitSource,
+} from './contracts.js';
+export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './duration.js';
+export { type Fallback, setFallback, tryFallback } from './fallback.js';
+export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
+export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';
+export {
+  checkOptionsObject,
+  describeValue,
+  optionMessage,
+  optionRangeError,
+  optionTypeError,
+  readBoolean,
+  readFunction,
+  readInteger,
+  readNumber,
+  readString,
+  readStringArray,
+} from './options.js';
+export {
+  HttpProblemError,
+  isHttpProblemError,
+  PROBLEM_CODES,
+  type Problem,
+  type ProblemCode,
+  problemBody,
+  sendProblem,
+} from './problem.js';
+export {
+  createSharedRedis,
+  isRedisClient,
+  type RedisClient,
+  type RedisHealth,
+  type RedisStatus,
+  SharedRedis,
+  type SharedRedisOptions,
+} from './redis.js';
+export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
+export { captureRoute, getRoute, pathOf, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
+export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';

@@ -1,0 +1,312 @@
+/**
+ * One Redis connection shared by every layer (cache L2, rate-limit counters,
+ * invalidation and fleet pub/sub), made from a URL or a client the app already has.
+ *
+ * Built on the `redis` client that @keyv/redis ships (`createClient`), so the cache's
+ * Keyv store and the rate limiter's scripts use the very same socket.
+ *
+ * Failure policy: perfstack must never hang a request on Redis. The offline queue is
+ * off (a command while disconnected fails at once instead of waiting), every command
+ * has a timeout, and the client reconnects by itself with capped backoff. Layers read
+ * {@link SharedRedis.isUp} to skip Redis entirely while it is down, and `/health`
+ * reads {@link SharedRedis.health}.
+ */
+import { EventEmitter } from 'node:events';
+import KeyvRedis, { createClient, Keyv, type RedisClientType } from '@keyv/redis';
+import { parseDuration } from './duration.js';
+import { consoleLogger } from './logger.js';
+import { checkOptionsObject, optionTypeError } from './options.js';
+import type { Disposable, PerfstackLogger } from './types.js';
+
+/** The redis client type perfstack works with. */
+// biome-ignore lint/suspicious/noExplicitAny: node-redis's module/script generics vary with the caller's client.
+export type RedisClient = RedisClientType<any, any, any, any, any>;
+
+/** Connection state. */
+export type RedisStatus = 'connecting' | 'up' | 'down' | 'closed';
+
+/** Options for {@link createSharedRedis}. */
+export interface SharedRedisOptions {
+  /** `redis://` URL. One of `url` or `client` is required. */
+  readonly url?: string;
+  /** A node-redis client the app already made (connected or not). perfstack will not close it unless `closeClient` is true. */
+  readonly client?: RedisClient;
+  /** Time to wait for a connection. @default '2s' */
+  readonly connectTimeout?: number | string;
+  /** Time any one command may take before it fails. @default '500ms' */
+  readonly commandTimeout?: number | string;
+  /** Longest wait between reconnect attempts. @default '2s' */
+  readonly maxReconnectDelay?: number | string;
+  /** Prefix for every key and channel perfstack uses. @default 'perfstack:' */
+  readonly keyPrefix?: string;
+  /** Close a client passed in `client` on {@link SharedRedis.close}. @default false */
+  readonly closeClient?: boolean;
+  /** Where connection problems are reported. @default console */
+  readonly logger?: PerfstackLogger;
+}
+
+/** Health of the Redis connection as `/health` shows it. */
+export interface RedisHealth {
+  readonly status: RedisStatus;
+  readonly since: number;
+  readonly lastError: string | undefined;
+  readonly errors: number;
+}
+
+const PKG = '@perfstack/core';
+const KNOWN = [
+  'url',
+  'client',
+  'connectTimeout',
+  'commandTimeout',
+  'maxReconnectDelay',
+  'keyPrefix',
+  'closeClient',
+  'logger',
+];
+
+/**
+ * The shared connection. Make it with {@link createSharedRedis}; pass it to every layer
+ * (the preset does this for you).
+ */
+export class SharedRedis {
+  /** The command client. */
+  readonly client: RedisClient;
+  /** Prefix for keys and channels. */
+  readonly keyPrefix: string;
+  /** Command timeout in ms. */
+  readonly commandTimeout: number;
+  readonly #events = new EventEmitter();
+  readonly #ownsClient: boolean;
+  readonly #logger: PerfstackLogger;
+  #status: RedisStatus = 'connecting';
+  #since = Date.now();
+  #lastError: string | undefined;
+  #errors = 0;
+  #subscriber: RedisClient | undefined;
+  #subscriberReady: Promise<RedisClient> | undefined;
+  readonly #channels = new Map<string, Set<(message: string) => void>>();
+  #connecting: Promise<void> | undefined;
+
+  /** @internal use {@link createSharedRedis} */
+  constructor(
+    client: RedisClient,
+    ownsClient: boolean,
+    keyPrefix: string,
+    commandTimeout: number,
+    logger: PerfstackLogger,
+  ) {
+    this.client = client;
+    this.#ownsClient = ownsClient;
+    this.keyPrefix = keyPrefix;
+    this.commandTimeout = commandTimeout;
+    this.#logger = logger;
+    this.#events.setMaxListeners(0);
+    client.on('ready', () => this.#setStatus('up'));
+    client.on('end', () => this.#setStatus(this.#status === 'closed' ? 'closed' : 'down'));
+    client.on('reconnecting', () => {
+      if (this.#status === 'up') this.#setStatus('down');
+    });
+    client.on('error', (error: unknown) => {
+      this.#errors++;
+      this.#lastError = error instanceof Error ? error.message : String(error);
+      if (this.#status === 'up' && !client.isReady) this.#setStatus('down');
+    });
+    if (client.isReady) this.#status = 'up';
+  }
+
+  /** Connects (idempotent). Never rejects: a failed first connection leaves the status `down` and keeps retrying. */
+  connect(): Promise<void> {
+    if (this.client.isOpen) {
+      if (this.client.isReady) this.#setStatus('up');
+      return Promise.resolve();
+    }
+    this.#connecting ??= this.client.connect().then(
+      () => {
+        this.#setStatus('up');
+      },
+      (error: unknown) => {
+        this.#lastError = error instanceof Error ? error.message : String(error);
+        this.#setStatus('down');
+        this.#logger.warn(
+          `Redis connection failed: ${this.#lastError}; perfstack keeps serving without it and retries`,
+        );
+      },
+    );
+    return this.#connecting;
+  }
+
+  /** Current state. */
+  get status(): RedisStatus {
+    return this.#status;
+  }
+
+  /** True while commands can be sent. */
+  get isUp(): boolean {
+    return this.#status === 'up' && this.client.isReady;
+  }
+
+  /** State, for `/health` and the dashboard. */
+  health(): RedisHealth {
+    return { status: this.#status, since: this.#since, lastError: this.#lastError, errors: this.#errors };
+  }
+
+  /** Counts an error a layer saw on a command (timeouts included), for `/health`. */
+  recordError(error: unknown): void {
+    this.#errors++;
+    this.#lastError = error instanceof Error ? error.message : String(error);
+  }
+
+  /** Calls `listener` on every status change. */
+  onStatusChange(listener: (status: RedisStatus) => void): Disposable {
+    this.#events.on('status', listener);
+    return { dispose: () => this.#events.off('status', listener) };
+  }
+
+  /** A Keyv over the shared client, with its own namespace (`<keyPrefix><namespace>`). */
+  keyv<T = unknown>(namespace: string): Keyv<T> {
+    const store = new KeyvRedis<T>(this.client as never, {
+      namespace: `${this.keyPrefix}${namespace}`,
+      throwOnErrors: true,
+      throwOnConnectError: true,
+      connectionTimeout: this.commandTimeout,
+    });
+    const keyv = new Keyv<T>({
+      store,
+      namespace: `${this.keyPrefix}${namespace}`,
+      useKeyPrefix: false,
+      throwOnErrors: true,
+    });
+    keyv.on('error', (error: unknown) => this.recordError(error));
+    return keyv;
+  }
+
+  /** Publishes on a perfstack channel (`<keyPrefix><channel>`). Fails fast when Redis is down. */
+  async publish(channel: string, message: string): Promise<void> {
+    await this.client.publish(`${this.keyPrefix}${channel}`, message);
+  }
+
+  /**
+   * Subscribes to a perfstack channel on one subscriber connection shared by all layers
+   * (a connection in subscribe mode cannot send other commands, so it is a duplicate of
+   * the command client). Re-subscribes by itself after a reconnect.
+   */
+  async subscribe(channel: string, listener: (message: string) => void): Promise<Disposable> {
+    const full = `${this.keyPrefix}${channel}`;
+    let listeners = this.#channels.get(full);
+    const subscriber = await this.#getSubscriber();
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.#channels.set(full, listeners);
+      const set = listeners;
+      await subscriber.subscribe(full, (message: string) => {
+        for (const l of set) l(message);
+      });
+    }
+    listeners.add(listener);
+    return {
+      dispose: () => {
+        listeners.delete(listener);
+      },
+    };
+  }
+
+  #getSubscriber(): Promise<RedisClient> {
+    this.#subscriberReady ??= (async () => {
+      const subscriber = this.client.duplicate({ disableOfflineQueue: false }) as RedisClient;
+      subscriber.on('error', (error: unknown) => this.recordError(error));
+      this.#subscriber = subscriber;
+      await subscriber.connect();
+      return subscriber;
+    })();
+    return this.#subscriberReady;
+  }
+
+  /** Closes the subscriber and, if perfstack made it, the command client. */
+  async close(): Promise<void> {
+    if (this.#status === 'closed') return;
+    this.#setStatus('closed');
+    const subscriber = this.#subscriber;
+    this.#subscriber = undefined;
+    if (subscriber?.isOpen) await subscriber.close().catch(() => subscriber.destroy());
+    else subscriber?.destroy();
+    if (this.#ownsClient) {
+      if (this.client.isOpen) await this.client.close().catch(() => this.client.destroy());
+      else this.client.destroy();
+    }
+    this.#events.removeAllListeners();
+  }
+
+  #setStatus(status: RedisStatus): void {
+    if (this.#status === status || (this.#status === 'closed' && status !== 'closed')) return;
+    this.#status = status;
+    this.#since = Date.now();
+    this.#events.emit('status', status);
+  }
+}
+
+/**
+ * Makes the shared connection from a URL, a client, or options, and starts connecting.
+ * The returned object is usable at once: while it connects, `isUp` is false and layers
+ * do without Redis.
+ *
+ * @param input a `redis://` URL, a node-redis client, or {@link SharedRedisOptions}
+ * @returns the shared connection
+ * @throws {TypeError} on a bad URL or option
+ * @example const redis = createSharedRedis(process.env.REDIS_URL)
+ */
+export function createSharedRedis(input: string | RedisClient | SharedRedisOptions): SharedRedis {
+  let options: SharedRedisOptions;
+  if (typeof input === 'string') options = { url: input };
+  else if (isRedisClient(input)) options = { client: input };
+  else options = checkOptionsObject(PKG, 'createSharedRedis', input, KNOWN) as SharedRedisOptions;
+  const connectTimeout = parseDuration(options.connectTimeout ?? 2000, 'redis.connectTimeout', { pkg: PKG, min: 1 });
+  const commandTimeout = parseDuration(options.commandTimeout ?? 500, 'redis.commandTimeout', { pkg: PKG, min: 1 });
+  const maxDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redis.maxReconnectDelay', { pkg: PKG, min: 1 });
+  const keyPrefix = options.keyPrefix ?? 'perfstack:';
+  if (typeof keyPrefix !== 'string') throw optionTypeError(PKG, 'redis.keyPrefix', keyPrefix, 'a string');
+  const logger = options.logger ?? consoleLogger;
+  let client: RedisClient;
+  let owns: boolean;
+  if (options.client !== undefined) {
+    if (!isRedisClient(options.client))
+      throw optionTypeError(PKG, 'redis.client', options.client, 'a node-redis client');
+    client = options.client;
+    owns = options.closeClient === true;
+  } else {
+    const url = options.url;
+    if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
+      throw optionTypeError(
+        PKG,
+        'redis',
+        url,
+        'a redis:// or rediss:// URL, a node-redis client, or { url | client, ... }',
+      );
+    }
+    client = createClient({
+      url,
+      disableOfflineQueue: true,
+      pingInterval: 5000,
+      commandOptions: { timeout: commandTimeout },
+      socket: {
+        connectTimeout,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),
+      },
+    }) as RedisClient;
+    owns = true;
+  }
+  const shared = new SharedRedis(client, owns, keyPrefix, commandTimeout, logger);
+  void shared.connect();
+  return shared;
+}
+
+/** True for a node-redis client. */
+export function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { connect?: unknown }).connect === 'function' &&
+    typeof (value as { duplicate?: unknown }).duplicate === 'function' &&
+    'isReady' in value
+  );
+}

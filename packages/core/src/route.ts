@@ -1,0 +1,74 @@
+/**
+ * The route pattern of a request (`/users/:id`), for metric labels, logs, breakers and
+ * per-route cache stats. Never the raw URL: label values must stay bounded.
+ *
+ * Sources, first match wins:
+ * 1. a pattern set explicitly with {@link setRoute} (plain `node:http` apps, custom routers);
+ * 2. Express: `req.baseUrl + req.route.path` (read while the route runs; see {@link captureRoute});
+ * 3. Koa: `ctx._matchedRoute` from @koa/router, reached through the Koa adapter.
+ */
+import type { IncomingMessage } from 'node:http';
+
+/** The label every request without a known route pattern shares. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+const ROUTE = Symbol.for('perfstack.route');
+const KOA_CONTEXT = Symbol.for('perfstack.koaContext');
+
+type RoutedRequest = IncomingMessage & {
+  [ROUTE]?: string;
+  [KOA_CONTEXT]?: { _matchedRoute?: unknown };
+  route?: { path?: unknown };
+  baseUrl?: unknown;
+};
+
+/** Sets the route pattern of a request explicitly. */
+export function setRoute(req: IncomingMessage, pattern: string): void {
+  (req as RoutedRequest)[ROUTE] = pattern;
+}
+
+/** @internal Links a Koa context to its request, so the route can be read later. */
+export function linkKoaContext(req: IncomingMessage, ctx: { _matchedRoute?: unknown }): void {
+  (req as RoutedRequest)[KOA_CONTEXT] = ctx;
+}
+
+/**
+ * Returns the route pattern known so far, or `undefined`. Express's pattern is only
+ * complete while the route's handler runs (the router resets `baseUrl` on the way out),
+ * so layers call {@link captureRoute} from `onBeforeHead` and read the result later.
+ */
+export function getRoute(req: IncomingMessage): string | undefined {
+  const routed = req as RoutedRequest;
+  const explicit = routed[ROUTE];
+  if (explicit !== undefined) return explicit;
+  const route = routed.route;
+  if (route !== undefined && route !== null && route.path !== undefined) {
+    const base = typeof routed.baseUrl === 'string' ? routed.baseUrl : '';
+    const path = typeof route.path === 'string' ? route.path : String(route.path);
+    return base + path;
+  }
+  const matched = routed[KOA_CONTEXT]?._matchedRoute;
+  if (typeof matched === 'string') return matched;
+  return undefined;
+}
+
+/** Reads the route now and pins it on the request, so later reads agree. */
+export function captureRoute(req: IncomingMessage): string | undefined {
+  const routed = req as RoutedRequest;
+  if (routed[ROUTE] !== undefined) return routed[ROUTE];
+  const route = getRoute(req);
+  if (route !== undefined) routed[ROUTE] = route;
+  return route;
+}
+
+/** The route pattern or {@link UNMATCHED_ROUTE}. */
+export function routeLabel(req: IncomingMessage): string {
+  return captureRoute(req) ?? UNMATCHED_ROUTE;
+}
+
+/** The path of a request URL without its query string (no allocation when there is no query). */
+export function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

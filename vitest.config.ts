@@ -1,0 +1,34 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+
+// Tests import packages by their public names; these aliases point them at the sources
+// so a test run needs no build. Child-process tests and examples use the built output.
+export default defineConfig({
+  resolve: {
+    alias: [
+      {
+        find: /^@perfstack\/([a-z-]+)$/,
+        replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)),
+      },
+      {
+        find: /^perfstack\/koa$/,
+        replacement: fileURLToPath(new URL('./packages/perfstack/src/koa.ts', import.meta.url)),
+      },
+      {
+        find: /^perfstack\/node$/,
+        replacement: fileURLToPath(new URL('./packages/perfstack/src/node.ts', import.meta.url)),
+      },
+      { find: /^perfstack$/, replacement: pkg('perfstack') },
+    ],
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});
