@@ -102,3 +102,86 @@ export interface CircuitBreakerSource {
 export interface SizeLimitSource {
   stats(): { readonly rejected: Readonly<Record<string, number>> };
 }
+
+/** Latency percentiles in milliseconds. */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly mean: number;
+  readonly max: number;
+}
+
+/** One rolling window (1, 5 or 15 minutes). */
+export interface WindowStats {
+  readonly windowSeconds: number;
+  readonly requests: number;
+  readonly rps: number;
+  readonly errors: number;
+  /** 5xx share of requests, 0..1. */
+  readonly errorRate: number;
+  readonly latency: LatencySummary;
+  readonly cacheHits: number;
+  readonly cacheMisses: number;
+  /** hits / (hits + misses), 0..1; 0 when there were none. */
+  readonly cacheHitRatio: number;
+  /** Responses by status class, e.g. `{ '2xx': 10, '4xx': 1 }`. */
+  readonly statusClasses: Readonly<Record<string, number>>;
+}
+
+/** One route in the per-route table (5-minute window). */
+export interface RouteStats {
+  readonly route: string;
+  readonly method: string;
+  readonly count: number;
+  readonly rps: number;
+  readonly errorRate: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly cacheHitRatio: number;
+}
+
+/** An alert raised by a rule on the rolling data. */
+export interface Alert {
+  readonly id: string;
+  readonly rule: string;
+  readonly severity: 'warning' | 'critical';
+  /** ms since epoch when the condition started holding. */
+  readonly since: number;
+  readonly value: number;
+  readonly threshold: number;
+  readonly message: string;
+  /** Plain words: which route, which layer, what to change. */
+  readonly recommendation: string;
+  readonly layer?: string;
+  readonly route?: string;
+}
+
+/** Process figures sampled on a timer. */
+export interface ProcessStats {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  readonly heapLimitBytes: number;
+  readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** CPU use of this process, percent of one core. */
+  readonly cpuPercent: number;
+  readonly uptimeSeconds: number;
+}
+
+/** What timing exposes to the dashboard. */
+export interface TimingSnapshot {
+  readonly at: number;
+  readonly totalRequests: number;
+  readonly inFlight: number;
+  readonly windows: { readonly '1m': WindowStats; readonly '5m': WindowStats; readonly '15m': WindowStats };
+  readonly routes: readonly RouteStats[];
+  readonly process: ProcessStats;
+  readonly alerts: readonly Alert[];
+}
+
+/** What the dashboard needs from timing. */
+export interface TimingSource {
+  snapshot(): TimingSnapshot;
+}

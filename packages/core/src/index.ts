@@ -8,16 +8,23 @@ export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddle
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
 export { compose } from './compose.js';
 export type {
+  Alert,
   BreakerSnapshot,
   CacheSource,
   CacheStats,
   CircuitBreakerSource,
   HealthCheck,
   HealthSource,
+  LatencySummary,
+  ProcessStats,
   RateLimitSource,
   RateLimitStats,
+  RouteStats,
   SharedContext,
   SizeLimitSource,
+  TimingSnapshot,
+  TimingSource,
+  WindowStats,
 } from './contracts.js';
 export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './duration.js';
 export { type Fallback, setFallback, tryFallback } from './fallback.js';
