@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { createClient } from '@keyv/redis';
+import { createSharedRedis, silentLogger } from '@perfstack/core';
 
 /** Finds a free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -143,9 +143,9 @@ export function uniquePrefix(label = 't'): string {
 
 /** Deletes every key under `prefix` at `url`. */
 export async function cleanPrefix(url: string, prefix: string): Promise<void> {
-  const client = createClient({ url });
-  client.on('error', () => {});
-  await client.connect();
+  const redis = createSharedRedis({ url, keyPrefix: '', logger: silentLogger, commandTimeout: 5000 });
+  await redis.connect();
+  const client = redis.client;
   try {
     let cursor = '0';
     do {
@@ -154,6 +154,6 @@ export async function cleanPrefix(url: string, prefix: string): Promise<void> {
       if (reply.keys.length > 0) await client.del(reply.keys);
     } while (cursor !== '0');
   } finally {
-    await client.close();
+    await redis.close();
   }
 }

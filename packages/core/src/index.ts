@@ -59,8 +59,11 @@ export {
   type RedisClient,
   type RedisHealth,
   type RedisStatus,
+  RedisTimeoutError,
+  RedisUnavailableError,
   SharedRedis,
   type SharedRedisOptions,
+  UNRESPONSIVE_AFTER,
 } from './redis.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export { captureRoute, getRoute, pathOf, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';

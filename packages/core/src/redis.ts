@@ -6,10 +6,14 @@
  * Keyv store and the rate limiter's scripts use the very same socket.
  *
  * Failure policy: perfstack must never hang a request on Redis. The offline queue is
- * off (a command while disconnected fails at once instead of waiting), every command
- * has a timeout, and the client reconnects by itself with capped backoff. Layers read
- * {@link SharedRedis.isUp} to skip Redis entirely while it is down, and `/health`
- * reads {@link SharedRedis.health}.
+ * off (a command while disconnected fails at once instead of waiting), and the client
+ * reconnects by itself with capped backoff. node-redis's own command timeout only covers
+ * the wait before a command is written, not the wait for the reply, so a Redis that
+ * stops answering on an open socket (SIGSTOP, a stalled network) would hang callers:
+ * {@link SharedRedis.run} races every command against `commandTimeout`, and after
+ * {@link UNRESPONSIVE_AFTER} timeouts in a row marks the connection `down` until a
+ * background PING answers again. Layers call `run()` and read {@link SharedRedis.isUp}
+ * to skip Redis entirely while it is down; `/health` reads {@link SharedRedis.health}.
  */
 import { EventEmitter } from 'node:events';
 import KeyvRedis, { createClient, Keyv, type RedisClientType } from '@keyv/redis';
@@ -17,6 +21,27 @@ import { parseDuration } from './duration.js';
 import { consoleLogger } from './logger.js';
 import { checkOptionsObject, optionTypeError } from './options.js';
 import type { Disposable, PerfstackLogger } from './types.js';
+
+/** Consecutive command timeouts after which the connection counts as down. */
+export const UNRESPONSIVE_AFTER = 3;
+
+/** A Redis command that took longer than `commandTimeout`. */
+export class RedisTimeoutError extends Error {
+  override readonly name = 'RedisTimeoutError';
+  readonly code = 'REDIS_TIMEOUT';
+  constructor(ms: number) {
+    super(`Redis did not answer within ${ms}ms`);
+  }
+}
+
+/** A command refused because the connection is down (not sent at all). */
+export class RedisUnavailableError extends Error {
+  override readonly name = 'RedisUnavailableError';
+  readonly code = 'REDIS_UNAVAILABLE';
+  constructor() {
+    super('Redis is unavailable');
+  }
+}
 
 /** The redis client type perfstack works with. */
 // biome-ignore lint/suspicious/noExplicitAny: node-redis's module/script generics vary with the caller's client.
@@ -87,6 +112,9 @@ export class SharedRedis {
   #subscriberReady: Promise<RedisClient> | undefined;
   readonly #channels = new Map<string, Set<(message: string) => void>>();
   #connecting: Promise<void> | undefined;
+  #timeoutsInARow = 0;
+  #unresponsive = false;
+  #probe: NodeJS.Timeout | undefined;
 
   /** @internal use {@link createSharedRedis} */
   constructor(
@@ -102,7 +130,9 @@ export class SharedRedis {
     this.commandTimeout = commandTimeout;
     this.#logger = logger;
     this.#events.setMaxListeners(0);
-    client.on('ready', () => this.#setStatus('up'));
+    client.on('ready', () => {
+      if (!this.#unresponsive) this.#setStatus('up');
+    });
     client.on('end', () => this.#setStatus(this.#status === 'closed' ? 'closed' : 'down'));
     client.on('reconnecting', () => {
       if (this.#status === 'up') this.#setStatus('down');
@@ -115,24 +145,37 @@ export class SharedRedis {
     if (client.isReady) this.#status = 'up';
   }
 
-  /** Connects (idempotent). Never rejects: a failed first connection leaves the status `down` and keeps retrying. */
+  /**
+   * Connects (idempotent). Resolves once the client is ready or the first attempt failed;
+   * never rejects: a failed first connection leaves the status `down` while the client
+   * keeps retrying in the background.
+   */
   connect(): Promise<void> {
+    if (this.#connecting !== undefined) return this.#connecting;
     if (this.client.isOpen) {
       if (this.client.isReady) this.#setStatus('up');
       return Promise.resolve();
     }
-    this.#connecting ??= this.client.connect().then(
-      () => {
-        this.#setStatus('up');
-      },
-      (error: unknown) => {
+    this.#connecting = new Promise<void>((resolve) => {
+      const firstError = (error: unknown) => {
         this.#lastError = error instanceof Error ? error.message : String(error);
         this.#setStatus('down');
-        this.#logger.warn(
-          `Redis connection failed: ${this.#lastError}; perfstack keeps serving without it and retries`,
-        );
-      },
-    );
+        this.#logger.warn(`Redis connection failed: ${this.#lastError}; perfstack keeps serving without it and retries`);
+        resolve();
+      };
+      this.client.once('error', firstError);
+      this.client.connect().then(
+        () => {
+          this.client.off('error', firstError);
+          this.#setStatus('up');
+          resolve();
+        },
+        (error: unknown) => {
+          this.client.off('error', firstError);
+          firstError(error);
+        },
+      );
+    });
     return this.#connecting;
   }
 
@@ -144,6 +187,75 @@ export class SharedRedis {
   /** True while commands can be sent. */
   get isUp(): boolean {
     return this.#status === 'up' && this.client.isReady;
+  }
+
+  /**
+   * Runs one command (or one script call) with the command timeout. Rejects at once with
+   * {@link RedisUnavailableError} while the connection is down, and with
+   * {@link RedisTimeoutError} when no answer came in time. Errors are counted for `/health`.
+   *
+   * @example const hits = await redis.run((c) => c.incr(key))
+   */
+  run<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
+    if (!this.isUp) return Promise.reject(new RedisUnavailableError());
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new RedisTimeoutError(this.commandTimeout);
+        this.recordError(error);
+        this.#onTimeout();
+        reject(error);
+      }, this.commandTimeout);
+      let pending: Promise<T>;
+      try {
+        pending = command(this.client);
+      } catch (thrown) {
+        clearTimeout(timer);
+        this.recordError(thrown);
+        reject(thrown);
+        return;
+      }
+      pending.then(
+        (value) => {
+          clearTimeout(timer);
+          this.#timeoutsInARow = 0;
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          this.recordError(error);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #onTimeout(): void {
+    this.#timeoutsInARow++;
+    if (this.#timeoutsInARow < UNRESPONSIVE_AFTER || this.#unresponsive) return;
+    this.#unresponsive = true;
+    this.#logger.warn(`Redis stopped answering (${UNRESPONSIVE_AFTER} timeouts in a row); perfstack serves without it until it answers again`);
+    this.#setStatus('down');
+    const probe = () => {
+      this.#probe = undefined;
+      if (this.#status === 'closed' || !this.#unresponsive) return;
+      const timer = setTimeout(() => {
+        if (this.#unresponsive) this.#probe ??= setTimeout(probe, 250).unref();
+      }, this.commandTimeout);
+      timer.unref();
+      this.client.ping().then(
+        () => {
+          clearTimeout(timer);
+          this.#unresponsive = false;
+          this.#timeoutsInARow = 0;
+          if (this.client.isReady) this.#setStatus('up');
+        },
+        () => {
+          clearTimeout(timer);
+          if (this.#unresponsive) this.#probe ??= setTimeout(probe, 250).unref();
+        },
+      );
+    };
+    this.#probe = setTimeout(probe, 250).unref();
   }
 
   /** State, for `/health` and the dashboard. */
@@ -226,6 +338,7 @@ export class SharedRedis {
   async close(): Promise<void> {
     if (this.#status === 'closed') return;
     this.#setStatus('closed');
+    if (this.#probe) clearTimeout(this.#probe);
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
     if (subscriber?.isOpen) await subscriber.close().catch(() => subscriber.destroy());

@@ -1,0 +1,687 @@
+/*
+ * perfstack dashboard: reads /api/snapshot once, then /api/stream (Server-Sent Events),
+ * and draws everything itself on <canvas> — no library, no CDN, works offline.
+ *
+ * Written for a strict Content-Security-Policy: no inline script or handler, no eval.
+ * Every value from the server goes into the page as text (textContent), never parsed as HTML:
+ * route names and breaker names come from users' URLs.
+ */
+(() => {
+  const HISTORY = 180;
+  const token = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
+  const $ = (id) => document.getElementById(id);
+
+  // ---------- formatting ----------
+  const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
+  const fmtNum = (n, d = 1) => {
+    if (!Number.isFinite(n)) return '–';
+    const a = Math.abs(n);
+    if (a >= 1e9) return `${(n / 1e9).toFixed(d)}G`;
+    if (a >= 1e6) return `${(n / 1e6).toFixed(d)}M`;
+    if (a >= 1e4) return `${(n / 1e3).toFixed(d)}k`;
+    return a >= 100 || Number.isInteger(n) ? String(Math.round(n)) : n.toFixed(d);
+  };
+  const fmtMs = (n) => {
+    if (!Number.isFinite(n)) return '–';
+    if (n >= 1000) return `${(n / 1000).toFixed(2)} s`;
+    return `${n >= 100 ? Math.round(n) : n.toFixed(1)} ms`;
+  };
+  const fmtPct = (r) => (Number.isFinite(r) ? `${(r * 100).toFixed(r >= 0.1 || r === 0 ? 1 : 2)}%` : '–');
+  const fmtBytes = (b) => {
+    if (!Number.isFinite(b)) return '–';
+    const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    let v = b;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  };
+  const fmtAgo = (ms) => {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+    return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  };
+
+  // ---------- DOM helpers (text only) ----------
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (v === undefined || v === null) continue;
+        if (k === 'text') node.textContent = String(v);
+        else if (k === 'className') node.className = v;
+        else node.setAttribute(k, String(v));
+      }
+    }
+    if (children) for (const c of children) if (c) node.appendChild(c);
+    return node;
+  }
+  const clear = (node) => {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  };
+  function statList(node, pairs) {
+    clear(node);
+    for (const [k, v] of pairs) {
+      node.appendChild(el('dt', { text: k }));
+      node.appendChild(el('dd', { text: v }));
+    }
+  }
+
+  // ---------- key figures ----------
+  const KPIS = [
+    { id: 'rps', label: 'Requests / s' },
+    { id: 'p95', label: 'Latency p95' },
+    { id: 'errors', label: 'Error rate' },
+    { id: 'hit', label: 'Cache hit ratio' },
+    { id: 'blocked', label: 'Rate-limit blocks' },
+    { id: 'breakers', label: 'Open breakers' },
+    { id: 'loop', label: 'Event-loop p99' },
+    { id: 'memory', label: 'Memory (RSS)' },
+    { id: 'cpu', label: 'CPU' },
+    { id: 'rejected', label: 'Size rejections' },
+  ];
+  const kpiNodes = {};
+  for (const k of KPIS) {
+    const value = el('div', { className: 'value', text: '–' });
+    const sub = el('div', { className: 'sub', text: '\u00a0' });
+    const box = el('div', { className: 'kpi', 'data-kpi': k.id }, [
+      el('div', { className: 'label', text: k.label }),
+      value,
+      sub,
+    ]);
+    kpiNodes[k.id] = { box, value, sub };
+    $('kpis').appendChild(box);
+  }
+  function setKpi(id, value, sub, level) {
+    const k = kpiNodes[id];
+    k.value.textContent = value;
+    k.sub.textContent = sub || '\u00a0';
+    k.box.className = `kpi${level ? ` ${level}` : ''}`;
+  }
+
+  // ---------- charts ----------
+  const COLORS = ['#38bdf8', '#a78bfa', '#f472b6', '#22c55e', '#f59e0b'];
+  const CHARTS = [
+    { id: 'rps', title: 'Requests / s', series: ['req/s'], fmt: (v) => fmtNum(v) },
+    { id: 'latency', title: 'Latency', series: ['p50', 'p95', 'p99'], fmt: fmtMs },
+    { id: 'errors', title: 'Error rate (5xx)', series: ['errors'], fmt: fmtPct, colors: ['#ef4444'] },
+    { id: 'hit', title: 'Cache hit ratio', series: ['hit ratio'], fmt: fmtPct, max: 1, colors: ['#22c55e'] },
+    {
+      id: 'blocked',
+      title: 'Rate-limit blocks / s',
+      series: ['blocked/s'],
+      fmt: (v) => fmtNum(v),
+      colors: ['#f59e0b'],
+    },
+    {
+      id: 'breakers',
+      title: 'Breakers',
+      series: ['open', 'half-open'],
+      fmt: (v) => fmtNum(v, 0),
+      colors: ['#ef4444', '#f59e0b'],
+      step: true,
+      integer: true,
+    },
+    { id: 'loop', title: 'Event-loop delay', series: ['p50', 'p99'], fmt: fmtMs },
+    { id: 'memory', title: 'Memory', series: ['rss', 'heap used'], fmt: fmtBytes },
+  ];
+  const history = { t: [] };
+  const charts = {};
+  for (const c of CHARTS) {
+    const colors = c.colors || COLORS;
+    const legend = el(
+      'div',
+      { className: 'legend' },
+      c.series.map((s, i) => {
+        const swatch = el('i');
+        swatch.style.background = colors[i];
+        return el('span', null, [swatch, document.createTextNode(s)]);
+      }),
+    );
+    const now = el('span', { className: 'muted' });
+    const canvas = el('canvas', { 'aria-label': `${c.title} chart`, role: 'img', 'data-chart': c.id });
+    const card = el('section', { className: 'card chart' }, [
+      el('div', { className: 'head' }, [el('h3', { text: c.title }), now]),
+      legend,
+      canvas,
+    ]);
+    $('charts').appendChild(card);
+    charts[c.id] = { ...c, colors, canvas, now };
+    history[c.id] = c.series.map(() => []);
+  }
+
+  /** The smallest "round" top of the axis (4 ticks of 1, 2, 2.5 or 5 × 10^k) above `value`. */
+  function niceMax(value, integer) {
+    if (!(value > 0)) return integer ? 4 : 1;
+    const rawStep = (value * 1.1) / 4;
+    const power = 10 ** Math.floor(Math.log10(rawStep));
+    let step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((m) => m >= rawStep) ?? 10 * power;
+    if (integer) step = Math.max(1, Math.ceil(step));
+    return step * 4;
+  }
+
+  function drawChart(chart) {
+    const canvas = chart.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (width === 0 || height === 0) return;
+    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
+      canvas.width = Math.round(width * dpr);
+      canvas.height = Math.round(height * dpr);
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const data = history[chart.id];
+    let max = chart.max || 0;
+    if (!chart.max) {
+      for (const s of data) for (const v of s) if (v > max) max = v;
+      max = niceMax(max, chart.integer);
+    }
+    const left = 58;
+    const right = 8;
+    const top = 6;
+    const bottom = 18;
+    const plotW = width - left - right;
+    const plotH = height - top - bottom;
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    ctx.textAlign = 'right';
+    for (let i = 0; i <= 4; i++) {
+      const y = top + plotH - (plotH * i) / 4;
+      ctx.strokeStyle = i === 0 ? '#2b3756' : '#1b2540';
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(left, Math.round(y) + 0.5);
+      ctx.lineTo(width - right, Math.round(y) + 0.5);
+      ctx.stroke();
+      ctx.fillStyle = '#7c879c';
+      ctx.fillText(chart.fmt((max * i) / 4), left - 6, y);
+    }
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'alphabetic';
+    ctx.fillStyle = '#5d6882';
+    ctx.fillText(`${fmtAgo((HISTORY - 1) * streamStep)} ago`, left, height - 4);
+    ctx.textAlign = 'right';
+    ctx.fillText('now', width - right, height - 4);
+    const n = history.t.length;
+    if (n === 0) return;
+    const x = (i) => left + plotW * ((HISTORY - n + i) / (HISTORY - 1));
+    const y = (v) => top + plotH - (Math.min(v, max) / max) * plotH;
+    data.forEach((series, si) => {
+      ctx.strokeStyle = chart.colors[si];
+      ctx.lineWidth = 1.6;
+      ctx.lineJoin = 'round';
+      ctx.beginPath();
+      series.forEach((v, i) => {
+        const px = x(i);
+        const py = y(Number.isFinite(v) ? v : 0);
+        if (i === 0) ctx.moveTo(px, py);
+        else if (chart.step) {
+          ctx.lineTo(px, y(Number.isFinite(series[i - 1]) ? series[i - 1] : 0));
+          ctx.lineTo(px, py);
+        } else ctx.lineTo(px, py);
+      });
+      ctx.stroke();
+      if (si === 0 && series.length > 1) {
+        ctx.lineTo(x(series.length - 1), top + plotH);
+        ctx.lineTo(x(0), top + plotH);
+        ctx.closePath();
+        ctx.globalAlpha = 0.09;
+        ctx.fillStyle = chart.colors[0];
+        ctx.fill();
+        ctx.globalAlpha = 1;
+      }
+    });
+    const lastValues = data.map((s) => s[s.length - 1]);
+    chart.now.textContent = lastValues.map((v) => chart.fmt(v)).join(' / ');
+  }
+
+  let drawQueued = false;
+  function drawAll() {
+    if (drawQueued) return;
+    drawQueued = true;
+    requestAnimationFrame(() => {
+      drawQueued = false;
+      for (const c of Object.values(charts)) drawChart(c);
+    });
+  }
+  window.addEventListener('resize', drawAll);
+
+  // ---------- snapshot → page ----------
+  let streamStep = 1000;
+  let previous = null;
+
+  function push(id, values) {
+    history[id].forEach((series, i) => {
+      series.push(values[i]);
+      if (series.length > HISTORY) series.shift();
+    });
+  }
+
+  function record(s) {
+    let blockedPerSecond = 0;
+    if (previous && s.rateLimit && previous.rateLimit && s.at > previous.at) {
+      blockedPerSecond = Math.max(0, s.rateLimit.blocked - previous.rateLimit.blocked) / ((s.at - previous.at) / 1000);
+      streamStep = Math.max(250, Math.min(10000, s.at - previous.at));
+    }
+    history.t.push(s.at);
+    if (history.t.length > HISTORY) history.t.shift();
+    push('rps', [s.requests.rps]);
+    push('latency', [s.latency.p50, s.latency.p95, s.latency.p99]);
+    push('errors', [s.requests.errorRate]);
+    push('hit', [s.cache ? s.cache.hitRatio : 0]);
+    push('blocked', [blockedPerSecond]);
+    push('breakers', [s.breakers ? s.breakers.open : 0, s.breakers ? s.breakers.halfOpen : 0]);
+    push('loop', [s.process.eventLoopDelayMs.p50, s.process.eventLoopDelayMs.p99]);
+    push('memory', [s.process.rssBytes, s.process.heapUsedBytes]);
+    return blockedPerSecond;
+  }
+
+  function renderKpis(s, blockedPerSecond) {
+    const r = s.requests;
+    setKpi('rps', fmtNum(r.rps), `${fmtInt(r.total)} total · ${fmtInt(r.inFlight)} in flight`);
+    setKpi(
+      'p95',
+      fmtMs(s.latency.p95),
+      `p50 ${fmtMs(s.latency.p50)} · p99 ${fmtMs(s.latency.p99)}`,
+      s.latency.p95 > 200 ? 'warn' : '',
+    );
+    setKpi(
+      'errors',
+      fmtPct(r.errorRate),
+      `${fmtInt(r.errors)} 5xx last minute`,
+      r.errorRate > 0.05 ? 'bad' : r.errorRate > 0.01 ? 'warn' : '',
+    );
+    if (s.cache) {
+      const level = s.cache.hits + s.cache.misses > 0 && s.cache.hitRatio < 0.7 ? 'warn' : '';
+      setKpi('hit', fmtPct(s.cache.hitRatio), `${fmtInt(s.cache.hits)} hits · ${fmtInt(s.cache.misses)} misses`, level);
+    } else setKpi('hit', 'off', 'no cache', 'off');
+    if (s.rateLimit)
+      setKpi(
+        'blocked',
+        fmtInt(s.rateLimit.blocked),
+        `${fmtNum(blockedPerSecond)}/s now`,
+        blockedPerSecond > 0 ? 'warn' : '',
+      );
+    else setKpi('blocked', 'off', 'no rate limit', 'off');
+    if (s.breakers) {
+      setKpi(
+        'breakers',
+        `${s.breakers.open} / ${s.breakers.list.length}`,
+        s.breakers.overloaded ? 'shedding load' : `${s.breakers.halfOpen} half-open`,
+        s.breakers.open > 0 || s.breakers.overloaded ? 'bad' : '',
+      );
+    } else setKpi('breakers', 'off', 'no breakers', 'off');
+    const loop = s.process.eventLoopDelayMs;
+    setKpi('loop', fmtMs(loop.p99), `p50 ${fmtMs(loop.p50)} · max ${fmtMs(loop.max)}`, loop.p99 > 100 ? 'warn' : '');
+    const heapShare = s.process.heapLimitBytes > 0 ? s.process.heapUsedBytes / s.process.heapLimitBytes : 0;
+    setKpi(
+      'memory',
+      fmtBytes(s.process.rssBytes),
+      `heap ${fmtBytes(s.process.heapUsedBytes)}`,
+      heapShare > 0.85 ? 'bad' : '',
+    );
+    setKpi(
+      'cpu',
+      `${fmtNum(s.process.cpuPercent)}%`,
+      `up ${fmtAgo(s.process.uptimeSeconds * 1000)}`,
+      s.process.cpuPercent > 80 ? 'warn' : '',
+    );
+    if (s.sizeLimit)
+      setKpi('rejected', fmtInt(s.sizeLimit.total), '413 / 414 / 431', s.sizeLimit.total > 0 ? 'warn' : '');
+    else setKpi('rejected', 'off', 'no size limit', 'off');
+  }
+
+  function renderAlerts(s) {
+    const list = $('alerts');
+    clear(list);
+    if (s.alerts.length === 0) {
+      list.appendChild(el('li', { className: 'none', text: 'No alerts. Everything is within its thresholds.' }));
+      return;
+    }
+    for (const a of s.alerts) {
+      const where = [a.layer, a.route].filter(Boolean).join(' · ');
+      list.appendChild(
+        el('li', { className: a.severity === 'critical' ? 'critical' : 'warning', 'data-alert': a.id }, [
+          el('div', { className: 'msg' }, [
+            el('span', { className: 'tag', text: a.severity }),
+            document.createTextNode(a.message),
+            where ? el('span', { className: 'muted', text: ` (${where}, for ${fmtAgo(s.at - a.since)})` }) : null,
+          ]),
+          el('div', { className: 'rec', text: a.recommendation }),
+        ]),
+      );
+    }
+  }
+
+  function cell(text, className) {
+    return el('td', { text, className });
+  }
+
+  function renderRoutes(s) {
+    const body = $('routes').tBodies[0];
+    clear(body);
+    if (s.routes.length === 0) {
+      body.appendChild(
+        el('tr', null, [
+          el('td', {
+            colspan: 9,
+            className: 'empty',
+            text: s.sources.timing ? 'No requests yet.' : 'Timing is not configured.',
+          }),
+        ]),
+      );
+      return;
+    }
+    for (const r of s.routes) {
+      body.appendChild(
+        el('tr', null, [
+          cell(r.method),
+          el('td', { className: 'route', text: r.route, title: r.route }),
+          cell(fmtInt(r.count), 'num'),
+          cell(fmtNum(r.rps), 'num'),
+          cell(fmtMs(r.p50), 'num'),
+          cell(fmtMs(r.p95), `num${r.p95 > 200 ? ' warn' : ''}`),
+          cell(fmtMs(r.p99), 'num'),
+          cell(fmtPct(r.errorRate), `num${r.errorRate > 0.05 ? ' bad' : ''}`),
+          cell(fmtPct(r.cacheHitRatio), 'num'),
+        ]),
+      );
+    }
+  }
+
+  function instanceRow(i, isTotal) {
+    return el('tr', null, [
+      el('td', { text: isTotal ? `Total (${i.instances})` : `${i.id}${i.self ? ' (this)' : ''}` }),
+      cell(fmtInt(i.requests.total), 'num'),
+      cell(fmtNum(i.requests.rps), 'num'),
+      cell(fmtPct(i.requests.errorRate), 'num'),
+      cell(fmtMs(isTotal ? i.latency.p95Max : i.latency.p95), 'num'),
+      cell(fmtMs(isTotal ? i.latency.p99Max : i.latency.p99), 'num'),
+      cell(i.cache ? fmtPct(i.cache.hitRatio) : '–', 'num'),
+      cell(i.rateLimit ? fmtInt(i.rateLimit.blocked) : '–', 'num'),
+      cell(fmtInt(i.breakers.open), `num${i.breakers.open > 0 ? ' bad' : ''}`),
+      cell(fmtBytes(i.process.rssBytes), 'num'),
+      cell(isTotal ? '' : `${fmtNum(i.process.cpuPercent)}%`, 'num'),
+      cell(isTotal ? '' : fmtMs(i.process.eventLoopDelayP99Ms), 'num'),
+    ]);
+  }
+
+  function renderFleet(s) {
+    const card = $('fleet-card');
+    if (!s.fleet) {
+      card.hidden = true;
+      return;
+    }
+    card.hidden = false;
+    $('fleet-count').textContent =
+      `${s.fleet.instances.length} instance${s.fleet.instances.length === 1 ? '' : 's'}${s.fleet.connected ? '' : ' · Redis down, peers unknown'}`;
+    const table = $('fleet');
+    const body = table.tBodies[0];
+    clear(body);
+    for (const i of s.fleet.instances) body.appendChild(instanceRow(i, false));
+    const foot = table.tFoot;
+    clear(foot);
+    foot.appendChild(instanceRow(s.fleet.totals, true));
+  }
+
+  function renderCache(s) {
+    const form = $('invalidate-form');
+    if (!s.cache) {
+      statList($('cache-stats'), [['Status', 'not configured']]);
+      form.hidden = true;
+      return;
+    }
+    form.hidden = false;
+    const c = s.cache;
+    statList($('cache-stats'), [
+      ['Entries', fmtInt(c.entries)],
+      ['Size', fmtBytes(c.bytes)],
+      ['Hits', fmtInt(c.hits)],
+      ['Misses', fmtInt(c.misses)],
+      ['Stale served', fmtInt(c.stale)],
+      ['Bypassed', fmtInt(c.bypass)],
+      ['Evictions', fmtInt(c.evictions)],
+    ]);
+  }
+
+  function renderRateLimit(s) {
+    const form = $('rl-form');
+    const limits = $('rl-limits');
+    clear(limits);
+    if (!s.rateLimit) {
+      statList($('rl-stats'), [['Status', 'not configured']]);
+      form.hidden = true;
+      return;
+    }
+    form.hidden = false;
+    const r = s.rateLimit;
+    statList($('rl-stats'), [
+      ['Allowed', fmtInt(r.allowed)],
+      ['Blocked', fmtInt(r.blocked)],
+      ['Store errors', fmtInt(r.storeErrors)],
+    ]);
+    for (const l of r.limits) {
+      limits.appendChild(
+        el('li', null, [
+          el('span', { text: l.name }),
+          el('span', { className: 'muted', text: `${fmtInt(l.blocked)} blocked / ${fmtInt(l.allowed)} allowed` }),
+        ]),
+      );
+    }
+  }
+
+  const STATE_CLASS = { closed: 'pill-ok', 'half-open': 'pill-wait', open: 'pill-bad' };
+  function renderBreakers(s) {
+    const list = $('breakers');
+    clear(list);
+    const all = $('breakers-reset-all');
+    if (!s.breakers) {
+      list.appendChild(el('li', { className: 'note', text: 'Circuit breakers are not configured.' }));
+      all.hidden = true;
+      return;
+    }
+    all.hidden = s.breakers.list.length === 0;
+    if (s.breakers.list.length === 0)
+      list.appendChild(el('li', { className: 'note', text: 'No breaker has run yet.' }));
+    for (const b of s.breakers.list) {
+      const button = el('button', {
+        type: 'button',
+        className: 'secondary small',
+        text: 'Reset',
+        'data-breaker': b.name,
+      });
+      button.disabled = b.state === 'closed';
+      list.appendChild(
+        el('li', { 'data-breaker-row': b.name }, [
+          el('span', {
+            className: 'name',
+            text: b.name,
+            title: `${b.failures} failures · ${b.rejected} rejected · ${b.timeouts} timeouts`,
+          }),
+          el('span', {
+            className: `pill ${STATE_CLASS[b.state] || 'pill-wait'}`,
+            text: b.state,
+            'data-state': b.state,
+          }),
+          button,
+        ]),
+      );
+    }
+  }
+
+  function renderHealth(s) {
+    const list = $('health');
+    clear(list);
+    if (!s.health) {
+      list.appendChild(el('li', { className: 'note', text: 'No health checks are configured.' }));
+    } else {
+      list.appendChild(
+        el('li', null, [
+          el('strong', { text: 'Overall' }),
+          el('span', { className: `pill ${healthClass(s.health.status)}`, text: s.health.status }),
+        ]),
+      );
+      for (const [name, check] of Object.entries(s.health.checks)) {
+        list.appendChild(
+          el('li', { title: check.detail || '' }, [
+            el('span', { text: name }),
+            el('span', { className: `pill ${healthClass(check.status)}`, text: check.status }),
+          ]),
+        );
+      }
+    }
+    if (s.sizeLimit)
+      statList(
+        $('size-stats'),
+        Object.entries(s.sizeLimit.rejected).map(([k, v]) => [`Rejected (${k})`, fmtInt(v)]),
+      );
+    else clear($('size-stats'));
+  }
+  const healthClass = (status) => (status === 'ok' ? 'pill-ok' : status === 'down' ? 'pill-bad' : 'pill-wait');
+
+  let lastReceived = 0;
+  function render(s) {
+    const blockedPerSecond = record(s);
+    previous = s;
+    lastReceived = Date.now();
+    $('instance').textContent = s.instanceId;
+    $('updated').textContent = `updated ${new Date(s.at).toLocaleTimeString()}`;
+    renderKpis(s, blockedPerSecond);
+    renderAlerts(s);
+    renderRoutes(s);
+    renderFleet(s);
+    renderCache(s);
+    renderRateLimit(s);
+    renderBreakers(s);
+    renderHealth(s);
+    drawAll();
+    document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+  }
+
+  // ---------- connection ----------
+  function setConnection(state) {
+    const conn = $('conn');
+    conn.textContent = state;
+    conn.className = `pill ${state === 'live' ? 'pill-ok' : state === 'offline' ? 'pill-bad' : 'pill-wait'}`;
+  }
+
+  async function loadOnce() {
+    try {
+      const response = await fetch('api/snapshot', { credentials: 'same-origin', cache: 'no-store' });
+      if (response.ok) render(await response.json());
+    } catch {
+      setConnection('offline');
+    }
+  }
+
+  function connect() {
+    if (typeof EventSource !== 'function') {
+      setInterval(loadOnce, 2000);
+      return;
+    }
+    const source = new EventSource('api/stream');
+    source.addEventListener('open', () => setConnection('live'));
+    source.addEventListener('snapshot', (event) => {
+      try {
+        render(JSON.parse(event.data));
+        setConnection('live');
+      } catch {
+        setConnection('offline');
+      }
+    });
+    source.addEventListener('error', () =>
+      setConnection(source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting'),
+    );
+  }
+
+  // ---------- actions ----------
+  let toastTimer = 0;
+  function toast(message, isError) {
+    const node = $('toast');
+    node.textContent = message;
+    node.className = `toast${isError ? ' error' : ''}`;
+    node.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      node.hidden = true;
+    }, 4000);
+  }
+
+  async function post(path, body) {
+    const response = await fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
+      body: JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (!response.ok) throw new Error((data && (data.detail || data.title)) || `HTTP ${response.status}`);
+    return data;
+  }
+
+  async function act(button, path, body, describe) {
+    if (button) button.disabled = true;
+    try {
+      const result = await post(path, body);
+      toast(describe(result), false);
+      await loadOnce();
+    } catch (error) {
+      toast(`Failed: ${error.message}`, true);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
+  $('invalidate-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = $('invalidate-tags');
+    const tags = input.value
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    if (tags.length === 0) return;
+    act(
+      event.submitter,
+      'api/cache/invalidate',
+      { tags },
+      (r) => `Invalidated ${fmtInt(r.invalidated)} entr${r.invalidated === 1 ? 'y' : 'ies'} tagged ${tags.join(', ')}.`,
+    );
+  });
+
+  $('rl-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('rl-key').value.trim();
+    if (!key) return;
+    act(event.submitter, 'api/rate-limit/reset', { key }, () => `Reset the rate-limit counters of ${key}.`);
+  });
+
+  $('breakers').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-breaker]');
+    if (!button) return;
+    const name = button.getAttribute('data-breaker');
+    act(button, 'api/breakers/reset', { name }, () => `Breaker ${name} reset to closed.`);
+  });
+
+  $('breakers-reset-all').addEventListener('click', (event) => {
+    act(event.currentTarget, 'api/breakers/reset', {}, () => 'All breakers reset to closed.');
+  });
+
+  // Says so when no data has arrived for a while (the stream is down or the server stalls).
+  setInterval(() => {
+    const silent = Date.now() - lastReceived;
+    if (lastReceived > 0 && silent > 5000) $('updated').textContent = `no update for ${fmtAgo(silent)}`;
+  }, 5000);
+
+  loadOnce().then(connect);
+})();

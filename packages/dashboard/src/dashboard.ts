@@ -1,0 +1,204 @@
+/**
+ * `dashboard()`: the page, its assets, the JSON snapshot, the live stream and the actions,
+ * as one Connect middleware meant to be mounted: `app.use('/dashboard', dashboard(...))`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { counter, gauge, HttpProblemError, type NextFunction, OnceLogger, pathOf } from '@perfstack/core';
+import { createAccessCheck } from './access.js';
+import { ACTIONS } from './actions.js';
+import { loadAssets, PAGE_CSP, renderPage } from './assets.js';
+import { readJsonBody } from './body.js';
+import { checkCsrf, createCsrfToken } from './csrf.js';
+import { Fleet } from './fleet.js';
+import { type DashboardOptions, resolveOptions } from './options.js';
+import { ProcessSampler } from './process-sampler.js';
+import { methodNotAllowed, runProtected, sendBody, sendJson, setCommonHeaders } from './respond.js';
+import { type DashboardSnapshot, SnapshotBuilder } from './snapshot.js';
+import { StreamHub } from './stream.js';
+
+/** The dashboard middleware. */
+export interface DashboardMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: NextFunction): void;
+  /** The current snapshot, as `GET /api/snapshot` returns it. */
+  snapshot(): DashboardSnapshot;
+  /** Ends open streams, stops the fleet publication and the timers. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+type MountedRequest = IncomingMessage & { originalUrl?: string };
+
+const GET_ROUTES = new Set(['/', '/index.html', '/api/snapshot', '/api/stream']);
+
+/**
+ * Makes the dashboard.
+ *
+ * Routes, relative to where it is mounted: `GET /` (the page), `GET /assets/<file>`,
+ * `GET /api/snapshot`, `GET /api/stream` (Server-Sent Events), and the actions
+ * `POST /api/cache/invalidate`, `POST /api/rate-limit/reset`, `POST /api/breakers/reset`.
+ *
+ * @param options sources, access rule, fleet and stream settings (see {@link DashboardOptions})
+ * @returns a Connect middleware with `snapshot()` and `close()`
+ * @throws {TypeError} on unknown options or values of the wrong type
+ * @throws {RangeError} on values out of range
+ * @example
+ * app.use('/dashboard', dashboard({ sources: { timing, cache }, auth: { username: 'ops', password: secret } }))
+ */
+export function dashboard(options?: DashboardOptions): DashboardMiddleware {
+  const config = resolveOptions(options);
+  const log = new OnceLogger(config.logger);
+  const now = () => Date.now();
+  const sampler = config.sources.timing === undefined ? new ProcessSampler() : undefined;
+  sampler?.start();
+  const builder = new SnapshotBuilder(config.sources, sampler, log, config.instanceId, now);
+  const fleet =
+    config.redis === undefined
+      ? undefined
+      : new Fleet({
+          redis: config.redis,
+          instanceId: config.instanceId,
+          interval: config.fleetInterval,
+          timeout: config.fleetTimeout,
+          now,
+          log,
+          snapshot: () => builder.build(),
+        });
+  const snapshot = (): DashboardSnapshot => {
+    if (fleet === undefined) return builder.build();
+    const local = builder.build();
+    return { ...local, fleet: fleet.figures(local) };
+  };
+  const streamGauge = gauge(config.registry, {
+    name: 'perfstack_dashboard_streams',
+    help: 'Open dashboard event streams',
+  });
+  const actionCounter = counter(config.registry, {
+    name: 'perfstack_dashboard_actions_total',
+    help: 'Dashboard actions by action and outcome',
+    labelNames: ['action', 'outcome'] as const,
+  });
+  const streams = new StreamHub({
+    interval: config.streamInterval,
+    heartbeat: config.heartbeatInterval,
+    max: config.maxStreams,
+    build: () => JSON.stringify(snapshot()),
+    log,
+    onCount: (count) => streamGauge.set(count),
+  });
+  const access = createAccessCheck(config.auth, false, (error) =>
+    log.errorOnce('DASHBOARD_AUTH_PREDICATE', 'the auth predicate threw; access refused', { error: String(error) }),
+  );
+  const csrfToken = createCsrfToken();
+  const csrfBuffer = Buffer.from(csrfToken, 'utf8');
+  const page = renderPage({ csrfToken, title: config.title });
+  const assets = loadAssets();
+  const basePath = config.basePath;
+  fleet?.start();
+
+  const notFound = () => new HttpProblemError({ code: 'NOT_FOUND', detail: 'No such dashboard resource.' });
+
+  /** Serves GET/HEAD routes. */
+  function serveRead(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (path === '/' || path === '/index.html') {
+      if (res.getHeader('content-security-policy') === undefined) res.setHeader('Content-Security-Policy', PAGE_CSP);
+      if (res.getHeader('referrer-policy') === undefined) res.setHeader('Referrer-Policy', 'no-referrer');
+      sendBody(req, res, 200, 'text/html; charset=utf-8', page);
+    } else if (path === '/api/snapshot') {
+      sendJson(req, res, 200, snapshot());
+    } else if (req.method === 'HEAD') {
+      // HEAD on the stream: the headers a GET would get, without opening a stream.
+      sendBody(req, res, 200, 'text/event-stream; charset=utf-8', '');
+    } else if (!streams.hasRoom) {
+      throw new HttpProblemError({
+        code: 'OVERLOADED',
+        detail: `Too many open dashboard streams (limit ${config.maxStreams}); close a tab or raise maxStreams.`,
+        headers: { 'Retry-After': 5 },
+      });
+    } else {
+      streams.open(req, res);
+    }
+  }
+
+  async function runAction(req: IncomingMessage, res: ServerResponse, path: keyof typeof ACTIONS): Promise<void> {
+    const action = path.slice(5);
+    try {
+      checkCsrf(req, csrfBuffer);
+      const body = await readJsonBody(req, config.bodyLimit);
+      const result = await ACTIONS[path](config.sources, body);
+      actionCounter.inc({ action, outcome: 'ok' });
+      sendJson(req, res, 200, result);
+    } catch (error) {
+      actionCounter.inc({
+        action,
+        outcome: error instanceof HttpProblemError && error.status < 500 ? 'rejected' : 'failed',
+      });
+      throw error;
+    }
+  }
+
+  /** Redirects `/dashboard` to `/dashboard/` so the page's relative asset URLs resolve under the mount. */
+  function redirectToSlash(req: IncomingMessage, res: ServerResponse, fullPath: string): void {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    setCommonHeaders(res);
+    res.statusCode = 302;
+    res.setHeader('Location', `${fullPath}/${q === -1 ? '' : url.slice(q)}`);
+    res.setHeader('Content-Length', 0);
+    res.end();
+  }
+
+  const middleware = function perfstackDashboard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    let path = pathOf(req.url);
+    if (basePath !== undefined) {
+      if (path === basePath) path = '';
+      else if (path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
+      else {
+        next();
+        return;
+      }
+    }
+    runProtected(req, res, access, log, () => {
+      const method = req.method ?? 'GET';
+      if (path === '' || path === '/') {
+        // `basePath` mode: '' is the base without its slash. Mounted (Express): '/' arrives for both
+        // `/dashboard` and `/dashboard/`; `originalUrl` tells them apart.
+        const original = (req as MountedRequest).originalUrl;
+        const full = path === '' ? basePath : original === undefined ? undefined : pathOf(original);
+        if (full !== undefined && !full.endsWith('/') && (method === 'GET' || method === 'HEAD')) {
+          redirectToSlash(req, res, full);
+          return;
+        }
+        path = '/';
+      }
+      if (GET_ROUTES.has(path)) {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        serveRead(req, res, path);
+        return;
+      }
+      if (Object.hasOwn(ACTIONS, path)) {
+        if (method !== 'POST') throw methodNotAllowed('POST');
+        return runAction(req, res, path as keyof typeof ACTIONS);
+      }
+      if (path.startsWith('/assets/')) {
+        // Exact names only: the map is fixed, the URL never becomes a file path.
+        const asset = assets.get(path.slice(8));
+        if (asset === undefined) throw notFound();
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        sendBody(req, res, 200, asset.contentType, asset.body);
+        return;
+      }
+      throw notFound();
+    });
+  } as DashboardMiddleware;
+
+  let closed: Promise<void> | undefined;
+  middleware.snapshot = snapshot;
+  middleware.close = () => {
+    closed ??= (async () => {
+      streams.close();
+      sampler?.stop();
+      await fleet?.close();
+    })();
+    return closed;
+  };
+  return middleware;
+}

@@ -1,0 +1,244 @@
+/**
+ * The dashboard's options, resolved once into a fully-required config (house style rule 2)
+ * and validated at construction (rule 3).
+ */
+
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  checkOptionsObject,
+  consoleLogger,
+  createRegistry,
+  optionRangeError,
+  optionTypeError,
+  type PerfstackLogger,
+  parseBytes,
+  parseDuration,
+  type Registry,
+  readInteger,
+  type SharedRedis,
+} from '@perfstack/core';
+import { type DashboardAuth, readAuth } from './access.js';
+import type { HealthReport } from './health.js';
+import type { DashboardSources, ResolvedSources } from './snapshot.js';
+
+export const PKG = '@perfstack/dashboard';
+
+/** Options for `dashboard()`. Every one is optional. */
+export interface DashboardOptions {
+  /** What the dashboard shows; each layer passes its data contract. @default {} */
+  readonly sources?: DashboardSources;
+  /**
+   * Who may use the dashboard: `{ username, password }` (Basic), `{ token }` (Bearer), or
+   * `(req) => boolean | Promise<boolean>`. @default loopback clients only (judged on the socket)
+   */
+  readonly auth?: DashboardAuth;
+  /**
+   * The full path the dashboard lives at, when the framework does not strip a mount path
+   * (plain `node:http`, Koa without a mount): `'/dashboard'`. Requests outside it go to
+   * `next()`. Leave unset under `app.use('/dashboard', ...)`. @default none
+   */
+  readonly basePath?: string;
+  /** Shared Redis connection: turns on the fleet view. @default none (this instance only) */
+  readonly redis?: SharedRedis;
+  /** This instance's name in the fleet view. @default `<hostname>:<pid>:<random>` */
+  readonly instanceId?: string;
+  /** Time between snapshots on `/api/stream`. @default 1000 (ms) */
+  readonly streamInterval?: number | string;
+  /** Time between heartbeat comments on `/api/stream`. @default '15s' */
+  readonly heartbeatInterval?: number | string;
+  /** Most concurrent `/api/stream` clients; more get 503. @default 10 */
+  readonly maxStreams?: number;
+  /** Time between fleet publications. @default '2s' */
+  readonly fleetInterval?: number | string;
+  /** Time after which a silent instance leaves the fleet view. @default '10s' */
+  readonly fleetTimeout?: number | string;
+  /** Largest accepted action body. @default '16kb' */
+  readonly bodyLimit?: number | string;
+  /** The page's title. @default 'perfstack' */
+  readonly title?: string;
+  /** Metrics registry for the dashboard's own counters. @default a private registry */
+  readonly registry?: Registry;
+  /** Where serve-time problems go. @default console */
+  readonly logger?: PerfstackLogger;
+}
+
+/** Resolved options. */
+export interface DashboardConfig {
+  readonly sources: ResolvedSources;
+  readonly auth: DashboardAuth | undefined;
+  readonly basePath: string | undefined;
+  readonly redis: SharedRedis | undefined;
+  readonly instanceId: string;
+  readonly streamInterval: number;
+  readonly heartbeatInterval: number;
+  readonly maxStreams: number;
+  readonly fleetInterval: number;
+  readonly fleetTimeout: number;
+  readonly bodyLimit: number;
+  readonly title: string;
+  readonly registry: Registry;
+  readonly logger: PerfstackLogger;
+}
+
+const KNOWN: readonly (keyof DashboardOptions)[] = [
+  'sources',
+  'auth',
+  'basePath',
+  'redis',
+  'instanceId',
+  'streamInterval',
+  'heartbeatInterval',
+  'maxStreams',
+  'fleetInterval',
+  'fleetTimeout',
+  'bodyLimit',
+  'title',
+  'registry',
+  'logger',
+];
+
+/** Method names each source must have. */
+const SOURCE_METHODS: Readonly<Record<keyof Omit<DashboardSources, 'health'>, readonly string[]>> = {
+  timing: ['snapshot'],
+  cache: ['stats', 'invalidate'],
+  rateLimit: ['stats', 'resetKey'],
+  circuitBreaker: ['snapshot', 'reset'],
+  sizeLimit: ['stats'],
+};
+
+function readSources(value: unknown): ResolvedSources {
+  const sources = checkOptionsObject(PKG, 'dashboard({ sources })', value as DashboardSources | undefined, [
+    ...Object.keys(SOURCE_METHODS),
+    'health',
+  ]);
+  const out: Record<string, unknown> = {};
+  for (const [name, methods] of Object.entries(SOURCE_METHODS)) {
+    const source = (sources as Record<string, unknown>)[name];
+    if (source === undefined) continue;
+    const ok =
+      typeof source === 'object' &&
+      source !== null &&
+      methods.every((m) => typeof (source as Record<string, unknown>)[m] === 'function');
+    if (!ok)
+      throw optionTypeError(
+        PKG,
+        `sources.${name}`,
+        source,
+        `an object with ${methods.map((m) => `${m}()`).join(' and ')}`,
+      );
+    out[name] = source;
+  }
+  const health = sources.health as unknown;
+  if (health !== undefined) {
+    // A `healthHandler()` is itself a function (the middleware): use its report(), never call it bare.
+    const report = (health as { report?: unknown }).report;
+    if (typeof health === 'function' && typeof report === 'function') out.health = report as () => HealthReport;
+    else if (typeof health === 'function') out.health = health;
+    else
+      throw optionTypeError(
+        PKG,
+        'sources.health',
+        health,
+        'a function returning the health report, or a healthHandler()',
+      );
+  }
+  return out as ResolvedSources;
+}
+
+function readBasePath(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const accepted = "a path starting with '/', e.g. '/dashboard' (no query, no '..')";
+  if (typeof value !== 'string') throw optionTypeError(PKG, 'basePath', value, accepted);
+  const trimmed = value.replace(/\/+$/, '');
+  if (!value.startsWith('/') || /[?#\\%]|\/\.\.?(\/|$)|\/\//.test(value) || trimmed === '') {
+    throw optionRangeError(PKG, 'basePath', value, accepted);
+  }
+  return trimmed;
+}
+
+function readRedis(value: unknown): SharedRedis | undefined {
+  if (value === undefined) return undefined;
+  const r = value as Partial<SharedRedis>;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof r.publish !== 'function' ||
+    typeof r.subscribe !== 'function'
+  ) {
+    throw optionTypeError(PKG, 'redis', value, 'a SharedRedis from createSharedRedis() (the stack passes its own)');
+  }
+  return value as SharedRedis;
+}
+
+function readInstanceId(value: unknown): string {
+  if (value === undefined) return `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`;
+  if (typeof value !== 'string' || !/^[\w.:@/-]{1,100}$/.test(value)) {
+    throw optionTypeError(PKG, 'instanceId', value, 'a string of 1 to 100 letters, digits or . : @ / _ -');
+  }
+  return value;
+}
+
+function readTitle(value: unknown): string {
+  if (value === undefined) return 'perfstack';
+  if (typeof value !== 'string' || value.length === 0 || value.length > 100) {
+    throw optionTypeError(PKG, 'title', value, 'a string of 1 to 100 characters');
+  }
+  return value;
+}
+
+function readRegistry(value: unknown): Registry {
+  if (value === undefined) return createRegistry();
+  const r = value as Partial<Registry>;
+  if (typeof value !== 'object' || value === null || typeof r.getSingleMetric !== 'function') {
+    throw optionTypeError(PKG, 'registry', value, 'a prom-client Registry');
+  }
+  return value as Registry;
+}
+
+function readLogger(value: unknown): PerfstackLogger {
+  if (value === undefined) return consoleLogger;
+  const l = value as Partial<PerfstackLogger>;
+  if (typeof value !== 'object' || value === null || typeof l.warn !== 'function' || typeof l.error !== 'function') {
+    throw optionTypeError(PKG, 'logger', value, 'an object with warn() and error()');
+  }
+  return value as PerfstackLogger;
+}
+
+/**
+ * Validates and resolves the options.
+ *
+ * @throws {TypeError} on an unknown key or a value of the wrong type
+ * @throws {RangeError} on a value out of range
+ */
+export function resolveOptions(options: DashboardOptions | undefined): DashboardConfig {
+  const o = checkOptionsObject(PKG, 'dashboard', options, KNOWN);
+  const duration = (name: string, value: unknown, fallback: number, min: number, max: number) =>
+    parseDuration(value ?? fallback, name, { pkg: PKG, min, max });
+  const fleetInterval = duration('fleetInterval', o.fleetInterval, 2000, 50, 60_000);
+  const fleetTimeout = duration('fleetTimeout', o.fleetTimeout, 10_000, 100, 600_000);
+  if (fleetTimeout <= fleetInterval) {
+    throw optionRangeError(
+      PKG,
+      'fleetTimeout',
+      o.fleetTimeout ?? fleetTimeout,
+      `longer than fleetInterval (${fleetInterval} ms)`,
+    );
+  }
+  return {
+    sources: readSources(o.sources),
+    auth: readAuth(PKG, 'auth', o.auth),
+    basePath: readBasePath(o.basePath),
+    redis: readRedis(o.redis),
+    instanceId: readInstanceId(o.instanceId),
+    streamInterval: duration('streamInterval', o.streamInterval, 1000, 100, 60_000),
+    heartbeatInterval: duration('heartbeatInterval', o.heartbeatInterval, 15_000, 1000, 300_000),
+    maxStreams: readInteger(PKG, 'maxStreams', o.maxStreams, 10, 1, 1000),
+    fleetInterval,
+    fleetTimeout,
+    bodyLimit: parseBytes(o.bodyLimit ?? 16 * 1024, 'bodyLimit', { pkg: PKG, min: 64, max: 1024 * 1024 }),
+    title: readTitle(o.title),
+    registry: readRegistry(o.registry),
+    logger: readLogger(o.logger),
+  };
+}

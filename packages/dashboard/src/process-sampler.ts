@@ -1,0 +1,77 @@
+/**
+ * Process figures for the dashboard when no timing source provides them: memory, CPU
+ * share and event-loop delay, measured on an `unref()`ed timer (house style rule 6:
+ * costly measurements are sampled off the request path).
+ */
+
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import type { ProcessStats } from '@perfstack/core';
+
+/** Samples the process every `interval` ms while it is running. */
+export class ProcessSampler {
+  readonly #interval: number;
+  #histogram: IntervalHistogram | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastCpu = process.cpuUsage();
+  #lastAt = process.hrtime.bigint();
+  #cpuPercent = 0;
+  #delay = { p50: 0, p99: 0, max: 0 };
+
+  constructor(interval = 1000) {
+    this.#interval = interval;
+  }
+
+  /** Starts sampling (idempotent). */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#histogram = monitorEventLoopDelay({ resolution: 20 });
+    this.#histogram.enable();
+    this.#timer = setInterval(() => this.#sample(), this.#interval);
+    this.#timer.unref();
+  }
+
+  #sample(): void {
+    const now = process.hrtime.bigint();
+    const cpu = process.cpuUsage(this.#lastCpu);
+    const elapsedUs = Number(now - this.#lastAt) / 1000;
+    this.#cpuPercent = elapsedUs > 0 ? Math.round(((cpu.user + cpu.system) / elapsedUs) * 1000) / 10 : 0;
+    this.#lastCpu = process.cpuUsage();
+    this.#lastAt = now;
+    const h = this.#histogram;
+    if (h !== undefined && h.count > 0) {
+      this.#delay = {
+        p50: round(h.percentile(50) / 1e6),
+        p99: round(h.percentile(99) / 1e6),
+        max: round(h.max / 1e6),
+      };
+      h.reset();
+    }
+  }
+
+  /** The latest figures (memory is read now; CPU and delay come from the last sample). */
+  stats(): ProcessStats {
+    const memory = process.memoryUsage();
+    return {
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      heapTotalBytes: memory.heapTotal,
+      heapLimitBytes: getHeapStatistics().heap_size_limit,
+      eventLoopDelayMs: this.#delay,
+      cpuPercent: this.#cpuPercent,
+      uptimeSeconds: Math.round(process.uptime()),
+    };
+  }
+
+  /** Stops sampling. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#histogram?.disable();
+    this.#histogram = undefined;
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,155 @@
+/**
+ * The default client key: the client's IP address, grouped by IPv6 subnet.
+ *
+ * Where the address comes from:
+ * - with the `trustProxy` option: from the socket and `X-Forwarded-For`, walking the chain
+ *   from the nearest hop and stopping at the first untrusted one — Express's own rules,
+ *   through the same library Express uses (proxy-addr). Works on Koa and plain `node:http`.
+ * - without it: `req.ip` when the framework set one (Express, honouring its `trust proxy`
+ *   setting), else the socket's address. `X-Forwarded-For` is then ignored, and a request
+ *   that carries one is reported once (likely a proxy the limiter was not told about:
+ *   every client would share the proxy's address).
+ *
+ * The address then goes through express-rate-limit's `ipKeyGenerator`: IPv4-mapped IPv6
+ * (`::ffff:1.2.3.4`) becomes the IPv4 address, and IPv6 addresses are grouped by their
+ * `/ipv6Subnet` network (a client usually holds a whole /56 or /64 and could otherwise
+ * rotate addresses freely). Nothing here throws on a malformed header.
+ */
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import type { OnceLogger } from '@perfstack/core';
+import { ipKeyGenerator } from 'express-rate-limit';
+import proxyaddr from 'proxy-addr';
+
+/** The `trustProxy` option: like Express's `trust proxy` setting. */
+export type TrustProxy = boolean | number | string | readonly string[] | ((address: string, hop: number) => boolean);
+
+/** A compiled trust function. */
+export type TrustFunction = (address: string, hop: number) => boolean;
+
+/** Which serve-time checks may log (express-rate-limit's `validate` names). */
+export interface AddressChecks {
+  readonly ip: boolean;
+  readonly trustProxy: boolean;
+  readonly xForwardedForHeader: boolean;
+}
+
+/**
+ * Compiles `trustProxy` like Express does (`true`: every hop; a number: that many hops;
+ * addresses, CIDRs or `loopback`/`linklocal`/`uniquelocal`: those proxies).
+ *
+ * @throws {TypeError} on an address or range proxy-addr cannot parse
+ */
+export function compileTrust(value: TrustProxy): TrustFunction {
+  if (typeof value === 'function') return value;
+  if (value === true) return () => true;
+  if (value === false) return () => false;
+  if (typeof value === 'number') return (_address, hop) => hop < value;
+  const list = typeof value === 'string' ? value.split(',').map((v) => v.trim()) : [...value];
+  return proxyaddr.compile(list);
+}
+
+type IpRequest = IncomingMessage & {
+  ip?: unknown;
+  app?: { get?: (name: string) => unknown };
+};
+
+/** Computes the default key of a request. */
+export class ClientAddress {
+  readonly #trust: TrustFunction | undefined;
+  readonly #subnet: number | false;
+  readonly #log: OnceLogger;
+  #checkXff: boolean;
+  #checkTrust: boolean;
+  #checkIp: boolean;
+
+  constructor(trust: TrustFunction | undefined, subnet: number | false, log: OnceLogger, checks: AddressChecks) {
+    this.#trust = trust;
+    this.#subnet = subnet;
+    this.#log = log;
+    this.#checkXff = checks.xForwardedForHeader;
+    this.#checkTrust = checks.trustProxy;
+    this.#checkIp = checks.ip;
+  }
+
+  /** The client's address as the limiter sees it (before subnet grouping), or undefined. */
+  address(req: IncomingMessage): string | undefined {
+    if (this.#trust !== undefined) {
+      let forwarded: string | undefined;
+      try {
+        forwarded = proxyaddr(req, this.#trust);
+      } catch {
+        forwarded = undefined;
+      }
+      return this.#valid(forwarded, req);
+    }
+    const ip = (req as IpRequest).ip;
+    if (typeof ip === 'string') {
+      if (this.#checkXff || this.#checkTrust) this.#checkExpress(req as IpRequest);
+      return this.#valid(ip, req);
+    }
+    if (this.#checkXff && req.headers['x-forwarded-for'] !== undefined) {
+      this.#checkXff = false;
+      this.#log.warnOnce(
+        'ERR_ERL_UNEXPECTED_X_FORWARDED_FOR',
+        'The X-Forwarded-For header is set but the trustProxy option is not: it is ignored and every client behind that proxy shares its address. Set trustProxy to the proxies you run.',
+      );
+    }
+    return req.socket?.remoteAddress;
+  }
+
+  /** The default key: the address, IPv4-mapped addresses unmapped and IPv6 grouped by subnet. */
+  key(req: IncomingMessage): string {
+    const address = this.address(req);
+    if (address === undefined) {
+      if (this.#checkIp) {
+        this.#checkIp = false;
+        this.#log.warnOnce(
+          'ERR_ERL_UNDEFINED_IP_ADDRESS',
+          'A client address is unknown (connection already gone?); such requests share the key "unknown".',
+        );
+      }
+      return 'unknown';
+    }
+    if (address.indexOf(':') === -1) return address;
+    try {
+      return ipKeyGenerator(address, this.#subnet);
+    } catch {
+      return address;
+    }
+  }
+
+  /**
+   * An address from a header chain is only used when it is an IP address; otherwise
+   * (a malformed `X-Forwarded-For` from a trusted hop) the socket's address is used.
+   */
+  #valid(address: string | undefined, req: IncomingMessage): string | undefined {
+    if (address !== undefined && isIP(address) !== 0) return address;
+    if (this.#checkIp) {
+      this.#checkIp = false;
+      this.#log.warnOnce(
+        'ERR_ERL_INVALID_IP_ADDRESS',
+        `The forwarded client address ${JSON.stringify(String(address).slice(0, 64))} is not an IP address; the socket address is used instead. Check the proxies in trustProxy.`,
+      );
+    }
+    return req.socket?.remoteAddress;
+  }
+
+  #checkExpress(req: IpRequest): void {
+    const setting = typeof req.app?.get === 'function' ? req.app.get('trust proxy') : undefined;
+    if (this.#checkTrust && setting === true) {
+      this.#checkTrust = false;
+      this.#log.warnOnce(
+        'ERR_ERL_PERMISSIVE_TRUST_PROXY',
+        "The Express 'trust proxy' setting is true, which lets any client choose its own address with X-Forwarded-For and bypass IP-based limits. Trust only your proxies (a hop count or their addresses).",
+      );
+    }
+    if (this.#checkXff && !setting && req.headers['x-forwarded-for'] !== undefined) {
+      this.#checkXff = false;
+      this.#log.warnOnce(
+        'ERR_ERL_UNEXPECTED_X_FORWARDED_FOR',
+        "The X-Forwarded-For header is set but the Express 'trust proxy' setting is false: every client behind that proxy shares its address. Set 'trust proxy' (or the trustProxy option) to the proxies you run.",
+      );
+    }
+  }
+}

@@ -1,0 +1,583 @@
+/**
+ * `rateLimit(options)`: the middleware, its data methods (`stats`, `getKey`, `resetKey`,
+ * `health`), per-route limiters (`route`) and `close`.
+ *
+ * The request path: skip? → key → cost → one store decision (all limits at once) →
+ * headers → `next()` or the 429. With the memory store, sync option functions and no
+ * `handler`, it runs without a single promise or closure; the Redis path costs one
+ * promise and one `EVALSHA`. Failure policy (Redis unreachable, erroring or slower than
+ * `commandTimeout`): `failOpen: true` decides with a local in-memory limiter (same limits,
+ * per instance) until Redis answers again; `failOpen: false` answers 503 `STORE_UNAVAILABLE`.
+ * While Redis fails, one request at a time probes it and the rest do not wait on it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type ClosableMiddleware,
+  createRegistry,
+  type HealthCheck,
+  type HealthSource,
+  type NextFunction,
+  OnceLogger,
+  type RateLimitSource,
+  type RateLimitStats,
+  type SharedRedis,
+  sendProblem,
+} from '@perfstack/core';
+import { ClientAddress } from './client-ip.js';
+import { type HeaderPlan, headerPlan, setRateLimitHeaders, tightest } from './headers.js';
+import { LimiterCounters, registerCounters } from './metrics.js';
+import {
+  type Algorithm,
+  KNOWN_OPTIONS,
+  PKG,
+  type RateLimitConfig,
+  type RateLimitInfo,
+  type RateLimitOptions,
+  resolveOptions,
+} from './options.js';
+import { MemoryStore } from './store/memory.js';
+import { type RedisKeyPlan, RedisStore } from './store/redis.js';
+import type { Decision } from './store/types.js';
+
+/** One limit as `stats()` shows it. */
+export interface LimitStats {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  readonly scope: 'client' | 'global';
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly allowed: number;
+  readonly blocked: number;
+}
+
+/** What `stats()` returns (core's {@link RateLimitStats} plus detail). */
+export interface RateLimiterStats extends RateLimitStats {
+  /** Requests `skip` let through unlimited. */
+  readonly skipped: number;
+  /** Requests decided by the local limiter while Redis was failing. */
+  readonly fallback: number;
+  /** Requests answered 503 because Redis failed and `failOpen` is false. */
+  readonly unavailable: number;
+  readonly store: 'memory' | 'redis';
+  /** Client keys held in memory (memory store, or the local fallback). */
+  readonly keys: number;
+  readonly limits: readonly LimitStats[];
+}
+
+/** One limit's state for a key, as `getKey()` returns it. */
+export interface KeyLimitState {
+  readonly name: string;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetTime: Date;
+}
+
+/** `getKey()`'s answer. */
+export interface RateLimitKeyInfo {
+  readonly key: string;
+  readonly limits: readonly KeyLimitState[];
+}
+
+/** The limiter: a Connect middleware with data methods. */
+export interface RateLimiter extends ClosableMiddleware, RateLimitSource, HealthSource {
+  /** Counts, overall and per limit (route limiters made with {@link RateLimiter.route} included). */
+  stats(): RateLimiterStats;
+  /** Forgets a client key's per-client counters (in Redis and in the local limiter). */
+  resetKey(key: string): Promise<void>;
+  /** A client key's state per limit, or `undefined` when it has used nothing. */
+  getKey(key: string): Promise<RateLimitKeyInfo | undefined>;
+  /** `degraded` while the Redis store is unreachable or failing. */
+  health(): HealthCheck;
+  /**
+   * A limiter for one route that shares this one's connection, registry, logger, key
+   * settings and failure policy: `app.post('/login', limiter.route({ limit: 5, window: '1m' }))`.
+   * It counts in addition to this limiter, under its own keys and policy names.
+   */
+  route(options?: RateLimitOptions): RateLimiter;
+}
+
+const STORE_DOWN = 'RATE_LIMIT_STORE_UNAVAILABLE';
+/** Options a route limiter takes from its parent unless it sets them. */
+const INHERITED: readonly (keyof RateLimitOptions)[] = [
+  'keyGenerator',
+  'ipv6Subnet',
+  'trustProxy',
+  'store',
+  'failOpen',
+  'maxKeys',
+  'headers',
+  'standardHeaders',
+  'legacyHeaders',
+  'handler',
+  'message',
+  'requestPropertyName',
+  'validate',
+  'clock',
+  'registry',
+  'logger',
+];
+const namespaces = new WeakMap<SharedRedis, Set<string>>();
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+
+/** The `req.rateLimit` object; `resetTime` is made only when read. */
+class Info implements RateLimitInfo {
+  constructor(
+    readonly name: string,
+    readonly limit: number,
+    readonly remaining: number,
+    readonly used: number,
+    readonly key: string,
+    readonly retryAfter: number,
+    private readonly resetAt: number,
+  ) {}
+  get resetTime(): Date {
+    return new Date(this.resetAt);
+  }
+}
+
+/** The limiter's machinery; {@link rateLimit} wraps it in a middleware function. */
+class Limiter {
+  readonly config: RateLimitConfig;
+  readonly counters: LimiterCounters;
+  readonly children = new Set<Limiter>();
+  readonly #raw: RateLimitOptions;
+  readonly #plan: HeaderPlan;
+  readonly #address: ClientAddress;
+  readonly #log: OnceLogger;
+  readonly #memory: MemoryStore | undefined;
+  readonly #redisStore: RedisStore | undefined;
+  readonly #names: readonly string[];
+  readonly #limits: readonly number[];
+  readonly #unregister: () => void;
+  readonly #namespace: string | undefined;
+  #failing = false;
+  /** A call is out to Redis while it is failing: the others do without it until it answers. */
+  #probing = false;
+  #closed = false;
+
+  constructor(raw: RateLimitOptions | undefined, config: RateLimitConfig) {
+    this.#raw = raw ?? {};
+    this.config = config;
+    this.#log = new OnceLogger(config.logger);
+    this.#names = config.limits.map((l) => l.name);
+    this.#limits = config.limits.map((l) => l.spec.limit);
+    this.#plan = headerPlan(
+      config.limits.map((l) => ({ name: l.name, limit: l.spec.limit, windowMs: l.spec.windowMs })),
+      config.draft,
+      config.legacyHeaders,
+    );
+    this.#address = new ClientAddress(config.trust, config.ipv6Subnet, this.#log, config.checks);
+    this.counters = new LimiterCounters(this.#names);
+    this.#unregister = registerCounters(config.registry ?? createRegistry(), this.counters);
+    this.#warnAtConstruction();
+    const specs = config.limits.map((l) => l.spec);
+    const global = config.limits.map((l) => l.global);
+    const clock = config.clock ?? Date.now;
+    const sweepIntervalMs = Math.max(1000, Math.min(60_000, ...specs.map((s) => s.windowMs)));
+    if (config.storeKind === 'memory' || config.failOpen) {
+      this.#memory = new MemoryStore({ specs, global, maxKeys: config.maxKeys, sweepIntervalMs, clock });
+    }
+    const redis = config.redis;
+    if (config.storeKind === 'redis' && redis !== undefined) {
+      const plan = keyPlan(config, redis.keyPrefix);
+      this.#namespace = `${redis.keyPrefix}${config.prefix}${this.#names.join('+')}`;
+      let used = namespaces.get(redis);
+      if (used === undefined) {
+        used = new Set();
+        namespaces.set(redis, used);
+      }
+      if (used.has(this.#namespace) && config.checks.unsharedStore) {
+        this.#log.warnOnce(
+          'ERR_ERL_STORE_REUSE',
+          `Two rate limiters use the same Redis keys (${this.#namespace}): they count each other's requests. Give one a distinct "prefix" or limit "name".`,
+        );
+      }
+      used.add(this.#namespace);
+      this.#redisStore = new RedisStore(redis, specs, plan);
+    }
+  }
+
+  /** The middleware body. */
+  handle(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    const config = this.config;
+    if (config.skip !== undefined) {
+      const skip = config.skip(req, res);
+      if (isThenable(skip)) {
+        this.#slow(req, res, next, skip).catch(next);
+        return;
+      }
+      if (skip) {
+        this.counters.skipped++;
+        next();
+        return;
+      }
+    }
+    const key = config.keyGenerator === undefined ? this.#address.key(req) : config.keyGenerator(req, res);
+    if (typeof key !== 'string') {
+      this.#slow(req, res, next, false, key).catch(next);
+      return;
+    }
+    let cost = config.cost;
+    if (config.costFn !== undefined) {
+      const c = config.costFn(req, res);
+      if (typeof c !== 'number') {
+        this.#slow(req, res, next, false, key, c).catch(next);
+        return;
+      }
+      cost = this.#checkCost(c);
+    }
+    this.#decide(req, res, next, key, cost);
+  }
+
+  /** The generic path for async `skip`, `keyGenerator` or `cost`. */
+  async #slow(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: NextFunction,
+    skip: boolean | PromiseLike<unknown>,
+    key?: unknown,
+    cost?: unknown,
+  ): Promise<void> {
+    if (await skip) {
+      this.counters.skipped++;
+      next();
+      return;
+    }
+    const config = this.config;
+    let k = key;
+    if (k === undefined) k = config.keyGenerator === undefined ? this.#address.key(req) : config.keyGenerator(req, res);
+    k = await k;
+    if (typeof k !== 'string') {
+      this.#log.errorOnce('RATE_LIMIT_BAD_KEY', `keyGenerator returned ${typeof k}, not a string; using String(value)`);
+      k = String(k);
+    }
+    let c: unknown = cost;
+    if (c === undefined) c = config.costFn === undefined ? config.cost : config.costFn(req, res);
+    this.#decide(req, res, next, k as string, this.#checkCost(await c));
+  }
+
+  #checkCost(cost: unknown): number {
+    if (typeof cost === 'number' && Number.isInteger(cost) && cost >= 0) return cost;
+    this.#log.errorOnce('RATE_LIMIT_BAD_COST', `cost() returned ${String(cost)}, not an integer ≥ 0; using 1`);
+    return 1;
+  }
+
+  #decide(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
+    const clock = this.config.clock;
+    const store = this.#redisStore;
+    if (store === undefined) {
+      const now = clock === undefined ? Date.now() : clock();
+      this.#finish(req, res, next, key, (this.#memory as MemoryStore).decide(key, cost, now, false), now);
+      return;
+    }
+    // While Redis is down, or failing with one probe call already out, do without it.
+    if (!(this.config.redis as SharedRedis).isUp || (this.#failing && this.#probing)) {
+      this.#storeDown(req, res, next, key, cost);
+      return;
+    }
+    const probe = this.#failing;
+    if (probe) this.#probing = true;
+    store.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
+      (decision) => {
+        if (probe) this.#probing = false;
+        if (this.#failing) this.#recovered();
+        this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock());
+      },
+      (error: unknown) => {
+        if (probe) this.#probing = false;
+        this.#storeError(error);
+        this.#storeDown(req, res, next, key, cost);
+      },
+    );
+  }
+
+  /** Redis is down or failed this call: decide locally, or answer 503. */
+  #storeDown(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
+    if (this.#memory !== undefined) {
+      this.counters.fallback++;
+      const now = this.config.clock === undefined ? Date.now() : this.config.clock();
+      this.#finish(req, res, next, key, this.#memory.decide(key, cost, now, false), now);
+      return;
+    }
+    this.counters.unavailable++;
+    this.#log.warnOnce(STORE_DOWN, 'The Redis rate-limit store is unavailable and failOpen is false: answering 503.');
+    sendProblem(
+      res,
+      {
+        code: 'STORE_UNAVAILABLE',
+        detail: 'The rate-limit store is unavailable; try again shortly.',
+        headers: { 'Retry-After': '1' },
+      },
+      req.method,
+    );
+  }
+
+  #storeError(error: unknown): void {
+    this.counters.storeErrors++;
+    this.#failing = true;
+    this.config.redis?.recordError(error);
+    this.#log.warnOnce(
+      STORE_DOWN,
+      `The Redis rate-limit store failed (${error instanceof Error ? error.message : String(error)}); ${
+        this.config.failOpen ? 'limiting locally per instance until it answers again' : 'answering 503'
+      }.`,
+    );
+  }
+
+  #recovered(): void {
+    this.#failing = false;
+    this.#log.reset(STORE_DOWN);
+  }
+
+  #finish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: NextFunction,
+    key: string,
+    decision: Decision,
+    now: number,
+  ): void {
+    const mask = decision[0] as number;
+    const n = this.#limits.length;
+    setRateLimitHeaders(res, this.#plan, decision, now);
+    let t = 0;
+    if (mask !== 0) while ((mask & (1 << t)) === 0) t++;
+    else if (n > 1) t = tightest(decision, n);
+    const remaining = decision[2 + 2 * t] as number;
+    const limit = this.#limits[t] as number;
+    const retryAfter = mask === 0 ? 0 : Math.max(1, Math.ceil((decision[1] as number) / 1000));
+    const info = new Info(
+      this.#names[t] as string,
+      limit,
+      remaining,
+      limit - remaining,
+      key,
+      retryAfter,
+      now + (decision[3 + 2 * t] as number),
+    );
+    (req as unknown as Record<string, unknown>)[this.config.requestPropertyName] = info;
+    if (mask === 0) {
+      this.counters.allow();
+      next();
+      return;
+    }
+    this.counters.block(mask);
+    if (this.config.handler !== undefined) {
+      this.config.handler(req, res, next, info);
+      return;
+    }
+    sendProblem(
+      res,
+      {
+        code: 'RATE_LIMITED',
+        detail: this.config.message,
+        extensions: { limit: info.name, retryAfter },
+        headers: { 'Retry-After': String(retryAfter) },
+      },
+      req.method,
+    );
+  }
+
+  stats(): RateLimiterStats {
+    const c = this.counters;
+    let allowed = c.allowedTotal;
+    let blocked = c.blockedTotal;
+    let storeErrors = c.storeErrors;
+    let skipped = c.skipped;
+    let fallback = c.fallback;
+    let unavailable = c.unavailable;
+    const limits: LimitStats[] = this.config.limits.map((l, i) => ({
+      name: l.name,
+      algorithm: l.algorithm,
+      scope: l.global ? 'global' : 'client',
+      limit: l.spec.limit,
+      windowMs: l.spec.windowMs,
+      allowed: c.allowed[i] as number,
+      blocked: c.blocked[i] as number,
+    }));
+    for (const child of this.children) {
+      const s = child.stats();
+      allowed += s.allowed;
+      blocked += s.blocked;
+      storeErrors += s.storeErrors;
+      skipped += s.skipped;
+      fallback += s.fallback;
+      unavailable += s.unavailable;
+      limits.push(...s.limits);
+    }
+    return {
+      allowed,
+      blocked,
+      storeErrors,
+      skipped,
+      fallback,
+      unavailable,
+      store: this.config.storeKind,
+      keys: this.#memory?.size ?? 0,
+      limits,
+    };
+  }
+
+  async getKey(key: string): Promise<RateLimitKeyInfo | undefined> {
+    const clock = this.config.clock;
+    let decision: Decision;
+    let now = clock === undefined ? Date.now() : clock();
+    const store = this.#redisStore;
+    if (store !== undefined && (this.config.redis as SharedRedis).isUp) {
+      decision = await store.decide(key, 0, clock === undefined ? -1 : now, true);
+      now = clock === undefined ? Date.now() : clock();
+    } else if (this.#memory !== undefined) {
+      decision = [...this.#memory.decide(key, 0, now, true)];
+    } else {
+      throw new Error(`${PKG}: the Redis store is unavailable`);
+    }
+    const limits = this.config.limits.map((l, i) => {
+      const remaining = decision[2 + 2 * i] as number;
+      return {
+        name: l.name,
+        limit: l.spec.limit,
+        used: l.spec.limit - remaining,
+        remaining,
+        resetTime: new Date(now + (decision[3 + 2 * i] as number)),
+      };
+    });
+    return limits.every((l) => l.used === 0) ? undefined : { key, limits };
+  }
+
+  async resetKey(key: string): Promise<void> {
+    this.#memory?.reset(key);
+    await this.#redisStore?.reset(key);
+  }
+
+  health(): HealthCheck {
+    const c = this.counters;
+    if (this.config.storeKind === 'memory') return { status: 'ok', store: 'memory' };
+    const redis = this.config.redis as SharedRedis;
+    if (redis.isUp && !this.#failing) return { status: 'ok', store: 'redis', storeErrors: c.storeErrors };
+    return {
+      status: 'degraded',
+      store: 'redis',
+      storeErrors: c.storeErrors,
+      detail: this.config.failOpen
+        ? 'Redis store unreachable: limiting locally per instance'
+        : 'Redis store unreachable: answering 503 STORE_UNAVAILABLE',
+    };
+  }
+
+  /** Options for a route limiter: the parent's inherited ones, then the route's own. */
+  routeOptions(options: RateLimitOptions | undefined): RateLimitOptions {
+    const inherited: Record<string, unknown> = {};
+    for (const key of INHERITED) if (this.#raw[key] !== undefined) inherited[key] = this.#raw[key];
+    inherited.logger = this.config.logger;
+    if (this.config.registry !== undefined) inherited.registry = this.config.registry;
+    if (this.config.redis !== undefined) inherited.redis = this.config.redis;
+    inherited.prefix = `${this.config.prefix}route:`;
+    return { ...inherited, ...(options ?? {}) } as RateLimitOptions;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unregister();
+    this.#memory?.close();
+    this.#redisStore?.close();
+    const redis = this.config.redis;
+    if (redis !== undefined && this.#namespace !== undefined) namespaces.get(redis)?.delete(this.#namespace);
+    await Promise.all([...this.children].map((child) => child.close()));
+    if (this.config.ownsRedis) await redis?.close();
+  }
+
+  #warnAtConstruction(): void {
+    const { checks, keyGenerator, trustAll } = this.config;
+    if (trustAll && checks.trustProxy) {
+      this.#log.warnOnce(
+        'ERR_ERL_PERMISSIVE_TRUST_PROXY',
+        'trustProxy is true: any client can choose its own address with X-Forwarded-For and bypass IP limits. Trust only your proxies (a hop count or their addresses).',
+      );
+    }
+    if (keyGenerator !== undefined && checks.keyGeneratorIpFallback) {
+      const src = keyGenerator.toString();
+      if ((src.includes('req.ip') || src.includes('request.ip')) && !src.includes('ipKeyGenerator')) {
+        this.#log.warnOnce(
+          'ERR_ERL_KEY_GEN_IPV6',
+          'The keyGenerator appears to use req.ip without ipKeyGenerator: IPv6 clients could bypass limits by rotating addresses.',
+        );
+      }
+    }
+    if (keyGenerator !== undefined && this.#raw.ipv6Subnet !== undefined && checks.ipv6SubnetOrKeyGenerator) {
+      this.#log.warnOnce(
+        'ERR_ERL_IPV6SUBNET_OR_KEYGENERATOR',
+        'The ipv6Subnet option is ignored when a keyGenerator is set (use ipKeyGenerator(ip, subnet) in it).',
+      );
+    }
+  }
+}
+
+/** Redis keys: one hash tag per call, so one script touches one cluster slot. */
+function keyPlan(config: RateLimitConfig, keyPrefix: string): RedisKeyPlan {
+  const letter = { 'fixed-window': 'f', 'sliding-window': 's', 'token-bucket': 't' } as const;
+  const limits = config.limits;
+  const allClient = limits.every((l) => !l.global);
+  const tag = `{${config.prefix}${limits.map((l) => l.name).join('+')}}`;
+  return {
+    head: limits.map((l) =>
+      allClient
+        ? `${keyPrefix}${config.prefix}${l.name}:${letter[l.algorithm]}:{`
+        : `${keyPrefix}${tag}:${l.name}:${letter[l.algorithm]}${l.global ? '' : ':'}`,
+    ),
+    tail: limits.map(() => (allClient ? '}' : '')),
+    global: limits.map((l) => l.global),
+  };
+}
+
+function makeRateLimiter(options: RateLimitOptions | undefined, parent?: Limiter): RateLimiter {
+  const config = resolveOptions(options);
+  const limiter = new Limiter(options, config);
+  parent?.children.add(limiter);
+  const middleware = function rateLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    limiter.handle(req, res, next);
+  } as RateLimiter;
+  middleware.stats = () => limiter.stats();
+  middleware.getKey = (key) => limiter.getKey(key);
+  middleware.resetKey = (key) => limiter.resetKey(key);
+  middleware.health = () => limiter.health();
+  middleware.close = async () => {
+    parent?.children.delete(limiter);
+    await limiter.close();
+  };
+  middleware.route = (routeOptions) => makeRateLimiter(limiter.routeOptions(routeOptions), limiter);
+  return middleware;
+}
+
+/**
+ * Creates a rate limiter.
+ *
+ * @param options see {@link RateLimitOptions}; every one is optional
+ * @returns a Connect middleware (Express as is, Koa with `toKoa`, `node:http` with
+ *   `withMiddleware`) that also has `stats()`, `getKey()`, `resetKey()`, `health()`,
+ *   `route()` and `close()`
+ * @throws {TypeError} on an unknown option or a wrong type (named in the message)
+ * @throws {RangeError} on a value out of range
+ * @example
+ * const limiter = rateLimit({ limit: 100, window: '1m', redis: process.env.REDIS_URL });
+ * app.use(limiter);
+ * app.post('/login', limiter.route({ limit: 5, window: '15m', blockDuration: '15m' }), login);
+ */
+export function rateLimit(options?: RateLimitOptions): RateLimiter {
+  return makeRateLimiter(options);
+}
+
+/**
+ * A standalone per-route limiter: `app.post('/login', rateLimit.route({ limit: 5 }))`. Same
+ * as `rateLimit()` with keys under `<prefix>route:`; prefer `limiter.route()` to share a
+ * limiter's connection and settings.
+ */
+rateLimit.route = function route(options?: RateLimitOptions): RateLimiter {
+  return makeRateLimiter({ prefix: 'rl:route:', ...(options ?? {}) });
+};
+
+/** The option names `rateLimit()` accepts. */
+export const RATE_LIMIT_OPTIONS: readonly string[] = KNOWN_OPTIONS;

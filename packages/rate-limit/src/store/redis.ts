@@ -1,0 +1,149 @@
+/**
+ * The atomic Redis store, on the shared connection from @perfstack/core (no second client).
+ *
+ * One request is one `EVALSHA` of `store/script.ts`: every limit read, decided and written
+ * in one atomic step, so N instances sharing Redis enforce one limit exactly. After a
+ * Redis restart the script cache is empty: the first `NOSCRIPT` answer is retried once
+ * with `EVAL` (which also caches the script), and the script is loaded again with
+ * `SCRIPT LOAD` whenever the connection comes back up.
+ *
+ * Every call is bounded by the shared connection's `commandTimeout`, so a slow or frozen
+ * Redis fails the call quickly instead of hanging the request; the middleware then applies
+ * the failure policy (local limiter or 503). node-redis's own `timeout` command option only
+ * covers the wait *before* a command is written (once written, its timer is removed), so
+ * the bound is enforced here: calls in flight sit in an insertion-ordered set, and one
+ * unref()ed watchdog timer fails those older than the timeout — no timer per request.
+ */
+import type { Disposable, SharedRedis } from '@perfstack/core';
+import type { LimitSpec } from '../algorithms.js';
+import { DECIDE_SCRIPT, DECIDE_SHA } from './script.js';
+import type { Decision, DecisionStore } from './types.js';
+
+/** How each limit's key is made from the client key: `head + clientKey + tail`, or a constant for global limits. */
+export interface RedisKeyPlan {
+  readonly head: readonly string[];
+  readonly tail: readonly string[];
+  /** True for global limits: the key is `head` alone. */
+  readonly global: readonly boolean[];
+}
+
+/** A Redis call that took longer than `commandTimeout`. */
+export class RedisTimeoutError extends Error {
+  override readonly name = 'RedisTimeoutError';
+  constructor(timeout: number) {
+    super(`Redis did not answer within ${timeout}ms`);
+  }
+}
+
+interface Pending {
+  readonly at: number;
+  readonly resolve: (decision: Decision) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** The Redis decision store. */
+export class RedisStore implements DecisionStore {
+  readonly #redis: SharedRedis;
+  readonly #plan: RedisKeyPlan;
+  readonly #n: string;
+  readonly #specArgs: readonly string[];
+  readonly #commandOptions: { readonly timeout: number };
+  readonly #statusListener: Disposable;
+  readonly #timeout: number;
+  readonly #pending = new Set<Pending>();
+  #watchdog: NodeJS.Timeout | undefined;
+
+  constructor(redis: SharedRedis, specs: readonly LimitSpec[], plan: RedisKeyPlan) {
+    this.#redis = redis;
+    this.#plan = plan;
+    this.#n = String(specs.length);
+    const args: string[] = [];
+    for (const s of specs) args.push(String(s.algorithm), String(s.limit), String(s.windowMs), String(s.blockMs));
+    this.#specArgs = args;
+    this.#timeout = redis.commandTimeout;
+    this.#commandOptions = { timeout: redis.commandTimeout };
+    this.#statusListener = redis.onStatusChange((status) => {
+      if (status === 'up') this.#load();
+    });
+    if (redis.isUp) this.#load();
+  }
+
+  /** The Redis keys of `key`, one per limit. */
+  keys(key: string): string[] {
+    const { head, tail, global } = this.#plan;
+    const keys = new Array<string>(head.length);
+    for (let i = 0; i < head.length; i++) keys[i] = global[i] ? (head[i] as string) : `${head[i]}${key}${tail[i]}`;
+    return keys;
+  }
+
+  /** Decides a request in one round trip. Rejects on any Redis error, or after `commandTimeout`. */
+  decide(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
+    return new Promise<Decision>((resolve, reject) => {
+      const pending: Pending = { at: Date.now(), resolve, reject };
+      this.#pending.add(pending);
+      if (this.#watchdog === undefined) this.#startWatchdog();
+      this.#send(key, cost, now, dry).then(
+        (decision) => {
+          if (this.#pending.delete(pending)) resolve(decision);
+        },
+        (error: unknown) => {
+          if (this.#pending.delete(pending)) reject(error);
+        },
+      );
+    });
+  }
+
+  #startWatchdog(): void {
+    const timeout = this.#timeout;
+    this.#watchdog = setInterval(
+      () => {
+        const now = Date.now();
+        for (const pending of this.#pending) {
+          if (now - pending.at < timeout) break; // insertion order: the rest are younger
+          this.#pending.delete(pending);
+          pending.reject(new RedisTimeoutError(timeout));
+        }
+      },
+      Math.max(5, Math.min(100, Math.floor(timeout / 4))),
+    );
+    this.#watchdog.unref();
+  }
+
+  async #send(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
+    const { head, tail, global } = this.#plan;
+    const args = ['EVALSHA', DECIDE_SHA, this.#n];
+    for (let i = 0; i < head.length; i++) args.push(global[i] ? (head[i] as string) : `${head[i]}${key}${tail[i]}`);
+    args.push(String(now), String(cost), dry ? '1' : '0');
+    for (const a of this.#specArgs) args.push(a);
+    const client = this.#redis.client;
+    try {
+      return (await client.sendCommand(args, this.#commandOptions)) as unknown as Decision;
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      args[0] = 'EVAL';
+      args[1] = DECIDE_SCRIPT;
+      return (await client.sendCommand(args, this.#commandOptions)) as unknown as Decision;
+    }
+  }
+
+  /** Deletes the per-client keys of `key` (global limits are kept). */
+  async reset(key: string): Promise<void> {
+    const keys = this.keys(key).filter((_, i) => !this.#plan.global[i]);
+    if (keys.length > 0) await this.#redis.client.sendCommand(['DEL', ...keys], this.#commandOptions);
+  }
+
+  /** Stops listening to connection changes (the shared connection is not ours to close). */
+  close(): void {
+    this.#statusListener.dispose();
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    for (const pending of this.#pending) pending.reject(new Error('rate limiter closed'));
+    this.#pending.clear();
+  }
+
+  #load(): void {
+    this.#redis.client.sendCommand(['SCRIPT', 'LOAD', DECIDE_SCRIPT], this.#commandOptions).catch((error: unknown) => {
+      this.#redis.recordError(error);
+    });
+  }
+}

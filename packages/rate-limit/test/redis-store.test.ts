@@ -1,0 +1,178 @@
+/**
+ * The Redis store under real faults, on private redis-servers a test can stop and pause:
+ * one round trip per request, NOSCRIPT recovery, fail-open with a local limiter, fail-closed
+ * 503s, automatic recovery, and no hanging on a frozen Redis.
+ */
+import { createRegistry, createSharedRedis, type SharedRedis } from '@perfstack/core';
+import { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
+import express from 'express';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listen, request, waitFor } from '../../../test/helpers/http.js';
+import { type RedisServerHandle, startRedisServer } from '../../../test/helpers/redis.js';
+import { memoryLogger } from './support.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function privateRedis(): Promise<{ server: RedisServerHandle; redis: SharedRedis }> {
+  const server = await startRedisServer();
+  cleanups.push(() => server.stop());
+  const redis = createSharedRedis({
+    url: server.url,
+    commandTimeout: 200,
+    maxReconnectDelay: 100,
+    connectTimeout: 500,
+    logger: memoryLogger(),
+  });
+  cleanups.push(() => redis.close());
+  await redis.connect();
+  return { server, redis };
+}
+
+async function serve(options: RateLimitOptions): Promise<{ url: string; limiter: RateLimiter }> {
+  const limiter = rateLimit({ registry: createRegistry(), logger: memoryLogger(), ...options });
+  const app = express();
+  app.use(limiter);
+  app.use((_req, res) => {
+    res.send('ok');
+  });
+  const server = await listen(app as never);
+  cleanups.push(
+    () => limiter.close(),
+    () => server.close(),
+  );
+  return { url: server.url, limiter };
+}
+
+/** `INFO commandstats` as { command: calls }. */
+async function commandCalls(url: string): Promise<Record<string, number>> {
+  const probe = createSharedRedis({ url, logger: memoryLogger() });
+  await probe.connect();
+  try {
+    const info = String(await probe.client.sendCommand(['INFO', 'commandstats']));
+    const calls: Record<string, number> = {};
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[match[1] as string] = Number(match[2]);
+    return calls;
+  } finally {
+    await probe.close();
+  }
+}
+
+const userHeader = (user: string) => ({ headers: { 'x-user': user } });
+const byUser: RateLimitOptions['keyGenerator'] = (req) => String(req.headers['x-user'] ?? 'anon');
+
+describe('Redis store', () => {
+  it('costs exactly one Redis round trip per request (EVALSHA), even with several limits', async () => {
+    const { server, redis } = await privateRedis();
+    const { url } = await serve({
+      redis,
+      keyGenerator: byUser,
+      limits: [
+        { limit: 5, window: '1m', name: 'per-user' },
+        { limit: 1000, window: '1m', name: 'everyone', scope: 'global', algorithm: 'token-bucket' },
+      ],
+    });
+    expect((await request(url, userHeader('warm'))).status).toBe(200);
+    const before = await commandCalls(server.url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) statuses.push((await request(url, userHeader(`u${i % 3}`))).status);
+    const after = await commandCalls(server.url);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(15);
+    const delta: Record<string, number> = {};
+    for (const [cmd, calls] of Object.entries(after)) {
+      const d = calls - (before[cmd] ?? 0);
+      if (d > 0 && !['info', 'hello', 'client|setinfo', 'client|setname', 'ping', 'select'].includes(cmd))
+        delta[cmd] = d;
+    }
+    // Commands run inside the script are counted too; what crossed the network is EVALSHA only.
+    expect(delta.evalsha).toBe(30);
+    expect(Object.keys(delta).sort()).toEqual(['evalsha', 'hmget', 'hset', 'pexpire', 'time'].sort());
+  });
+
+  it('recovers from an emptied script cache (NOSCRIPT) with EVAL, transparently', async () => {
+    const { server, redis } = await privateRedis();
+    const { url } = await serve({ redis, limit: 2, keyGenerator: () => 'k' });
+    expect((await request(url)).status).toBe(200);
+    await redis.client.sendCommand(['SCRIPT', 'FLUSH']);
+    const before = await commandCalls(server.url);
+    expect((await request(url)).status).toBe(200);
+    expect((await request(url)).status).toBe(429);
+    const after = await commandCalls(server.url);
+    expect((after.eval ?? 0) - (before.eval ?? 0)).toBe(1);
+  });
+
+  it('failOpen (default): Redis stopped mid-run → no failed request, the local limiter still blocks a flood, recovery is automatic', async () => {
+    const { server, redis } = await privateRedis();
+    const { url, limiter } = await serve({ redis, limit: 5, window: '1m', keyGenerator: byUser });
+    const statuses: number[] = [];
+    const run = async (user: string, count: number) => {
+      const batch = await Promise.all(Array.from({ length: count }, () => request(url, userHeader(user))));
+      for (const res of batch) statuses.push(res.status);
+      return batch.filter((r) => r.status === 200).length;
+    };
+    expect(await run('steady', 3)).toBe(3);
+    const midRun = Promise.all([run('a', 4), run('b', 4), run('c', 4)]);
+    await server.stop();
+    await midRun;
+    expect(await run('d', 4)).toBe(4);
+    // A flood while Redis is down: the local limiter lets exactly `limit` through.
+    expect(await run('flood', 40)).toBe(5);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    expect(limiter.health()).toMatchObject({ status: 'degraded', store: 'redis' });
+    expect(limiter.stats().fallback).toBeGreaterThanOrEqual(44);
+
+    await server.start();
+    await waitFor(() => redis.isUp, 5000);
+    // Back on Redis (the restarted test server keeps no data, so "steady" starts afresh),
+    // and no longer on the local limiter:
+    const fallbackBefore = limiter.stats().fallback;
+    expect(await run('steady', 7)).toBe(5);
+    expect(limiter.stats().fallback).toBe(fallbackBefore);
+    expect(limiter.health()).toEqual({ status: 'ok', store: 'redis', storeErrors: limiter.stats().storeErrors });
+  });
+
+  it('failOpen: false → 503 STORE_UNAVAILABLE while Redis is down, normal service when it returns', async () => {
+    const { server, redis } = await privateRedis();
+    const { url, limiter } = await serve({ redis, limit: 5, failOpen: false });
+    expect((await request(url)).status).toBe(200);
+    await server.stop();
+    await waitFor(() => !redis.isUp, 5000);
+    const res = await request(url);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    expect(res.headers.ratelimit).toBeUndefined();
+    expect(limiter.health()).toMatchObject({ status: 'degraded' });
+    await server.start();
+    await waitFor(() => redis.isUp, 5000);
+    const back = await request(url);
+    expect(back.status).toBe(200);
+    // The restarted test server keeps no data: a fresh window.
+    expect(back.headers.ratelimit).toBe('"5-in-1min"; r=4; t=60');
+    expect(limiter.stats().unavailable).toBe(1);
+  });
+
+  it('a frozen Redis (SIGSTOP) never hangs a request: the command times out and the local limiter answers', async () => {
+    const { server, redis } = await privateRedis();
+    const { url, limiter } = await serve({ redis, limit: 5 });
+    expect((await request(url)).status).toBe(200);
+    server.pause();
+    cleanups.push(() => server.resume());
+    const res = await request(url, { timeout: 3000 });
+    expect(res.status).toBe(200);
+    expect(limiter.stats()).toMatchObject({ storeErrors: 1, fallback: 1 });
+    expect(limiter.health().status).toBe('degraded');
+    // The first of these probes Redis (and waits out the timeout); the other four do not
+    // wait on Redis at all and take the local quota (1 + 4 = 5), so the probe, decided
+    // last, is the one refused.
+    const statuses = (await Promise.all(Array.from({ length: 5 }, () => request(url, { timeout: 3000 })))).map(
+      (r) => r.status,
+    );
+    expect(statuses).toEqual([429, 200, 200, 200, 200]);
+    expect(limiter.stats()).toMatchObject({ storeErrors: 2, fallback: 6 });
+    server.resume();
+    await waitFor(async () => (await request(url)).status === 200 && limiter.health().status === 'ok', 5000);
+  });
+});
