@@ -160,7 +160,9 @@ export class SharedRedis {
       const firstError = (error: unknown) => {
         this.#lastError = error instanceof Error ? error.message : String(error);
         this.#setStatus('down');
-        this.#logger.warn(`Redis connection failed: ${this.#lastError}; perfstack keeps serving without it and retries`);
+        this.#logger.warn(
+          `Redis connection failed: ${this.#lastError}; perfstack keeps serving without it and retries`,
+        );
         resolve();
       };
       this.client.once('error', firstError);
@@ -233,7 +235,9 @@ export class SharedRedis {
     this.#timeoutsInARow++;
     if (this.#timeoutsInARow < UNRESPONSIVE_AFTER || this.#unresponsive) return;
     this.#unresponsive = true;
-    this.#logger.warn(`Redis stopped answering (${UNRESPONSIVE_AFTER} timeouts in a row); perfstack serves without it until it answers again`);
+    this.#logger.warn(
+      `Redis stopped answering (${UNRESPONSIVE_AFTER} timeouts in a row); perfstack serves without it until it answers again`,
+    );
     this.#setStatus('down');
     const probe = () => {
       this.#probe = undefined;

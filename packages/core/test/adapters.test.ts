@@ -1,8 +1,4 @@
 import Router from '@koa/router';
-import express from 'express';
-import express4 from 'express4';
-import Koa from 'koa';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   compose,
   HttpProblemError,
@@ -14,6 +10,10 @@ import {
   toKoa,
   withMiddleware,
 } from '@perfstack/core';
+import express from 'express';
+import express4 from 'express4';
+import Koa from 'koa';
+import { afterEach, describe, expect, it } from 'vitest';
 import { listen, request, type TestServer } from '../../../test/helpers/http.js';
 
 /** Sets a header, answers /blocked itself, records the route at head time, and passes the rest on. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
 import { addServerTiming, captureBody, onBeforeHead } from '@perfstack/core';
+import { describe, expect, it } from 'vitest';
 import { listen, request } from '../../../test/helpers/http.js';
 
 /** Installs a recorder on the response and returns what it saw. */

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { describe, expect, it } from 'vitest';
 import { checkOptionsObject, readInteger, readString } from '@perfstack/core';
+import { describe, expect, it } from 'vitest';
 
 describe('checkOptionsObject', () => {
   it('accepts undefined and known keys, and never mutates the input', () => {
@@ -40,6 +40,8 @@ describe('readers', () => {
 
   it('readString choices', () => {
     expect(readString('p', 'mode', 'a', 'b', ['a', 'b'])).toBe('a');
-    expect(() => readString('p', 'mode', 'c', 'b', ['a', 'b'])).toThrow('p: option "mode" must be one of "a", "b", got "c"');
+    expect(() => readString('p', 'mode', 'c', 'b', ['a', 'b'])).toThrow(
+      'p: option "mode" must be one of "a", "b", got "c"',
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { parseBytes, parseDuration } from '@perfstack/core';
+import { describe, expect, it } from 'vitest';
 
 describe('parseDuration', () => {
   it.each([
@@ -30,7 +30,9 @@ describe('parseDuration', () => {
     [-1, RangeError],
   ])('rejects %j with %o naming the option, value and form', (input, ErrorClass) => {
     expect(() => parseDuration(input, 'cache.ttl', { pkg: '@perfstack/cache' })).toThrow(ErrorClass);
-    expect(() => parseDuration(input, 'cache.ttl', { pkg: '@perfstack/cache' })).toThrow(/@perfstack\/cache: option "cache\.ttl"/);
+    expect(() => parseDuration(input, 'cache.ttl', { pkg: '@perfstack/cache' })).toThrow(
+      /@perfstack\/cache: option "cache\.ttl"/,
+    );
   });
 
   it('names the accepted form in the message', () => {

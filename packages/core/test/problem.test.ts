@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { HttpProblemError, isHttpProblemError, PROBLEM_CODES, sendProblem } from '@perfstack/core';
+import { describe, expect, it } from 'vitest';
 import { listen, request } from '../../../test/helpers/http.js';
 
 describe('problem+json', () => {
@@ -20,7 +20,12 @@ describe('problem+json', () => {
       res.setHeader('Set-Cookie', 'session=1');
       sendProblem(
         res,
-        { code: 'RATE_LIMITED', detail: 'Too many requests; retry in 30 s.', extensions: { limit: 10 }, headers: { 'Retry-After': 30 } },
+        {
+          code: 'RATE_LIMITED',
+          detail: 'Too many requests; retry in 30 s.',
+          extensions: { limit: 10 },
+          headers: { 'Retry-After': 30 },
+        },
         req.method,
       );
     });

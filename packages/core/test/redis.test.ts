@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createSharedRedis,
-  RedisTimeoutError,
   type RedisStatus,
+  RedisTimeoutError,
   RedisUnavailableError,
   silentLogger,
   UNRESPONSIVE_AFTER,
 } from '@perfstack/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/helpers/http.js';
 import { cleanPrefix, type RedisServerHandle, startRedisServer, uniquePrefix } from '../../../test/helpers/redis.js';
 
@@ -43,7 +43,12 @@ describe('SharedRedis (real redis-server)', () => {
   });
 
   it('fails fast while Redis is down, reports it, and recovers by itself', async () => {
-    const redis = createSharedRedis({ url: server.url, commandTimeout: 300, maxReconnectDelay: 100, logger: silentLogger });
+    const redis = createSharedRedis({
+      url: server.url,
+      commandTimeout: 300,
+      maxReconnectDelay: 100,
+      logger: silentLogger,
+    });
     const statuses: RedisStatus[] = [];
     redis.onStatusChange((s) => statuses.push(s));
     try {
@@ -89,7 +94,11 @@ describe('SharedRedis (real redis-server)', () => {
   });
 
   it('starts down without a server and never rejects connect()', async () => {
-    const redis = createSharedRedis({ url: 'redis://127.0.0.1:1', connectTimeout: 200, logger: { warn() {}, error() {} } });
+    const redis = createSharedRedis({
+      url: 'redis://127.0.0.1:1',
+      connectTimeout: 200,
+      logger: { warn() {}, error() {} },
+    });
     try {
       await redis.connect();
       expect(redis.isUp).toBe(false);
@@ -103,7 +112,9 @@ describe('SharedRedis (real redis-server)', () => {
     expect(() => createSharedRedis('http://nope')).toThrow(
       '@perfstack/core: option "redis" must be a redis:// or rediss:// URL, a node-redis client, or { url | client, ... }, got "http://nope"',
     );
-    expect(() => createSharedRedis({ url: 'redis://x', commandTimeout: 'soon' })).toThrow(/option "redis.commandTimeout"/);
+    expect(() => createSharedRedis({ url: 'redis://x', commandTimeout: 'soon' })).toThrow(
+      /option "redis.commandTimeout"/,
+    );
     expect(() => createSharedRedis({ url: 'redis://x', nope: 1 } as never)).toThrow('unknown option "nope"');
   });
 });

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { ensureRequestId, isValidRequestId } from '@perfstack/core';
+import { describe, expect, it } from 'vitest';
 import { listen, request } from '../../../test/helpers/http.js';
 
 describe('request ids', () => {

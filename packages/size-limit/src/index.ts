@@ -1,1 +1,8 @@
-export {};
+/**
+ * @perfstack/size-limit — request body, URL and header size limits that reject oversized
+ * requests before they cost anything, and stay invisible below the limit.
+ */
+export type { SizeLimitStats } from './enforcer.js';
+export { isSizeLimitError, SIZE_LIMIT_CODES, type SizeLimitCode, SizeLimitError } from './errors.js';
+export type { RejectHandler, RouteSizeLimitOptions, SizeLimitOptions } from './options.js';
+export { type RouteSizeLimiter, routeSizeLimit, type SizeLimiter, sizeLimit } from './size-limit.js';
