@@ -73,7 +73,11 @@ export function buildHealthReport(
   for (const [name, check] of Object.entries(checks)) {
     let result: HealthCheck;
     try {
-      const value = typeof check === 'function' ? check() : check.health();
+      // Layers are middleware functions that carry health(): prefer the method when present.
+      const value =
+        typeof (check as HealthSource).health === 'function'
+          ? (check as HealthSource).health()
+          : (check as () => HealthCheck)();
       if (typeof value !== 'object' || value === null || !STATUSES.has(value.status)) {
         throw new TypeError(`returned ${JSON.stringify(value)?.slice(0, 80)}`);
       }

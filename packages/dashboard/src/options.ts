@@ -116,8 +116,9 @@ function readSources(value: unknown): ResolvedSources {
   for (const [name, methods] of Object.entries(SOURCE_METHODS)) {
     const source = (sources as Record<string, unknown>)[name];
     if (source === undefined) continue;
+    // Layers are middleware functions that carry these methods, so functions qualify too.
     const ok =
-      typeof source === 'object' &&
+      (typeof source === 'object' || typeof source === 'function') &&
       source !== null &&
       methods.every((m) => typeof (source as Record<string, unknown>)[m] === 'function');
     if (!ok)

@@ -1,0 +1,70 @@
+/** The Koa example: the same catalog and stack as the Express one. */
+import Router from '@koa/router';
+import { createCatalog, invalidProduct } from '@perfstack/example-catalog';
+import Koa from 'koa';
+import { cache, performanceStack, toKoa } from 'perfstack/koa';
+
+async function readJson(req, limit = 10 * 1024) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
+  const catalog = createCatalog(catalogOptions);
+  const stack = performanceStack({
+    redis: redis || false,
+    cors: { origin: ['http://localhost:5173', 'https://shop.example.com'] },
+    rateLimit: { limit: 300, window: '1m' },
+    circuitBreaker: { timeout: '2s', failureThreshold: 5, resetTimeout: '10s' },
+    ...stackOptions,
+  });
+  const app = new Koa();
+  app.use(stack);
+  app.use(stack.endpoints());
+  const router = new Router();
+  const productsCache = toKoa(cache({ ttl: '30s', tags: ['products'] }));
+  router.get('/', (ctx) => {
+    ctx.body = { name: 'perfstack example catalog (Koa)', try: ['/products', '/products/1', '/quote', '/dashboard'] };
+  });
+  router.get('/products', productsCache, async (ctx) => {
+    ctx.body = await catalog.list();
+  });
+  router.get('/products/:id', productsCache, async (ctx) => {
+    const product = await catalog.get(ctx.params.id);
+    ctx.status = product ? 200 : 404;
+    ctx.body = product ?? { error: 'not found' };
+  });
+  router.post('/products', async (ctx) => {
+    const body = await readJson(ctx.req);
+    const problem = invalidProduct(body);
+    if (problem) {
+      ctx.status = 400;
+      ctx.body = { error: problem };
+      return;
+    }
+    ctx.status = 201;
+    ctx.body = await catalog.create(body);
+    await stack.cache.invalidate({ tags: ['products'] });
+  });
+  router.get('/quote', toKoa(cache({ ttl: '5s', staleIfError: '5m' })), async (ctx) => {
+    try {
+      ctx.body = await catalog.flakyQuote();
+    } catch {
+      ctx.status = 502;
+      ctx.body = { error: 'upstream failed' };
+    }
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return { app, stack, catalog };
+}

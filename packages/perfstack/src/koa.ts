@@ -1,0 +1,61 @@
+/**
+ * perfstack on Koa.
+ *
+ * ```ts
+ * import Koa from 'koa';
+ * import { performanceStack } from 'perfstack/koa';
+ * const app = new Koa();
+ * const stack = performanceStack();
+ * app.use(stack);              // the layers, in the documented order
+ * app.use(stack.endpoints());  // /dashboard, /metrics, /health
+ * ```
+ *
+ * The same layers as the Express preset, run through core's Koa adapter.
+ */
+import { type KoaLikeContext, type KoaMiddleware, pathOf, toKoa } from '@perfstack/core';
+import { performanceStack as buildStack, type PerformanceStack, type PerformanceStackOptions } from './stack.js';
+
+export { type KoaMiddleware, toKoa } from '@perfstack/core';
+export * from './index.js';
+
+/** The Koa form of the stack. */
+export interface KoaPerformanceStack extends KoaMiddleware {
+  /** The dashboard, `/metrics` and `/health` at the stack's paths, as one Koa middleware. */
+  endpoints(): KoaMiddleware;
+  /** The underlying Connect-style stack (`cache`, `layers`, `registry`, ...). */
+  readonly stack: PerformanceStack;
+  readonly cache: PerformanceStack['cache'];
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the stack ({@link buildStack} in the main entry) as Koa middleware.
+ *
+ * @param options the same options as the Express preset
+ * @returns a Koa middleware with `.endpoints()`, `.cache`, `.stack` and `.close()`
+ */
+export function performanceStack(options?: PerformanceStackOptions): KoaPerformanceStack {
+  const stack = buildStack(options);
+  const middleware = toKoa(stack) as KoaPerformanceStack;
+  Object.defineProperties(middleware, {
+    stack: { value: stack },
+    cache: { value: stack.cache },
+    close: { value: () => stack.close() },
+    endpoints: {
+      value: (): KoaMiddleware => {
+        const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
+        const dashboard = toKoa(stack.dashboard({ basePath: dashboardPath }));
+        const metrics = toKoa(stack.metrics());
+        const health = toKoa(stack.health());
+        return function perfstackEndpoints(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+          const path = pathOf(ctx.req.url);
+          if (path === metricsPath) return metrics(ctx, next);
+          if (path === healthPath) return health(ctx, next);
+          if (path === dashboardPath || path.startsWith(`${dashboardPath}/`)) return dashboard(ctx, next);
+          return next().then(() => undefined);
+        };
+      },
+    },
+  });
+  return middleware;
+}

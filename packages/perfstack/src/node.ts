@@ -1,0 +1,62 @@
+/**
+ * perfstack on plain `node:http`.
+ *
+ * ```ts
+ * import http from 'node:http';
+ * import { createListener, performanceStack } from 'perfstack/node';
+ * const stack = performanceStack();
+ * http.createServer(createListener(stack, (req, res) => res.end('ok'))).listen(3000);
+ * ```
+ *
+ * `createListener` runs the stack, answers the dashboard, `/metrics` and `/health` at the
+ * stack's paths, and hands every other request to the app's listener. Errors become
+ * problem+json answers.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pathOf, type RequestListener, type WithMiddlewareOptions, withMiddleware } from '@perfstack/core';
+import type { PerformanceStack } from './stack.js';
+
+export { type RequestListener, setRoute, withMiddleware } from '@perfstack/core';
+export * from './index.js';
+
+/** Options for {@link createListener}. */
+export interface CreateListenerOptions extends WithMiddlewareOptions {
+  /** Serve the dashboard, `/metrics` and `/health` at the stack's paths. @default true */
+  readonly endpoints?: boolean;
+}
+
+/**
+ * Returns a `node:http` request listener: the stack, then the stack's endpoints, then `app`.
+ *
+ * @param stack a {@link PerformanceStack}
+ * @param app the app's own listener
+ * @returns a listener for `http.createServer`
+ */
+export function createListener(
+  stack: PerformanceStack,
+  app: RequestListener,
+  options: CreateListenerOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  if (options.endpoints === false) return withMiddleware(stack, app, options);
+  const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
+  const dashboard = stack.dashboard({ basePath: dashboardPath });
+  const metrics = stack.metrics();
+  const health = stack.health();
+  const notFound = (_req: IncomingMessage, res: ServerResponse) => {
+    res.statusCode = 404;
+    res.end();
+  };
+  return withMiddleware(
+    stack,
+    (req, res) => {
+      const path = pathOf(req.url);
+      if (path === metricsPath) return metrics(req, res, () => notFound(req, res));
+      if (path === healthPath) return health(req, res, () => notFound(req, res));
+      if (path === dashboardPath || path.startsWith(`${dashboardPath}/`)) {
+        return dashboard(req, res, () => notFound(req, res));
+      }
+      return app(req, res);
+    },
+    options,
+  );
+}

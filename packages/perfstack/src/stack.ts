@@ -1,0 +1,422 @@
+/**
+ * `performanceStack()`: every perfstack layer, composed in the documented order, sharing
+ * one metrics registry, one Redis connection and one logger.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ResponseCache, type ResponseCacheOptions, responseCache } from '@perfstack/cache';
+import { type CircuitBreakerMiddleware, type CircuitBreakerOptions, circuitBreaker } from '@perfstack/circuit-breaker';
+import {
+  checkOptionsObject,
+  compose,
+  consoleLogger,
+  createRegistry,
+  createSharedRedis,
+  ensureRequestId,
+  type HealthSource,
+  isRedisClient,
+  type Middleware,
+  type NextFunction,
+  type PerfstackLogger,
+  pathOf,
+  type RedisClient,
+  type Registry,
+  SharedRedis,
+  type SharedRedisOptions,
+} from '@perfstack/core';
+import {
+  type DashboardMiddleware,
+  type DashboardOptions,
+  dashboard,
+  type HealthHandler,
+  healthHandler,
+  type MetricsHandler,
+  metricsHandler,
+  redisHealthCheck,
+} from '@perfstack/dashboard';
+import { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/logger';
+import { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
+import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
+import { type Timing, type TimingOptions, timing } from '@perfstack/timing';
+import cors, { type CorsOptions } from 'cors';
+import helmet, { type HelmetOptions } from 'helmet';
+import { readEnv } from './env.js';
+import { DEFAULT_ORDER, type LayerName } from './layers.js';
+
+const PKG = 'perfstack';
+
+/** Where the stack's own endpoints live; they are never cached, limited or guarded. */
+export interface InternalPaths {
+  /** @default '/dashboard' */
+  readonly dashboard?: string;
+  /** @default '/metrics' */
+  readonly metrics?: string;
+  /** @default '/health' */
+  readonly health?: string;
+}
+
+/** Options of the dashboard, `/metrics` and `/health` endpoints. */
+export type StackDashboardOptions = Pick<DashboardOptions, 'auth' | 'streamInterval' | 'title' | 'instanceId'>;
+
+/** Options for {@link performanceStack}. Every layer is on by default; `false` turns it off. */
+export interface PerformanceStackOptions {
+  /** Request timing, Server-Timing, Prometheus metrics, rolling percentiles, alerts. @default true */
+  readonly timing?: TimingOptions | boolean;
+  /** Response cache (L1 memory, L2 Redis when `redis` is set). @default true */
+  readonly cache?: ResponseCacheOptions | boolean;
+  /** Request body, URL and header size limits. @default true */
+  readonly sizeLimit?: SizeLimitOptions | boolean;
+  /** Access log with redaction and request ids (stdout by default). @default true */
+  readonly logger?: AccessLogOptions | boolean;
+  /** Security headers (helmet's defaults). @default true */
+  readonly helmet?: HelmetOptions | boolean;
+  /**
+   * CORS. `true` allows no cross-origin access until origins are configured (the secure
+   * default); pass `{ origin: [...] }` or set `PERFSTACK_CORS_ORIGINS`. @default true
+   */
+  readonly cors?: CorsOptions | boolean;
+  /** Rate limits (memory, or Redis when `redis` is set). @default true */
+  readonly rateLimit?: RateLimitOptions | boolean;
+  /** Per-route circuit breakers, timeouts, bulkheads and overload shedding. @default true */
+  readonly circuitBreaker?: CircuitBreakerOptions | boolean;
+  /** Shared Redis: a URL, a node-redis client, options, or a `SharedRedis`. @default process.env.REDIS_URL */
+  readonly redis?: string | RedisClient | SharedRedisOptions | SharedRedis | false;
+  /** Dashboard, `/metrics` and `/health` options (access control). Loopback-only by default. */
+  readonly dashboard?: StackDashboardOptions;
+  /** Where the dashboard, `/metrics` and `/health` are mounted. */
+  readonly paths?: InternalPaths;
+  /**
+   * The layer order. Changing it is allowed only on purpose: pass all eight names.
+   * @default ['timing','cache','sizeLimit','logger','helmet','cors','rateLimit','circuitBreaker']
+   */
+  readonly order?: readonly LayerName[];
+  /** The metrics registry. @default a new Registry */
+  readonly registry?: Registry;
+  /** Where serve-time problems are reported. @default console */
+  readonly log?: PerfstackLogger;
+  /** Read `REDIS_URL` and `PERFSTACK_*` for options left unset. @default true */
+  readonly env?: boolean | NodeJS.ProcessEnv;
+}
+
+const KNOWN_OPTIONS = [...DEFAULT_ORDER, 'redis', 'dashboard', 'paths', 'order', 'registry', 'log', 'env'];
+
+/** The layers the stack built (absent when turned off). */
+export interface StackLayers {
+  readonly timing?: Timing;
+  readonly cache?: ResponseCache;
+  readonly sizeLimit?: SizeLimiter;
+  readonly logger?: AccessLogger;
+  readonly rateLimit?: RateLimiter;
+  readonly circuitBreaker?: CircuitBreakerMiddleware;
+}
+
+/** What {@link performanceStack} returns: the composed middleware plus the stack's handles. */
+export interface PerformanceStack extends Middleware {
+  /** The dashboard, to mount: `app.use('/dashboard', stack.dashboard())`. */
+  dashboard(options?: StackDashboardOptions & { readonly basePath?: string }): DashboardMiddleware;
+  /** Prometheus text: `app.get('/metrics', stack.metrics())`. */
+  metrics(): MetricsHandler;
+  /** `{ status, checks }`, 503 when down: `app.get('/health', stack.health())`. */
+  health(): HealthHandler;
+  /** The response cache (`invalidate`, `stats`). */
+  readonly cache: ResponseCache;
+  /** Every layer that is on. */
+  readonly layers: StackLayers;
+  /** The layer order in force. */
+  readonly order: readonly LayerName[];
+  /** The shared Redis connection, when configured. */
+  readonly redis: SharedRedis | undefined;
+  /** The shared metrics registry. */
+  readonly registry: Registry;
+  /** The internal paths in force. */
+  readonly paths: Required<InternalPaths>;
+  /** Closes every layer, timer and the Redis connection. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+function layerOptions<T extends object>(value: T | boolean | undefined, name: string): T | undefined {
+  if (value === undefined || value === true) return {} as T;
+  if (value === false) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${PKG}: option "${name}" must be an options object or a boolean, got ${typeof value}`);
+  }
+  return value;
+}
+
+function checkOrder(order: readonly LayerName[] | undefined): readonly LayerName[] {
+  if (order === undefined) return DEFAULT_ORDER;
+  const valid =
+    Array.isArray(order) &&
+    order.length === DEFAULT_ORDER.length &&
+    new Set(order).size === DEFAULT_ORDER.length &&
+    order.every((name) => (DEFAULT_ORDER as readonly string[]).includes(name));
+  if (!valid) {
+    throw new TypeError(`${PKG}: option "order" must list each of ${DEFAULT_ORDER.join(', ')} exactly once`);
+  }
+  return [...order];
+}
+
+function normalisePath(path: string | undefined, fallback: string, name: string): string {
+  const value = path ?? fallback;
+  if (typeof value !== 'string' || !value.startsWith('/') || value.length < 2 || value.endsWith('/')) {
+    throw new TypeError(`${PKG}: option "paths.${name}" must be a path like "${fallback}", got ${String(value)}`);
+  }
+  return value;
+}
+
+function makeRedis(
+  input: PerformanceStackOptions['redis'],
+  envUrl: string | undefined,
+  log: PerfstackLogger,
+): { redis: SharedRedis | undefined; owned: boolean } {
+  if (input === false) return { redis: undefined, owned: false };
+  if (input instanceof SharedRedis) return { redis: input, owned: false };
+  if (input === undefined) {
+    return envUrl === undefined
+      ? { redis: undefined, owned: false }
+      : { redis: createSharedRedis({ url: envUrl, logger: log }), owned: true };
+  }
+  if (typeof input === 'string' || isRedisClient(input)) return { redis: createSharedRedis(input), owned: true };
+  return { redis: createSharedRedis({ logger: log, ...input }), owned: true };
+}
+
+/**
+ * Builds the whole stack: timing → cache → size limit → logger → helmet → CORS → rate
+ * limit → circuit breaker, each on by default and configurable, sharing one registry,
+ * one Redis connection and one logger. The dashboard, `/metrics` and `/health` are
+ * exempt from the cache, the rate limits and the breakers.
+ *
+ * @param options per-layer options (`false` turns a layer off), `redis`, `dashboard`, `paths`
+ * @returns a Connect middleware with `.dashboard()`, `.metrics()`, `.health()`, `.cache`, `.close()`
+ * @throws {TypeError} on an unknown option, a bad layer option, or a partial `order`
+ * @example
+ * const stack = performanceStack({ redis: process.env.REDIS_URL });
+ * app.use(stack);
+ * app.use('/dashboard', stack.dashboard());
+ * app.get('/metrics', stack.metrics());
+ * app.get('/health', stack.health());
+ */
+export function performanceStack(options?: PerformanceStackOptions): PerformanceStack {
+  const opts = checkOptionsObject(PKG, 'performanceStack', options, KNOWN_OPTIONS) as PerformanceStackOptions;
+  const env = opts.env === false ? {} : readEnv(opts.env === true || opts.env === undefined ? process.env : opts.env);
+  const disabled = new Set(
+    (env.PERFSTACK_DISABLE ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  const log = opts.log ?? consoleLogger;
+  const order = checkOrder(opts.order);
+  const paths: Required<InternalPaths> = {
+    dashboard: normalisePath(opts.paths?.dashboard, '/dashboard', 'dashboard'),
+    metrics: normalisePath(opts.paths?.metrics, '/metrics', 'metrics'),
+    health: normalisePath(opts.paths?.health, '/health', 'health'),
+  };
+  const internal = [paths.dashboard, paths.metrics, paths.health];
+  const isInternal = (req: IncomingMessage): boolean => {
+    const path = pathOf(req.url);
+    for (const prefix of internal) {
+      if (path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47)) return true;
+    }
+    return false;
+  };
+  const enabled = <T extends object>(name: LayerName, value: T | boolean | undefined): T | undefined =>
+    disabled.has(name) ? undefined : layerOptions(value, name);
+
+  const registry = opts.registry ?? createRegistry();
+  const { redis, owned: ownsRedis } = makeRedis(opts.redis, env.REDIS_URL, log);
+  const shared = { registry, logger: log };
+  const built: Partial<Record<LayerName, Middleware>> = {};
+  const layers: {
+    -readonly [K in keyof StackLayers]: StackLayers[K];
+  } = {};
+  const closers: Array<() => Promise<void>> = [];
+
+  try {
+    const timingOptions = enabled<TimingOptions>('timing', opts.timing);
+    if (timingOptions) {
+      layers.timing = timing({ ...shared, exclude: internal, ...timingOptions });
+      built.timing = layers.timing;
+    }
+    const cacheOptions = enabled<ResponseCacheOptions>('cache', opts.cache);
+    if (cacheOptions) {
+      const userSkip = cacheOptions.skip;
+      layers.cache = responseCache({
+        ...shared,
+        ...(redis ? { redis } : {}),
+        ...(env.PERFSTACK_CACHE_TTL ? { ttl: env.PERFSTACK_CACHE_TTL } : {}),
+        ...cacheOptions,
+        skip: userSkip ? (req) => isInternal(req) || userSkip(req) : isInternal,
+      });
+      built.cache = layers.cache;
+    }
+    const sizeOptions = enabled<SizeLimitOptions>('sizeLimit', opts.sizeLimit);
+    if (sizeOptions) {
+      layers.sizeLimit = sizeLimit({
+        ...shared,
+        ...(env.PERFSTACK_BODY_LIMIT ? { limit: env.PERFSTACK_BODY_LIMIT } : {}),
+        ...sizeOptions,
+      });
+      built.sizeLimit = layers.sizeLimit;
+    }
+    const loggerOptions = enabled<AccessLogOptions>('logger', opts.logger);
+    if (loggerOptions) {
+      layers.logger = accessLog({
+        ignore: [paths.health, paths.metrics, `${paths.dashboard}/api/stream`, `${paths.dashboard}/api/snapshot`],
+        ...(env.PERFSTACK_LOG_LEVEL ? { level: env.PERFSTACK_LOG_LEVEL as AccessLogOptions['level'] } : {}),
+        ...loggerOptions,
+      });
+      built.logger = layers.logger;
+    }
+    const helmetOptions = enabled<HelmetOptions>('helmet', opts.helmet);
+    if (helmetOptions) built.helmet = helmet(helmetOptions) as unknown as Middleware;
+    const corsOptions = enabled<CorsOptions>('cors', opts.cors);
+    if (corsOptions) {
+      const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
+      built.cors = cors({ origin: envOrigins ?? false, ...corsOptions }) as unknown as Middleware;
+    }
+    const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
+    if (limitOptions) {
+      const userSkip = limitOptions.skip;
+      layers.rateLimit = rateLimit({
+        ...shared,
+        ...(redis ? { redis } : {}),
+        ...(env.PERFSTACK_RATE_LIMIT ? { limit: Number(env.PERFSTACK_RATE_LIMIT) } : {}),
+        ...(env.PERFSTACK_RATE_LIMIT_WINDOW ? { window: env.PERFSTACK_RATE_LIMIT_WINDOW } : {}),
+        ...(env.PERFSTACK_TRUST_PROXY ? { trustProxy: parseTrust(env.PERFSTACK_TRUST_PROXY) } : {}),
+        ...limitOptions,
+        skip: userSkip
+          ? (req: IncomingMessage, res: ServerResponse) =>
+              isInternal(req) ? true : userSkip(req as never, res as never)
+          : isInternal,
+      } as RateLimitOptions);
+      built.rateLimit = layers.rateLimit;
+    }
+    const breakerOptions = enabled<CircuitBreakerOptions>('circuitBreaker', opts.circuitBreaker);
+    if (breakerOptions) {
+      layers.circuitBreaker = circuitBreaker({
+        ...shared,
+        ...(env.PERFSTACK_TIMEOUT ? { timeout: env.PERFSTACK_TIMEOUT } : {}),
+        ...breakerOptions,
+        exempt: [...internal, ...(breakerOptions.exempt ?? [])],
+      });
+      built.circuitBreaker = layers.circuitBreaker;
+    }
+  } catch (error) {
+    // A bad option in one layer must not leave the others' timers or Redis running.
+    for (const layer of Object.values(layers)) void (layer as { close?: () => Promise<void> }).close?.();
+    if (ownsRedis) void redis?.close();
+    throw error;
+  }
+
+  for (const layer of Object.values(layers)) {
+    const close = (layer as { close?: () => Promise<void> }).close;
+    if (close) closers.push(() => close.call(layer));
+  }
+
+  const chain = compose(order.flatMap((name) => (built[name] ? [built[name] as Middleware] : [])));
+  const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    ensureRequestId(req, res);
+    chain(req, res, next);
+  } as PerformanceStack;
+
+  const dashboardOptions = opts.dashboard ?? {};
+  const envAuth = dashboardAuthFromEnv(env);
+  const access = {
+    ...(envAuth ? { auth: envAuth } : {}),
+    ...(dashboardOptions.auth ? { auth: dashboardOptions.auth } : {}),
+  };
+  const healthChecks: Record<string, HealthSource> = {};
+  if (redis) healthChecks.redis = redisHealthCheck(redis);
+  if (layers.cache) healthChecks.cache = layers.cache;
+  if (layers.rateLimit) healthChecks.rateLimit = layers.rateLimit;
+  if (layers.circuitBreaker) healthChecks.circuitBreaker = layers.circuitBreaker;
+  let health: HealthHandler | undefined;
+  const getHealth = () => {
+    health ??= healthHandler({ checks: healthChecks, logger: log, ...access });
+    return health;
+  };
+
+  const opened: Array<{ close(): Promise<void> }> = [];
+  let closing: Promise<void> | undefined;
+  Object.defineProperties(stack, {
+    dashboard: {
+      value: (extra: StackDashboardOptions & { readonly basePath?: string } = {}) => {
+        const mw = dashboard({
+          ...dashboardOptions,
+          ...access,
+          ...extra,
+          sources: {
+            timing: layers.timing,
+            cache: layers.cache,
+            rateLimit: layers.rateLimit,
+            circuitBreaker: layers.circuitBreaker,
+            sizeLimit: layers.sizeLimit,
+            health: getHealth(),
+          },
+          registry,
+          logger: log,
+          ...(redis ? { redis } : {}),
+        });
+        opened.push(mw);
+        return mw;
+      },
+    },
+    metrics: { value: () => metricsHandler({ registry, logger: log, ...access }) },
+    health: { value: getHealth },
+    cache: { value: layers.cache ?? disabledCache(), enumerable: true },
+    layers: { value: Object.freeze({ ...layers }), enumerable: true },
+    order: { value: Object.freeze([...order]), enumerable: true },
+    redis: { value: redis, enumerable: true },
+    registry: { value: registry, enumerable: true },
+    paths: { value: Object.freeze(paths), enumerable: true },
+    close: {
+      value: () => {
+        closing ??= (async () => {
+          await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
+          await health?.close();
+          if (ownsRedis) await redis?.close();
+        })();
+        return closing;
+      },
+    },
+  });
+  return stack;
+}
+
+function parseTrust(value: string): boolean | number | string | string[] {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value.includes(',') ? value.split(',').map((s) => s.trim()) : value;
+}
+
+function dashboardAuthFromEnv(env: Readonly<Record<string, string>>): DashboardOptions['auth'] | undefined {
+  if (env.PERFSTACK_DASHBOARD_TOKEN) return { token: env.PERFSTACK_DASHBOARD_TOKEN };
+  if (env.PERFSTACK_DASHBOARD_USER && env.PERFSTACK_DASHBOARD_PASSWORD) {
+    return { username: env.PERFSTACK_DASHBOARD_USER, password: env.PERFSTACK_DASHBOARD_PASSWORD };
+  }
+  return undefined;
+}
+
+/** `stack.cache` when the cache layer is off: stats are zero and invalidation clears nothing. */
+function disabledCache(): ResponseCache {
+  const empty = {
+    hits: 0,
+    misses: 0,
+    stale: 0,
+    bypass: 0,
+    evictions: 0,
+    entries: 0,
+    bytes: 0,
+    hitRatio: 0,
+    routes: {},
+  };
+  const off = ((_req: IncomingMessage, _res: ServerResponse, next: NextFunction) => next()) as unknown as ResponseCache;
+  Object.assign(off, {
+    stats: () => empty,
+    invalidate: async () => 0,
+    health: () => ({ status: 'ok', detail: 'cache layer is off' }),
+    close: async () => {},
+  });
+  return off;
+}
