@@ -1,0 +1,496 @@
+/**
+ * The inbound middleware: per-route breakers, time budgets, bulkheads and process overload
+ * shedding in front of the app's routes (eighth layer of the documented order).
+ *
+ * Per request (closed breaker, no budget, no bulkhead) it does: an exempt check, one
+ * boolean read for shedding, one key lookup (an LRU hit once the route is learned), one
+ * permit from the state machine and one `'close'` listener that reports the outcome.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type BreakerSnapshot,
+  type CircuitBreakerSource,
+  type ClosableMiddleware,
+  captureRoute,
+  type Disposable,
+  getRoute,
+  type HealthCheck,
+  type HealthSource,
+  type NextFunction,
+  onBeforeHead,
+  type Problem,
+  pathOf,
+  type Registry,
+  sendProblem,
+  tryFallback,
+  UNMATCHED_ROUTE,
+} from '@perfstack/core';
+import { Bulkhead } from './bulkhead.js';
+import type { CircuitBreakerEvents } from './events.js';
+import { TypedEvents } from './events.js';
+import { neutralise } from './late-response.js';
+import { type BreakerMetrics, breakerMetrics } from './metrics.js';
+import {
+  type CircuitBreakerOptions,
+  type FallbackReason,
+  type GuardConfig,
+  type MiddlewareConfig,
+  resolveMiddlewareOptions,
+} from './options.js';
+import { OverloadMonitor } from './overload.js';
+import { RouteMatcher } from './route-keys.js';
+import { BreakerStateMachine, REJECTED } from './state-machine.js';
+
+/** The middleware with its data and operator methods. */
+export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBreakerSource, HealthSource {
+  /** Every breaker, the overload verdict and the number of shed requests (for the dashboard). */
+  snapshot(): { readonly breakers: readonly BreakerSnapshot[]; readonly overloaded: boolean; readonly shed: number };
+  /** Closes one breaker (by name, e.g. `/users/:id`) or all of them. */
+  reset(name?: string): void;
+  /** `degraded` while a breaker is open or half-open or the process is shedding, else `ok`. */
+  health(): HealthCheck;
+  /** Adds a typed listener; dispose the result to remove it. */
+  on<K extends keyof CircuitBreakerEvents>(event: K, listener: (event: CircuitBreakerEvents[K]) => void): Disposable;
+  /** The registry the metrics are on (the one passed, or the middleware's own). */
+  readonly registry: Registry;
+  /** Stops the overload sampler and answers queued requests with 503; later requests pass through. */
+  close(): Promise<void>;
+}
+
+/** One guarded key: its state machine, bulkhead and settings. */
+interface GuardedRoute {
+  readonly name: string;
+  readonly machine: BreakerStateMachine;
+  readonly bulkhead: Bulkhead | undefined;
+  readonly config: GuardConfig;
+}
+
+type ExpressRequest = IncomingMessage & { originalUrl?: string };
+
+/** Learning hooks in a row that found no route before learning is sampled. */
+const FUTILE_LEARNING_LIMIT = 100;
+
+const CIRCUIT_OPEN_DETAIL = 'The route is failing; its circuit breaker is open. Retry later.';
+const TIMEOUT_DETAIL = 'The route did not answer within its time budget.';
+const BULKHEAD_DETAIL = 'Too many requests for this route are in progress. Retry later.';
+const SHED_DETAIL = 'The server is overloaded. Retry later.';
+
+/** The shared engine behind one middleware instance. */
+class Engine {
+  readonly config: MiddlewareConfig;
+  readonly events: TypedEvents<CircuitBreakerEvents>;
+  readonly metrics: BreakerMetrics;
+  readonly matcher: RouteMatcher;
+  readonly monitor: OverloadMonitor | undefined;
+  readonly routes = new Map<string, GuardedRoute>();
+  readonly marker = Symbol('perfstack.circuitBreaker.guarded');
+  shed = 0;
+  closed = false;
+  /** Learning hooks in a row that found no route (an app without a router, a 404 flood). */
+  #futileLearning = 0;
+  #unmatchedSeen = 0;
+
+  constructor(config: MiddlewareConfig) {
+    this.config = config;
+    this.events = new TypedEvents(config.log);
+    this.matcher = new RouteMatcher(config.maxRoutes + config.routes.size, config.log);
+    for (const pattern of config.routes.keys()) if (pattern.startsWith('/')) this.matcher.learn(pattern);
+    this.metrics = breakerMetrics(config.registry, () => [...this.routes.values()].map((r) => r.machine));
+    this.monitor =
+      config.overload === undefined
+        ? undefined
+        : new OverloadMonitor(config.overload, config.clock, (event) => this.events.emit('overload', event));
+  }
+
+  /**
+   * The breaker key of a request: custom key, a route already known (route-level use,
+   * `setRoute`), a learned pattern, or `unmatched` (then the response teaches the pattern).
+   */
+  keyOf(req: IncomingMessage, path: string): string {
+    if (this.config.key !== undefined) {
+      try {
+        const custom = this.config.key(req);
+        if (custom !== undefined) return custom;
+      } catch (error) {
+        this.config.log.errorOnce('CB_KEY_THREW', 'the "key" function threw; using the route pattern', {
+          error: String(error),
+        });
+      }
+    }
+    return getRoute(req) ?? this.matcher.match(path) ?? UNMATCHED_ROUTE;
+  }
+
+  /**
+   * Whether to hook this unmatched response to learn its route. After many hooks in a row
+   * found none (plain node:http apps have no router), only every 16th is hooked, so such
+   * apps do not pay for a hook on every request while new routes are still learned.
+   */
+  shouldLearn(): boolean {
+    if (this.#futileLearning < FUTILE_LEARNING_LIMIT) return true;
+    return (++this.#unmatchedSeen & 15) === 0;
+  }
+
+  /** Reports what a learning hook found. */
+  learned(pattern: string | undefined): void {
+    if (pattern === undefined) {
+      if (this.#futileLearning < FUTILE_LEARNING_LIMIT) this.#futileLearning++;
+      return;
+    }
+    this.#futileLearning = 0;
+    this.matcher.learn(pattern);
+  }
+
+  route(key: string): GuardedRoute {
+    const existing = this.routes.get(key);
+    if (existing !== undefined) return existing;
+    if (this.routes.size > this.config.maxRoutes + this.config.routes.size && key !== UNMATCHED_ROUTE) {
+      this.config.log.warnOnce(
+        'CB_TOO_MANY_BREAKERS',
+        'more breaker keys than maxRoutes; further keys share "unmatched"',
+        {
+          key,
+        },
+      );
+      return this.route(UNMATCHED_ROUTE);
+    }
+    const config = this.config.routes.get(key) ?? this.config.defaults;
+    const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) =>
+      this.events.emit('state-change', event),
+    );
+    const bulkhead =
+      config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
+    const route: GuardedRoute = { name: key, machine, bulkhead, config };
+    this.routes.set(key, route);
+    return route;
+  }
+
+  /**
+   * Answers a request the app will not (or no longer) answer: a registered stale fallback
+   * first (the cache's stale-if-error), then the `fallback` option, then the problem.
+   */
+  answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    reason: FallbackReason,
+    config: GuardConfig,
+    problem: Problem,
+  ): void {
+    if (tryFallback(req, res, reason)) return;
+    if (config.fallback !== undefined) {
+      try {
+        config.fallback(req, res, reason);
+        return;
+      } catch (error) {
+        this.config.log.errorOnce('CB_FALLBACK_THREW', 'the "fallback" handler threw; sending the problem instead', {
+          error: String(error),
+        });
+        if (res.headersSent) {
+          if (!res.writableEnded) res.end();
+          return;
+        }
+      }
+    }
+    sendProblem(res, problem, req.method);
+  }
+
+  rejectOpen(req: IncomingMessage, res: ServerResponse, route: GuardedRoute): void {
+    const retryAfter = Math.max(1, Math.ceil(route.machine.retryAfterMs() / 1000));
+    this.metrics.shortCircuits.inc({ breaker: route.name });
+    this.events.emit('rejection', { name: route.name, reason: 'circuit-open' });
+    this.answer(req, res, 'circuit-open', route.config, {
+      code: 'CIRCUIT_OPEN',
+      detail: CIRCUIT_OPEN_DETAIL,
+      headers: { 'Retry-After': retryAfter },
+    });
+  }
+
+  rejectFull(req: IncomingMessage, res: ServerResponse, route: GuardedRoute): void {
+    this.metrics.rejections.inc({ breaker: route.name });
+    this.events.emit('rejection', { name: route.name, reason: 'bulkhead-full' });
+    this.answer(req, res, 'overloaded', route.config, {
+      code: 'OVERLOADED',
+      detail: BULKHEAD_DETAIL,
+      headers: { 'Retry-After': 1 },
+    });
+  }
+
+  shedRequest(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const monitor = this.monitor as OverloadMonitor;
+    const reason = monitor.reason ?? 'event-loop-delay';
+    this.shed++;
+    this.metrics.shed.inc({ reason });
+    this.events.emit('shed', { reason, path });
+    const retryAfter = Math.max(1, Math.ceil(monitor.config.sampleIntervalMs / 1000));
+    if (tryFallback(req, res, 'overloaded')) return;
+    sendProblem(res, { code: 'OVERLOADED', detail: SHED_DETAIL, headers: { 'Retry-After': retryAfter } }, req.method);
+  }
+
+  timeoutProblem(): Problem {
+    return { code: 'TIMEOUT', detail: TIMEOUT_DETAIL };
+  }
+}
+
+/**
+ * The life of one guarded request: waits for a bulkhead slot if needed, runs the app under
+ * a time budget, and reports the outcome to the breaker when the response closes.
+ */
+class RequestGuard {
+  readonly #engine: Engine;
+  readonly #route: GuardedRoute;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #permit: number;
+  #next: NextFunction | undefined;
+  #startedAt = 0;
+  #timer: unknown;
+  #waiter: (() => void) | undefined;
+  #queued = false;
+  #holdsSlot = false;
+  #timedOut = false;
+  #done = false;
+
+  constructor(engine: Engine, route: GuardedRoute, req: IncomingMessage, res: ServerResponse, permit: number) {
+    this.#engine = engine;
+    this.#route = route;
+    this.#req = req;
+    this.#res = res;
+    this.#permit = permit;
+  }
+
+  start(next: NextFunction): void {
+    const route = this.#route;
+    const clock = this.#engine.config.clock;
+    this.#next = next;
+    this.#startedAt = clock.now();
+    this.#res.on('close', () => this.#onClose());
+    if (route.config.timeoutMs !== undefined) {
+      this.#timer = clock.setTimeout(() => this.#onTimeout(), route.config.timeoutMs);
+    }
+    if (route.bulkhead !== undefined) {
+      this.#waiter = () => this.#onGranted();
+      const entry = route.bulkhead.enter(this.#waiter);
+      if (entry === 'queued') {
+        this.#queued = true;
+        return;
+      }
+      if (entry === 'full') {
+        this.#done = true;
+        this.#clearTimer();
+        route.machine.onCancel(this.#permit);
+        this.#engine.rejectFull(this.#req, this.#res, route);
+        return;
+      }
+      this.#holdsSlot = true;
+    }
+    this.#run();
+  }
+
+  #run(): void {
+    (this.#next as NextFunction)();
+  }
+
+  #onGranted(): void {
+    this.#queued = false;
+    if (this.#engine.closed) {
+      // Drained by close(): it never got a slot.
+      this.#done = true;
+      this.#clearTimer();
+      this.#route.machine.onCancel(this.#permit);
+      this.#engine.rejectFull(this.#req, this.#res, this.#route);
+      return;
+    }
+    this.#holdsSlot = true;
+    if (this.#route.machine.policy.slowCallMs !== undefined) this.#startedAt = this.#engine.config.clock.now();
+    this.#run();
+  }
+
+  #onTimeout(): void {
+    this.#timer = undefined;
+    if (this.#done) return;
+    this.#timedOut = true;
+    const route = this.#route;
+    const engine = this.#engine;
+    const res = this.#res;
+    const timeoutMs = route.config.timeoutMs as number;
+    engine.metrics.timeouts.inc({ breaker: route.name });
+    engine.events.emit('timeout', { name: route.name, timeoutMs });
+    if (this.#queued) {
+      // The app never saw it: no verdict on the route, just the answer.
+      this.#queued = false;
+      route.bulkhead?.cancel(this.#waiter as () => void);
+      route.machine.onCancel(this.#permit);
+      engine.answer(this.#req, res, 'timeout', route.config, engine.timeoutProblem());
+      return;
+    }
+    route.machine.onFailure(this.#permit, engine.config.clock.now() - this.#startedAt, true);
+    if (res.headersSent) {
+      // A response already under way cannot become a 504; cut it so the client sees it incomplete.
+      res.destroy();
+      return;
+    }
+    const guard = neutralise(res);
+    guard.answer(() => engine.answer(this.#req, res, 'timeout', route.config, engine.timeoutProblem()));
+    if (!res.writableEnded) {
+      engine.config.log.warnOnce(
+        'CB_ASYNC_FALLBACK',
+        'a fallback did not end the response synchronously after a timeout; sent 504 instead',
+      );
+      guard.answer(() => {
+        if (res.headersSent) res.end();
+        else sendProblem(res, engine.timeoutProblem(), this.#req.method);
+      });
+    }
+  }
+
+  #onClose(): void {
+    this.#clearTimer();
+    if (this.#done) return;
+    this.#done = true;
+    const route = this.#route;
+    if (this.#queued) {
+      this.#queued = false;
+      route.bulkhead?.cancel(this.#waiter as () => void);
+      route.machine.onCancel(this.#permit);
+      return;
+    }
+    this.#release();
+    if (this.#timedOut) return;
+    const res = this.#res;
+    if (!res.writableFinished) {
+      // The client went away: no verdict on the route.
+      route.machine.onCancel(this.#permit);
+      return;
+    }
+    const duration =
+      route.machine.policy.slowCallMs === undefined ? 0 : this.#engine.config.clock.now() - this.#startedAt;
+    let failed: boolean;
+    try {
+      failed = route.config.isFailure(res.statusCode, undefined);
+    } catch (error) {
+      this.#engine.config.log.errorOnce('CB_IS_FAILURE_THREW', 'the "isFailure" predicate threw; using status >= 500', {
+        error: String(error),
+      });
+      failed = res.statusCode >= 500;
+    }
+    if (failed) route.machine.onFailure(this.#permit, duration);
+    else route.machine.onSuccess(this.#permit, duration);
+  }
+
+  #release(): void {
+    if (this.#holdsSlot) {
+      this.#holdsSlot = false;
+      this.#route.bulkhead?.leave();
+    }
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      this.#engine.config.clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
+
+/**
+ * Guards the app's routes with per-route circuit breakers, time budgets and bulkheads,
+ * and sheds load when the process is overloaded.
+ *
+ * Mounted globally (before the router) it keys requests by route patterns it learns from
+ * finished responses; mounted on a route (`app.get('/x', breaker, handler)`) it keys by
+ * that route's exact pattern. Turned-away requests get RFC 9457 problems: 503
+ * `CIRCUIT_OPEN` and 503 `OVERLOADED` with `Retry-After`, 504 `TIMEOUT` — unless a stale
+ * fallback registered with core's `setFallback` (the cache) or the `fallback` option answers.
+ *
+ * @param options breaker policy, budgets, bulkheads, overload thresholds, per-route overrides
+ * @returns the middleware, with `snapshot()`, `reset()`, `health()`, `on()` and `close()`
+ * @throws {TypeError|RangeError} on an invalid option, naming it
+ * @example
+ * const breaker = circuitBreaker({ failureThreshold: 5, resetTimeout: '30s', timeout: '10s', exempt: ['/health'] });
+ * app.use(breaker);
+ */
+export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerMiddleware {
+  const engine = new Engine(resolveMiddlewareOptions(options));
+  const { isExempt } = engine.config;
+  const monitor = engine.monitor;
+  const marker = engine.marker;
+
+  const middleware = function circuitBreakerMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+    const marked = req as IncomingMessage & Record<symbol, true>;
+    if (engine.closed || marked[marker] === true) {
+      next();
+      return;
+    }
+    marked[marker] = true;
+    const path = pathOf((req as ExpressRequest).originalUrl ?? req.url);
+    if (isExempt(path)) {
+      next();
+      return;
+    }
+    if (monitor?.overloaded === true) {
+      engine.shedRequest(req, res, path);
+      return;
+    }
+    const key = engine.keyOf(req, path);
+    const route = engine.route(key);
+    const permit = route.machine.acquire();
+    if (permit === REJECTED) {
+      engine.rejectOpen(req, res, route);
+      return;
+    }
+    if (key === UNMATCHED_ROUTE && engine.shouldLearn()) {
+      onBeforeHead(res, function learnRoute() {
+        engine.learned(captureRoute(req));
+      });
+    }
+    new RequestGuard(engine, route, req, res, permit).start(next);
+  } as CircuitBreakerMiddleware;
+
+  const extras: Omit<CircuitBreakerMiddleware, keyof ClosableMiddleware | 'close'> &
+    Pick<CircuitBreakerMiddleware, 'close'> = {
+    registry: engine.config.registry,
+    snapshot() {
+      const breakers: BreakerSnapshot[] = [];
+      for (const route of engine.routes.values()) breakers.push(route.machine.snapshot());
+      return { breakers, overloaded: monitor?.overloaded ?? false, shed: engine.shed };
+    },
+    reset(name?: string) {
+      if (name === undefined) for (const route of engine.routes.values()) route.machine.reset();
+      else engine.routes.get(name)?.machine.reset();
+    },
+    health(): HealthCheck {
+      const notClosed: string[] = [];
+      for (const route of engine.routes.values()) if (route.machine.state !== 'closed') notClosed.push(route.name);
+      const overloaded = monitor?.overloaded ?? false;
+      if (notClosed.length === 0 && !overloaded) return { status: 'ok', open: [], overloaded: false };
+      const parts: string[] = [];
+      if (notClosed.length > 0) parts.push(`breakers not closed: ${notClosed.join(', ')}`);
+      if (overloaded) parts.push(`shedding load (${monitor?.reason})`);
+      return { status: 'degraded', detail: parts.join('; '), open: notClosed, overloaded };
+    },
+    on(event, listener) {
+      return engine.events.on(event, listener);
+    },
+    async close() {
+      if (engine.closed) return;
+      engine.closed = true;
+      monitor?.close();
+      for (const route of engine.routes.values()) for (const waiter of route.bulkhead?.drain() ?? []) waiter();
+      engine.metrics.detach();
+    },
+  };
+  return Object.assign(middleware, extras);
+}
+
+/**
+ * A breaker to put on one route (`app.get('/x', circuitBreaker.route(), handler)`): keyed
+ * by that route's exact pattern from its first request, with process overload shedding off
+ * (that belongs to the global middleware).
+ *
+ * @param options as for {@link circuitBreaker}
+ * @returns the middleware
+ * @throws {TypeError|RangeError} on an invalid option, naming it
+ * @example app.get('/reports/:id', circuitBreaker.route({ timeout: '5s', maxConcurrent: 4 }), report);
+ */
+circuitBreaker.route = function route(options?: CircuitBreakerOptions): CircuitBreakerMiddleware {
+  return circuitBreaker({ overload: false, ...options });
+};
