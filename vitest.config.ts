@@ -9,7 +9,7 @@ export default defineConfig({
   resolve: {
     alias: [
       {
-        find: /^@perfstack\/([a-z-]+)$/,
+        find: /^@perfstack\/(core|cache|size-limit|rate-limit|logger|circuit-breaker|timing|dashboard)$/,
         replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)),
       },
       {
