@@ -1,0 +1,217 @@
+/**
+ * `accessLog()`: one JSON line per request through pino-http, redacted by default.
+ *
+ * Each line carries the request id (`reqId`, also on every `req.log` line of the request),
+ * the request as logged (method, URL with secret query values censored, headers with
+ * credentials censored, remote address), the route pattern beside it, the response
+ * (status, headers without `Set-Cookie` values) and the response time in milliseconds.
+ * Levels follow the status: 5xx `error`, 4xx `warn`, anything else `info`.
+ *
+ * Everything costly is built here, once: the sensitive-key matcher, the compiled value
+ * patterns, the serializers and the ignore set (house style rule 6).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type ClosableMiddleware,
+  ensureRequestId,
+  type NextFunction,
+  OnceLogger,
+  optionRangeError,
+  pathOf,
+  routeLabel,
+} from '@perfstack/core';
+import type { Logger } from 'pino';
+import { type HttpLogger, pinoHttp } from 'pino-http';
+import { openDestination } from './destination.js';
+import { redactLogArguments } from './log-arguments.js';
+import { type AccessLogOptions, PKG, resolveAccessLogConfig } from './options.js';
+import { DeepRedactor } from './redact/deep.js';
+import { HeaderRedactor } from './redact/headers.js';
+import { SensitiveKeys } from './redact/keys.js';
+import { createStringRedactor } from './redact/strings.js';
+import { UrlRedactor } from './redact/url.js';
+import { createSerializers } from './serializers.js';
+
+/** Longest string logged as it is (longer ones are cut, and the cut is marked). */
+export const MAX_STRING_LENGTH = 4096;
+
+/** Longest URL logged as it is. */
+export const MAX_URL_LENGTH = 4096;
+
+/** Marks the access line's own object, already redacted, so `formatters.log` skips it. */
+const ACCESS_LINE = Symbol('perfstack.logger.accessLine');
+
+/** An error recorded for the request's access line. */
+const RECORDED_ERROR = Symbol.for('perfstack.logger.error');
+
+/** Keys with their own serializer: `formatters.log` and child bindings leave them to it. */
+const SERIALIZED_KEYS: ReadonlySet<string> = new Set(['req', 'res', 'err']);
+
+type LoggedRequest = IncomingMessage & { originalUrl?: unknown; body?: unknown; [RECORDED_ERROR]?: unknown };
+
+/** The middleware `accessLog()` returns. */
+export interface AccessLogger extends ClosableMiddleware {
+  /** The pino logger lines go through (pino-http's root logger). */
+  readonly logger: Logger;
+  /**
+   * Records `error` as the cause of the request's failure, so the access line logs it
+   * (redacted) instead of a bare "failed with status code 500". For `withMiddleware`'s
+   * `onError`, Koa's `app.on('error')`, or your own error handler.
+   */
+  recordError(req: IncomingMessage, error: unknown): void;
+  /** An Express error-handling middleware that calls {@link recordError} and passes the error on. */
+  readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
+}
+
+/**
+ * Creates the access-log middleware.
+ *
+ * @param options see {@link AccessLogOptions}; every option is optional
+ * @returns a Connect middleware with `logger`, `recordError`, `errorHandler` and `close()`
+ * @throws {TypeError} on an unknown option or a value of the wrong type
+ * @throws {RangeError} on a value out of range (e.g. `sampleRate: 2`)
+ * @example
+ * const log = accessLog({ destination: '/var/log/app/access.log', ignore: ['/health'] });
+ * app.use(log);
+ * app.get('/users/:id', (req, res) => { req.log.info('looked up'); res.json({}); });
+ * app.use(log.errorHandler);
+ * // on shutdown: await log.close();
+ */
+export function accessLog(options?: AccessLogOptions): AccessLogger {
+  const config = resolveAccessLogConfig(options);
+  const { censor, sampleRate, logBody, requestIdHeader, ignoreExact, ignorePrefixes } = config;
+  const keys = new SensitiveKeys(config.sensitiveKeys);
+  const string = createStringRedactor({
+    censor,
+    keyFragments: keys.fragments,
+    shortKeys: keys.shortEntries,
+    maxLength: MAX_STRING_LENGTH,
+  });
+  const deep = new DeepRedactor(keys, string, censor);
+  const url = new UrlRedactor(string, deep, censor, MAX_URL_LENGTH);
+  const headers = new HeaderRedactor(config.redactHeaders, deep, string, url, censor);
+  const serializers = createSerializers(deep, headers, url, requestIdHeader);
+
+  const isIgnored = (req: IncomingMessage): boolean => {
+    const original = (req as LoggedRequest).originalUrl;
+    const path = pathOf(typeof original === 'string' ? original : req.url);
+    if (ignoreExact.has(path)) return true;
+    for (const prefix of ignorePrefixes) if (path.startsWith(prefix)) return true;
+    return false;
+  };
+
+  /** Completes pino-http's object for the access line: the route, the error recorded, the body. */
+  const accessLine = (req: IncomingMessage, value: Record<string | symbol, unknown>) => {
+    // Read when the response has finished: a route that answered leaves Express's
+    // `req.route`/`req.baseUrl` (and @koa/router's `_matchedRoute`) in place, and a pattern
+    // pinned earlier by another layer (timing's `captureRoute`) wins.
+    value.route = routeLabel(req);
+    const recorded = (req as LoggedRequest)[RECORDED_ERROR];
+    if (recorded !== undefined && 'err' in value) value.err = recorded;
+    if (logBody) {
+      const body = (req as LoggedRequest).body;
+      if (typeof body === 'object' && body !== null && !Buffer.isBuffer(body)) value.body = deep.value(body);
+    }
+    value[ACCESS_LINE] = true;
+    return value;
+  };
+
+  /**
+   * pino-http binds `{ req }` once per request (one child logger, as plain pino-http does);
+   * the request id is added beside it, so every line of the request (the access line and
+   * each `req.log` call) carries a top-level `reqId`. Other bindings (an app's
+   * `req.log.child({...})`) are redacted like logged fields. pino applies
+   * `formatters.bindings` to the root only, hence a wrapper around `child`.
+   */
+  const childBindings = (bindings: Record<string, unknown>): Record<string, unknown> => {
+    const req = bindings.req as IncomingMessage | undefined;
+    if (typeof req === 'object' && req !== null && typeof req.headers === 'object') {
+      const id = (req as { id?: unknown }).id;
+      // A generated id is ours (a UUID); only an id the client sent is checked for secrets.
+      if (typeof id === 'string' && Object.keys(bindings).length === 1) {
+        return { reqId: req.headers[requestIdHeader] === id ? string(id) : id, req };
+      }
+    }
+    return deep.fields(bindings, SERIALIZED_KEYS);
+  };
+
+  // pino writes to a gate, opened after pino-http is built, so a bad option opens nothing.
+  let target: { write(line: string): void } | undefined;
+  let httpLogger: HttpLogger<IncomingMessage, ServerResponse>;
+  try {
+    httpLogger = pinoHttp<IncomingMessage, ServerResponse>(
+      {
+        level: config.level,
+        serializers,
+        wrapSerializers: false,
+        redact: config.redactPaths.length > 0 ? { paths: [...config.redactPaths], censor } : undefined,
+        genReqId: (req, res) => ensureRequestId(req, res, requestIdHeader),
+        autoLogging: { ignore: isIgnored },
+        customLogLevel(_req, res, error) {
+          if (error !== undefined || res.err !== undefined || res.statusCode >= 500) return 'error';
+          if (res.statusCode >= 400) return 'warn';
+          if (sampleRate < 1 && !(Math.random() < sampleRate)) return 'silent';
+          return 'info';
+        },
+        customSuccessObject: (req, _res, value) => accessLine(req, value),
+        customErrorObject: (req, _res, _error, value) => accessLine(req, value),
+        formatters: {
+          log: (fields) =>
+            (fields as { [ACCESS_LINE]?: true })[ACCESS_LINE] ? fields : deep.fields(fields, SERIALIZED_KEYS),
+        },
+        hooks: {
+          logMethod(args, method) {
+            redactLogArguments(args as unknown[], string, deep);
+            return method.apply(this, args);
+          },
+        },
+      },
+      { write: (line: string) => target?.write(line) },
+    );
+  } catch (error) {
+    if (config.redactPaths.length > 0) {
+      throw optionRangeError(
+        PKG,
+        'redact',
+        config.redactPaths,
+        `valid pino redact paths (${(error as Error).message})`,
+      );
+    }
+    throw error;
+  }
+  const root = httpLogger.logger;
+  const pinoChild = root.child;
+  // Own property on the root: every child (created with Object.create) inherits it.
+  root.child = function redactedChild(this: Logger, bindings: Record<string, unknown>, childOptions?: unknown) {
+    return pinoChild.call(this, childBindings(bindings), childOptions as Parameters<Logger['child']>[1]);
+  } as Logger['child'];
+  const destination = openDestination(config.destination, new OnceLogger(config.logger));
+  target = destination.stream;
+
+  const middleware = function accessLogMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+    httpLogger(req, res, next);
+  } as AccessLogger & { logger: Logger };
+
+  const recordError = (req: IncomingMessage, error: unknown): void => {
+    (req as LoggedRequest)[RECORDED_ERROR] = error;
+  };
+  let closing: Promise<void> | undefined;
+  Object.assign(middleware, {
+    logger: root,
+    recordError,
+    errorHandler: function accessLogErrorHandler(
+      error: unknown,
+      req: IncomingMessage,
+      _res: ServerResponse,
+      next: NextFunction,
+    ): void {
+      recordError(req, error);
+      next(error);
+    },
+    close: (): Promise<void> => {
+      closing ??= destination.close();
+      return closing;
+    },
+  });
+  return middleware;
+}

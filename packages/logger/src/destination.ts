@@ -1,0 +1,80 @@
+/**
+ * The log destination. Paths and file descriptors are opened with
+ * `pino.destination({ sync: false })` (sonic-boom): lines are buffered and written
+ * asynchronously, so logging never blocks the request on a disk or a pipe. A stream the
+ * caller passes is theirs: written to, never ended.
+ *
+ * pino is given a small gate in front of the destination, so that once `close()` has run,
+ * a late line (a request still in flight, an app's `req.log` call) is dropped instead of
+ * throwing on a closed sonic-boom.
+ */
+import type { OnceLogger } from '@perfstack/core';
+import { destination as pinoDestination } from 'pino';
+import type { LogStream } from './options.js';
+
+/** An open destination behind its gate. */
+export interface OpenedDestination {
+  /** What pino writes to. */
+  readonly stream: { write(line: string): void };
+  /** Flushes what is buffered; ends what this module opened; drops later lines. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `target` (see `AccessLogOptions.destination`).
+ *
+ * @param target a stream, a file path or a file descriptor
+ * @param once where a destination error is reported, once
+ * @returns the gated stream and its `close()`
+ */
+export function openDestination(target: LogStream | string | number, once: OnceLogger): OpenedDestination {
+  let open = true;
+  if (typeof target === 'object') {
+    const stream = target as LogStream & Partial<NodeJS.WritableStream> & { writableNeedDrain?: boolean };
+    return {
+      stream: {
+        write(line: string): void {
+          if (open) stream.write(line);
+        },
+      },
+      close(): Promise<void> {
+        open = false;
+        if (stream.writableNeedDrain !== true || typeof stream.once !== 'function') return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          stream.once?.('drain', resolve);
+          stream.once?.('close', resolve);
+        });
+      },
+    };
+  }
+  const sonic = pinoDestination({ dest: target, sync: false, mkdir: typeof target === 'string' });
+  let failed = false;
+  sonic.on('error', (error: Error) => {
+    failed = true;
+    once.errorOnce('LOGGER_DESTINATION_ERROR', 'the access log destination failed; lines may be lost', {
+      destination: typeof target === 'string' ? target : `fd ${target}`,
+      error: error.message,
+    });
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    stream: {
+      write(line: string): void {
+        if (open) sonic.write(line);
+      },
+    },
+    close(): Promise<void> {
+      open = false;
+      closing ??= new Promise<void>((resolve) => {
+        if (failed || (sonic as unknown as { destroyed?: boolean }).destroyed === true) {
+          resolve();
+          return;
+        }
+        sonic.once('close', () => resolve());
+        sonic.once('error', () => resolve());
+        sonic.end();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Logged headers: copied, never referenced, with secrets censored as they are copied.
+ * A header is censored whole when its name is in the configured list (matched without
+ * regard to case: Node gives lower-case names) or names a secret by itself
+ * (`x-auth-token`, `x-csrf-token`); other values go through the value patterns, and URL
+ * headers (`referer`, `location`, `content-location`) through the URL redactor.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { DeepRedactor } from './deep.js';
+import type { StringRedactor } from './strings.js';
+import type { UrlRedactor } from './url.js';
+
+/** Request headers censored by default. */
+export const DEFAULT_REDACTED_HEADERS: readonly string[] = [
+  'authorization',
+  'cookie',
+  'proxy-authorization',
+  'x-api-key',
+];
+
+/** Response headers censored by default. */
+export const DEFAULT_REDACTED_RESPONSE_HEADERS: readonly string[] = ['set-cookie'];
+
+/** Headers logged per message; more are counted under `…`. */
+const MAX_HEADERS = 100;
+
+const URL_HEADERS: ReadonlySet<string> = new Set(['referer', 'location', 'content-location']);
+
+/** How a header's value is logged. */
+enum HeaderKind {
+  Plain = 0,
+  Censored = 1,
+  Url = 2,
+}
+
+/** Header names remembered before the memory is cleared (bounded under hostile churn). */
+const MAX_REMEMBERED_NAMES = 1024;
+
+/** Copies header objects with secrets censored. Built once per logger. */
+export class HeaderRedactor {
+  readonly #names: ReadonlySet<string>;
+  readonly #deep: DeepRedactor;
+  readonly #string: StringRedactor;
+  readonly #url: UrlRedactor;
+  readonly #censor: string;
+  /** Name → kind: one lookup per header in the steady state. */
+  readonly #kinds = new Map<string, HeaderKind>();
+
+  constructor(names: readonly string[], deep: DeepRedactor, string: StringRedactor, url: UrlRedactor, censor: string) {
+    this.#names = new Set(names.map((name) => name.toLowerCase()));
+    this.#deep = deep;
+    this.#string = string;
+    this.#url = url;
+    this.#censor = censor;
+  }
+
+  #kind(name: string): HeaderKind {
+    let kind = this.#kinds.get(name);
+    if (kind === undefined) {
+      const lower = name.toLowerCase();
+      kind =
+        this.#names.has(lower) || this.#deep.isSensitiveKey(lower)
+          ? HeaderKind.Censored
+          : URL_HEADERS.has(lower)
+            ? HeaderKind.Url
+            : HeaderKind.Plain;
+      if (name.length <= 64) {
+        if (this.#kinds.size >= MAX_REMEMBERED_NAMES) this.#kinds.clear();
+        this.#kinds.set(name, kind);
+      }
+    }
+    return kind;
+  }
+
+  /**
+   * Returns a redacted copy of `headers`. Names are kept as given: Node gives lower-case
+   * names for both `req.headers` and `res.getHeaders()`.
+   *
+   * @param headers `req.headers` or `res.getHeaders()`
+   * @param trusted a header whose value this layer wrote itself (the generated request id), logged as is
+   */
+  redact(headers: IncomingHttpHeaders | OutgoingHttpHeaders, trusted?: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    let count = 0;
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (++count > MAX_HEADERS) {
+        out['…'] = 'more headers';
+        break;
+      }
+      const kind = this.#kind(name);
+      if (kind === HeaderKind.Censored) {
+        out[name] = this.#censor;
+      } else if (typeof value === 'string') {
+        out[name] = name === trusted ? value : kind === HeaderKind.Url ? this.#url.redact(value) : this.#string(value);
+      } else if (Array.isArray(value)) {
+        out[name] = value.map((item) => this.#string(String(item)));
+      } else {
+        out[name] = value;
+      }
+    }
+    return out;
+  }
+}
