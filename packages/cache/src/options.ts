@@ -1,0 +1,294 @@
+/**
+ * Options of `responseCache()` and `cache()`, resolved once into a fully-required
+ * config (house style rule 2). Nothing here runs per request.
+ */
+import type { IncomingMessage } from 'node:http';
+import {
+  checkOptionsObject,
+  consoleLogger,
+  createSharedRedis,
+  isRedisClient,
+  optionRangeError,
+  optionTypeError,
+  type PerfstackLogger,
+  parseBytes,
+  parseDuration,
+  type RedisClient,
+  type Registry,
+  readBoolean,
+  readFunction,
+  readInteger,
+  readStringArray,
+  type SharedContext,
+  SharedRedis,
+} from '@perfstack/core';
+
+export const PKG = '@perfstack/cache';
+
+/** Statuses stored by default (RFC 9110 §15.1 "heuristically cacheable", minus 206/405/414/501). */
+export const DEFAULT_STATUSES: readonly number[] = [200, 203, 204, 300, 301, 308, 404, 410];
+
+/** Options of {@link responseCache}. Every option is optional. */
+export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
+  /** Freshness lifetime of a stored response when neither the route nor the response says. @default '1m' */
+  readonly ttl?: number | string;
+  /** Most entries (URLs) kept in memory (L1). @default 10000 */
+  readonly maxEntries?: number;
+  /** Most bytes kept in memory (bodies + headers + bookkeeping). @default '64mb' */
+  readonly maxBytes?: number | string;
+  /** Largest body that is buffered and stored; larger responses stream through uncached. @default '1mb' */
+  readonly maxEntryBytes?: number | string;
+  /** Default RFC 5861 `stale-while-revalidate` window. @default 0 */
+  readonly staleWhileRevalidate?: number | string;
+  /** Default RFC 5861 `stale-if-error` window. @default 0 */
+  readonly staleIfError?: number | string;
+  /** Statuses that may be stored. @default [200, 203, 204, 300, 301, 308, 404, 410] */
+  readonly statuses?: readonly number[];
+  /** Coding used to store compressible bodies, or false. @default 'br' */
+  readonly compression?: 'br' | 'gzip' | false;
+  /** Bodies at least this large are stored compressed. @default '1400b' */
+  readonly compressThreshold?: number | string;
+  /** Requests for which the layer does nothing at all (no lookup, no `X-Cache`). @default none */
+  readonly skip?: (req: IncomingMessage) => boolean;
+  /** Honour request `Cache-Control: no-cache | max-age=0` (refetch) and `no-store` (bypass). @default false */
+  readonly requestCacheControl?: boolean;
+  /** Longest a request waits for another request (or instance) fetching the same key. @default '5s' */
+  readonly lockTimeout?: number | string;
+  /** Time limit of each L2 (Redis) call; past it the call counts as failed. @default '200ms' */
+  readonly redisTimeout?: number | string;
+  /** How long a URL whose response was not storable skips request collapsing ("hit-for-pass"). @default '10s' */
+  readonly hitForPass?: number | string;
+  /** Clock in ms since the epoch (tests). @default Date.now */
+  readonly now?: () => number;
+  /** Redis as a {@link SharedRedis}, a `redis://` URL or a node-redis client. @default none (L1 only) */
+  readonly redis?: SharedRedis | string | RedisClient;
+}
+
+/** Per-route options of `cache()` and `@Cacheable()`. */
+export interface RouteCacheOptions {
+  /** Freshness lifetime for this route (the response's `s-maxage`/`max-age` override it). @default the layer's `ttl` */
+  readonly ttl?: number | string;
+  /** Tags to invalidate this route's entries by. @default [] */
+  readonly tags?: readonly string[];
+  /** Cache key: a string, or a function of the request. @default the request URL */
+  readonly key?: string | ((req: IncomingMessage) => string);
+  /** Request headers the response varies on (added to `Vary`). @default [] */
+  readonly vary?: readonly string[];
+  /** `stale-while-revalidate` window for this route. @default the layer's */
+  readonly staleWhileRevalidate?: number | string;
+  /** `stale-if-error` window for this route. @default the layer's */
+  readonly staleIfError?: number | string;
+  /** When false, responses to requests with `Authorization`/`Cookie` may be stored and shared. @default true */
+  readonly private?: boolean;
+  /** The cache instance to use when no global `responseCache()` runs. @default a shared in-memory instance */
+  readonly store?: unknown;
+}
+
+/** The resolved config of a cache instance. */
+export interface CacheConfig {
+  readonly ttl: number;
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  readonly maxEntryBytes: number;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
+  readonly statuses: ReadonlySet<number>;
+  readonly compression: 'br' | 'gzip' | false;
+  readonly compressThreshold: number;
+  readonly skip: ((req: IncomingMessage) => boolean) | undefined;
+  readonly requestCacheControl: boolean;
+  readonly lockTimeout: number;
+  readonly redisTimeout: number;
+  readonly hitForPass: number;
+  readonly now: () => number;
+  readonly registry: Registry | undefined;
+  readonly redis: SharedRedis | undefined;
+  /** True when this instance made the connection and must close it. */
+  readonly ownsRedis: boolean;
+  readonly logger: PerfstackLogger;
+}
+
+/** The resolved options of one route. */
+export interface RouteConfig {
+  readonly ttl: number | undefined;
+  readonly tags: readonly string[];
+  readonly key: ((req: IncomingMessage) => string) | undefined;
+  readonly vary: readonly string[];
+  readonly staleWhileRevalidate: number | undefined;
+  readonly staleIfError: number | undefined;
+  readonly private: boolean;
+}
+
+const KNOWN: readonly string[] = [
+  'ttl',
+  'maxEntries',
+  'maxBytes',
+  'maxEntryBytes',
+  'staleWhileRevalidate',
+  'staleIfError',
+  'statuses',
+  'compression',
+  'compressThreshold',
+  'skip',
+  'requestCacheControl',
+  'lockTimeout',
+  'redisTimeout',
+  'hitForPass',
+  'now',
+  'registry',
+  'redis',
+  'logger',
+];
+
+const ROUTE_KNOWN: readonly string[] = [
+  'ttl',
+  'tags',
+  'key',
+  'vary',
+  'staleWhileRevalidate',
+  'staleIfError',
+  'private',
+  'store',
+];
+
+const duration = (value: unknown, option: string, fallback: number, min = 0) =>
+  value === undefined ? fallback : parseDuration(value, option, { pkg: PKG, min });
+const bytes = (value: unknown, option: string, fallback: number, min = 0) =>
+  value === undefined ? fallback : parseBytes(value, option, { pkg: PKG, min });
+
+/** A token safe to put in a header or a Redis key: no CR/LF, bounded. */
+const TAG_RE = /^[\x21-\x7e]{1,128}$/;
+
+function readTags(option: string, value: unknown): string[] {
+  const tags = readStringArray(PKG, option, value, []);
+  for (const tag of tags) {
+    if (!TAG_RE.test(tag)) throw optionRangeError(PKG, option, tag, 'tags of 1 to 128 visible ASCII characters');
+  }
+  return tags;
+}
+
+function readHeaderNames(option: string, value: unknown): string[] {
+  const names = readStringArray(PKG, option, value, []);
+  for (const name of names) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || name === '*') {
+      throw optionRangeError(PKG, option, name, 'header names (RFC 9110 tokens, not "*")');
+    }
+  }
+  return names.map((n) => n.toLowerCase());
+}
+
+/**
+ * Resolves {@link ResponseCacheOptions} into a {@link CacheConfig}.
+ *
+ * @throws {TypeError|RangeError} naming the bad option
+ */
+export function resolveOptions(options: ResponseCacheOptions | undefined): CacheConfig {
+  const o = checkOptionsObject(PKG, 'responseCache', options, KNOWN) as ResponseCacheOptions;
+  const statuses = o.statuses === undefined ? DEFAULT_STATUSES : o.statuses;
+  if (
+    !Array.isArray(statuses) ||
+    statuses.some((s) => typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599)
+  ) {
+    throw optionTypeError(PKG, 'statuses', statuses, 'an array of integer HTTP statuses from 200 to 599');
+  }
+  const compression = o.compression ?? 'br';
+  if (compression !== false && compression !== 'br' && compression !== 'gzip') {
+    throw optionRangeError(PKG, 'compression', compression, '"br", "gzip" or false');
+  }
+  const maxBytes = bytes(o.maxBytes, 'maxBytes', 64 * 1024 * 1024, 1024);
+  const maxEntryBytes = bytes(o.maxEntryBytes, 'maxEntryBytes', 1024 * 1024, 0);
+  if (maxEntryBytes > maxBytes) {
+    throw optionRangeError(PKG, 'maxEntryBytes', o.maxEntryBytes, `at most maxBytes (${maxBytes} bytes)`);
+  }
+  const logger = o.logger ?? consoleLogger;
+  if (typeof logger !== 'object' || typeof logger.warn !== 'function' || typeof logger.error !== 'function') {
+    throw optionTypeError(PKG, 'logger', logger, 'an object with warn() and error()');
+  }
+  const registry = o.registry;
+  if (registry !== undefined && (typeof registry !== 'object' || typeof registry.getSingleMetric !== 'function')) {
+    throw optionTypeError(PKG, 'registry', registry, 'a prom-client Registry');
+  }
+  let redis: SharedRedis | undefined;
+  let ownsRedis = false;
+  const rawRedis: unknown = o.redis;
+  if (rawRedis instanceof SharedRedis || isSharedRedisLike(rawRedis)) {
+    redis = rawRedis as SharedRedis;
+  } else if (typeof rawRedis === 'string' || isRedisClient(rawRedis)) {
+    redis = createSharedRedis(
+      typeof rawRedis === 'string' ? { url: rawRedis, logger } : { client: rawRedis as RedisClient, logger },
+    );
+    ownsRedis = true;
+  } else if (rawRedis !== undefined) {
+    throw optionTypeError(PKG, 'redis', rawRedis, 'a SharedRedis, a redis:// URL or a node-redis client');
+  }
+  return {
+    ttl: duration(o.ttl, 'ttl', 60_000, 1),
+    maxEntries: readInteger(PKG, 'maxEntries', o.maxEntries, 10_000, 1, 100_000_000),
+    maxBytes,
+    maxEntryBytes,
+    staleWhileRevalidate: duration(o.staleWhileRevalidate, 'staleWhileRevalidate', 0),
+    staleIfError: duration(o.staleIfError, 'staleIfError', 0),
+    statuses: new Set(statuses),
+    compression,
+    compressThreshold: bytes(o.compressThreshold, 'compressThreshold', 1400, 1),
+    skip: readFunction<(req: IncomingMessage) => boolean>(PKG, 'skip', o.skip),
+    requestCacheControl: readBoolean(PKG, 'requestCacheControl', o.requestCacheControl, false),
+    lockTimeout: duration(o.lockTimeout, 'lockTimeout', 5000, 1),
+    redisTimeout: duration(o.redisTimeout, 'redisTimeout', 200, 1),
+    hitForPass: duration(o.hitForPass, 'hitForPass', 10_000, 0),
+    now: readFunction<() => number>(PKG, 'now', o.now, Date.now),
+    registry,
+    redis,
+    ownsRedis,
+    logger,
+  };
+}
+
+/** Accepts a SharedRedis from another copy of core (duck-typed). */
+function isSharedRedisLike(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { keyv?: unknown }).keyv === 'function' &&
+    typeof (value as { subscribe?: unknown }).subscribe === 'function' &&
+    'client' in value &&
+    'keyPrefix' in value
+  );
+}
+
+/**
+ * Resolves {@link RouteCacheOptions}.
+ *
+ * @throws {TypeError|RangeError} naming the bad option
+ */
+export function resolveRouteOptions(
+  options: RouteCacheOptions | undefined,
+  factory = 'cache',
+): RouteConfig & { readonly store: unknown } {
+  const o = checkOptionsObject(PKG, factory, options, ROUTE_KNOWN) as RouteCacheOptions;
+  let key: ((req: IncomingMessage) => string) | undefined;
+  if (typeof o.key === 'string') {
+    const fixed = o.key;
+    if (fixed === '' || fixed.length > 1024)
+      throw optionRangeError(PKG, 'key', fixed, 'a string of 1 to 1024 characters');
+    key = () => fixed;
+  } else if (o.key !== undefined) {
+    key = readFunction<(req: IncomingMessage) => string>(PKG, 'key', o.key);
+  }
+  return {
+    ttl: o.ttl === undefined ? undefined : parseDuration(o.ttl, 'ttl', { pkg: PKG, min: 1 }),
+    tags: readTags('tags', o.tags),
+    key,
+    vary: readHeaderNames('vary', o.vary),
+    staleWhileRevalidate:
+      o.staleWhileRevalidate === undefined
+        ? undefined
+        : parseDuration(o.staleWhileRevalidate, 'staleWhileRevalidate', { pkg: PKG }),
+    staleIfError:
+      o.staleIfError === undefined ? undefined : parseDuration(o.staleIfError, 'staleIfError', { pkg: PKG }),
+    private: readBoolean(PKG, 'private', o.private, true),
+    store: o.store,
+  };
+}
+
+export { readTags };

@@ -1,0 +1,68 @@
+/**
+ * `responseCache()`: the global layer. A Connect middleware that also carries the
+ * cache's data methods (`stats`, `invalidate`, `health`) and `close`, so it is the
+ * preset's `CacheSource` and a `ClosableMiddleware` at once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CacheSource, CacheStats, ClosableMiddleware, HealthCheck, NextFunction } from '@perfstack/core';
+import { CacheEngine } from './engine.js';
+import { type ResponseCacheOptions, resolveOptions } from './options.js';
+
+/** Where `cache({ store })` finds the engine of an instance. */
+export const ENGINE = Symbol.for('perfstack.cache.engine');
+
+/** What `responseCache()` returns. */
+export interface ResponseCache extends ClosableMiddleware, CacheSource {
+  /** Hits, misses, stale, bypass, evictions, entries, bytes, hit ratio; overall and per route. */
+  stats(): CacheStats;
+  /**
+   * Removes entries by exact key (the request target, e.g. `/products?page=2`), by tags,
+   * or by key prefix, on every instance. Resolves with the number of keys removed.
+   */
+  invalidate(selector: {
+    readonly key?: string;
+    readonly tags?: readonly string[];
+    readonly prefix?: string;
+  }): Promise<number>;
+  /** `ok`, or `degraded` while a configured Redis is down. */
+  health(): HealthCheck;
+  /** Stops pub/sub listening and closes a Redis connection the cache made itself. */
+  close(): Promise<void>;
+  /** @internal */
+  readonly [ENGINE]: CacheEngine;
+}
+
+/**
+ * Makes the response cache.
+ *
+ * @param options see {@link ResponseCacheOptions}; all optional
+ * @returns the middleware, with `stats()`, `invalidate()`, `health()` and `close()`
+ * @throws {TypeError|RangeError} on a bad or unknown option, naming it
+ * @example
+ * const responses = responseCache({ ttl: '1m', redis: process.env.REDIS_URL });
+ * app.use(responses);
+ * app.get('/products', cache({ ttl: '5m', tags: ['products'] }), listProducts);
+ * await responses.invalidate({ tags: ['products'] });
+ */
+export function responseCache(options?: ResponseCacheOptions): ResponseCache {
+  const engine = new CacheEngine(resolveOptions(options));
+  const middleware = function responseCacheMiddleware(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: NextFunction,
+  ): void {
+    engine.handle(req, res, next);
+  };
+  return Object.assign(middleware, {
+    stats: () => engine.stats(),
+    invalidate: (selector: Parameters<ResponseCache['invalidate']>[0]) => engine.invalidate(selector),
+    health: () => engine.health(),
+    close: () => engine.close(),
+    [ENGINE]: engine,
+  });
+}
+
+/** True for what {@link responseCache} returned. */
+export function isResponseCache(value: unknown): value is ResponseCache {
+  return typeof value === 'function' && (value as { [ENGINE]?: unknown })[ENGINE] instanceof CacheEngine;
+}

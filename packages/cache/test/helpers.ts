@@ -1,0 +1,30 @@
+/** Shared bits of the cache tests. */
+import { listen, type TestServer } from '../../../test/helpers/http.js';
+
+export { listen, request, waitFor } from '../../../test/helpers/http.js';
+
+/** A clock the tests move by hand (the cache's `now` option). */
+export function manualClock(start = Date.UTC(2026, 0, 1)) {
+  let now = start;
+  return {
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
+/** Closes every server made through {@link track}. */
+export function serverTracker() {
+  const servers: TestServer[] = [];
+  return {
+    async listen(listener: Parameters<typeof listen>[0]) {
+      const server = await listen(listener);
+      servers.push(server);
+      return server;
+    },
+    async closeAll() {
+      await Promise.all(servers.splice(0).map((s) => s.close()));
+    },
+  };
+}
