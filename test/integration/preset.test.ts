@@ -130,7 +130,7 @@ describe('performanceStack() composition', () => {
     expect(res.headers['x-cache']).toBeUndefined();
     expect(res.headers['ratelimit']).toBeUndefined();
     expect(res.headers['x-content-type-options']).toBeUndefined();
-    expect(res.headers['server-timing']).toMatch(/^total;dur=/);
+    expect(res.headers['server-timing']).toMatch(/^app;dur=[\d.]+, total;dur=[\d.]+$/);
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(await stack.cache.invalidate({ tags: ['x'] })).toBe(0);
   });

@@ -22,11 +22,14 @@ import {
   captureBody,
   type Disposable,
   type HealthCheck,
+  markOriginStatus,
   type NextFunction,
   OnceLogger,
   onBeforeHead,
   routeLabel,
   setFallback,
+  setRoute,
+  UNMATCHED_ROUTE,
 } from '@perfstack/core';
 import { LRUCache } from 'lru-cache';
 import { compress, decompress } from './compression.js';
@@ -397,6 +400,8 @@ export class CacheEngine {
   /** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
   serve(req: IncomingMessage, res: ServerResponse, state: RequestState, entry: Entry, kind: 'HIT' | 'STALE'): void {
     state.served = true;
+    // A hit never reaches the router: name its route for timing, logs and the dashboard.
+    if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
     const age = entry.initialAge + Math.max(0, Math.floor((this.config.now() - entry.storedAt) / 1000));
     res.setHeader('X-Cache', kind);
     res.setHeader('Age', String(age));
@@ -429,6 +434,8 @@ export class CacheEngine {
     const entry = state.stale;
     if (entry === undefined || state.served || res.headersSent) return false;
     if (this.config.now() >= entry.expiresAt + entry.staleIfError) return false;
+    // The origin failed: say so to the layers that judge it (the breaker), then answer stale.
+    if (res.statusCode >= 500) markOriginStatus(res, res.statusCode);
     for (const name of res.getHeaderNames()) if (!KEPT_ON_REPLACE.test(name)) res.removeHeader(name);
     this.serve(req, res, state, entry, 'STALE');
     this.#settle(state);

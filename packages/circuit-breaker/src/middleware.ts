@@ -18,6 +18,7 @@ import {
   type HealthSource,
   type NextFunction,
   onBeforeHead,
+  originStatus,
   type Problem,
   pathOf,
   type Registry,
@@ -365,12 +366,13 @@ class RequestGuard {
       route.machine.policy.slowCallMs === undefined ? 0 : this.#engine.config.clock.now() - this.#startedAt;
     let failed: boolean;
     try {
-      failed = route.config.isFailure(res.statusCode, undefined);
+      // originStatus: the origin's own status even when the cache answered stale over it.
+      failed = route.config.isFailure(originStatus(res), undefined);
     } catch (error) {
       this.#engine.config.log.errorOnce('CB_IS_FAILURE_THREW', 'the "isFailure" predicate threw; using status >= 500', {
         error: String(error),
       });
-      failed = res.statusCode >= 500;
+      failed = originStatus(res) >= 500;
     }
     if (failed) route.machine.onFailure(this.#permit, duration);
     else route.machine.onSuccess(this.#permit, duration);

@@ -29,3 +29,22 @@ export function tryFallback(req: IncomingMessage, res: ServerResponse, reason: P
   if (fallback === undefined || res.headersSent) return false;
   return fallback(res, reason);
 }
+
+const ORIGIN_STATUS = Symbol.for('perfstack.originStatus');
+
+type StatusResponse = ServerResponse & { [ORIGIN_STATUS]?: number };
+
+/**
+ * Records the status the origin answered with, before a layer replaced the response (the
+ * cache serving a stale entry over a 5xx). Layers that judge the origin — the circuit
+ * breaker — read {@link originStatus}, so a failing origin still counts as failing while
+ * clients get the stale copy.
+ */
+export function markOriginStatus(res: ServerResponse, status: number): void {
+  (res as StatusResponse)[ORIGIN_STATUS] = status;
+}
+
+/** The origin's own status: the one recorded by {@link markOriginStatus}, else `res.statusCode`. */
+export function originStatus(res: ServerResponse): number {
+  return (res as StatusResponse)[ORIGIN_STATUS] ?? res.statusCode;
+}

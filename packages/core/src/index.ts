@@ -27,7 +27,7 @@ export type {
   WindowStats,
 } from './contracts.js';
 export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './duration.js';
-export { type Fallback, setFallback, tryFallback } from './fallback.js';
+export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
 export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
 export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';

@@ -335,6 +335,12 @@ export class SharedRedis {
       await subscriber.connect();
       return subscriber;
     })();
+    // A failed first connection must not poison every later subscribe(): try again next time.
+    this.#subscriberReady.catch(() => {
+      this.#subscriberReady = undefined;
+      this.#subscriber?.destroy();
+      this.#subscriber = undefined;
+    });
     return this.#subscriberReady;
   }
 

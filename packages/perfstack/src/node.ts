@@ -37,6 +37,16 @@ export function createListener(
   app: RequestListener,
   options: CreateListenerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
+  // The app's errors go on the access log line too (redacted), unless the caller handles them.
+  const logger = stack.layers.logger;
+  if (options.onError === undefined && logger !== undefined) {
+    options = {
+      ...options,
+      onError: (error, req) => {
+        logger.recordError(req, error);
+      },
+    };
+  }
   if (options.endpoints === false) return withMiddleware(stack, app, options);
   const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
   const dashboard = stack.dashboard({ basePath: dashboardPath });

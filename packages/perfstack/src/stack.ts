@@ -36,7 +36,7 @@ import {
 import { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/logger';
 import { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
 import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
-import { type Timing, type TimingOptions, timing } from '@perfstack/timing';
+import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
 import { readEnv } from './env.js';
@@ -313,7 +313,10 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     if (close) closers.push(() => close.call(layer));
   }
 
-  const chain = compose(order.flatMap((name) => (built[name] ? [built[name] as Middleware] : [])));
+  const members = order.flatMap((name) => (built[name] ? [built[name] as Middleware] : []));
+  // `app;dur=` in Server-Timing: the time from the last layer to the app's response head.
+  if (layers.timing) members.push(appTiming());
+  const chain = compose(members);
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     ensureRequestId(req, res);
     chain(req, res, next);
