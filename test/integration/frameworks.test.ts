@@ -20,17 +20,35 @@ const frameworks: Record<string, () => Promise<Built>> = {
   Express: async () => {
     const { app, stack } = createExpressApp({ redis: '', stackOptions, catalogOptions });
     const server = await listen(app);
-    return { server, close: async () => (await server.close(), await stack.close()) };
+    return {
+      server,
+      close: async () => {
+        await server.close();
+        await stack.close();
+      },
+    };
   },
   Koa: async () => {
     const { app, stack } = createKoaApp({ redis: '', stackOptions, catalogOptions });
     const server = await listen(createServer(app.callback()));
-    return { server, close: async () => (await server.close(), await stack.close()) };
+    return {
+      server,
+      close: async () => {
+        await server.close();
+        await stack.close();
+      },
+    };
   },
   'node:http': async () => {
     const { listener, stack } = createNodeApp({ redis: '', stackOptions, catalogOptions });
     const server = await listen(listener);
-    return { server, close: async () => (await server.close(), await stack.close()) };
+    return {
+      server,
+      close: async () => {
+        await server.close();
+        await stack.close();
+      },
+    };
   },
 };
 
