@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { cache, DEFAULT_ORDER, type PerformanceStack, performanceStack } from 'perfstack';
+import { cache, DEFAULT_ORDER, ENV_VARIABLES, type PerformanceStack, performanceStack } from 'perfstack';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listen, request, type TestServer } from '../helpers/http.js';
 import { redisUrl } from '../helpers/redis.js';
@@ -208,6 +209,48 @@ describe('performanceStack() composition', () => {
     await server.close();
     server = await listen(app2);
     expect((await request(`${server.url}/x`)).headers['ratelimit-policy']).toMatch(/^"3-in-/);
+  });
+});
+
+describe('environment variables', () => {
+  it('documents every variable it reads in the README table', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    for (const { name } of ENV_VARIABLES) expect(readme).toContain(`| \`${name}\` |`);
+  });
+
+  it('applies PERFSTACK_CORS_ORIGINS, PERFSTACK_BODY_LIMIT and PERFSTACK_DASHBOARD_TOKEN', async () => {
+    stack = performanceStack({
+      log: quiet,
+      logger: silentLog,
+      env: {
+        PERFSTACK_CORS_ORIGINS: 'https://a.example, https://b.example',
+        PERFSTACK_BODY_LIMIT: '10b',
+        PERFSTACK_DASHBOARD_TOKEN: 'tok-123',
+      },
+    });
+    const app = express();
+    app.use(stack);
+    app.get('/health', stack.health());
+    app.post('/echo', express.text(), (req, res) => {
+      res.send(req.body);
+    });
+    server = await listen(app);
+    const allowed = await request(`${server.url}/health`, { headers: { origin: 'https://b.example' } });
+    expect(allowed.headers['access-control-allow-origin']).toBe('https://b.example');
+    const other = await request(`${server.url}/health`, { headers: { origin: 'https://c.example' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    const big = await request(`${server.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'more than ten bytes',
+    });
+    expect(big.status).toBe(413);
+    expect(big.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limit: 10 });
+    // the token is accepted by the stack's endpoints (loopback is allowed anyway; a wrong token is refused)
+    const wrong = await request(`${server.url}/health`, { headers: { authorization: 'Bearer nope' } });
+    expect(wrong.status).toBe(401);
+    const right = await request(`${server.url}/health`, { headers: { authorization: 'Bearer tok-123' } });
+    expect(right.status).toBe(200);
   });
 });
 
