@@ -2,19 +2,13 @@
  * The Express example app: a catalog API behind `performanceStack()`.
  * `server.js` starts it; the tests import `createApp()` directly.
  */
-import { createCatalog, invalidProduct } from '@perfstack/example-catalog';
+import { createCatalog, exampleStackOptions, invalidProduct } from '@perfstack/example-catalog';
 import express from 'express';
 import { cache, performanceStack } from 'perfstack';
 
 export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
   const catalog = createCatalog(catalogOptions);
-  const stack = performanceStack({
-    redis: redis || false,
-    cors: { origin: ['http://localhost:5173', 'https://shop.example.com'] },
-    rateLimit: { limit: 300, window: '1m' },
-    circuitBreaker: { timeout: '2s', failureThreshold: 5, resetTimeout: '10s' },
-    ...stackOptions,
-  });
+  const stack = performanceStack(exampleStackOptions(redis, stackOptions));
 
   const app = express();
   app.disable('x-powered-by');

@@ -1,33 +1,12 @@
 /** The Koa example: the same catalog and stack as the Express one. */
 import Router from '@koa/router';
-import { createCatalog, invalidProduct } from '@perfstack/example-catalog';
+import { createCatalog, exampleStackOptions, invalidProduct, readJson } from '@perfstack/example-catalog';
 import Koa from 'koa';
 import { cache, performanceStack, toKoa } from 'perfstack/koa';
 
-async function readJson(req, limit = 10 * 1024) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
   const catalog = createCatalog(catalogOptions);
-  const stack = performanceStack({
-    redis: redis || false,
-    cors: { origin: ['http://localhost:5173', 'https://shop.example.com'] },
-    rateLimit: { limit: 300, window: '1m' },
-    circuitBreaker: { timeout: '2s', failureThreshold: 5, resetTimeout: '10s' },
-    ...stackOptions,
-  });
+  const stack = performanceStack(exampleStackOptions(redis, stackOptions));
   const app = new Koa();
   app.use(stack);
   app.use(stack.endpoints());

@@ -1,5 +1,5 @@
 /** The plain node:http example: the same catalog and stack, with a tiny hand-written router. */
-import { createCatalog, invalidProduct } from '@perfstack/example-catalog';
+import { createCatalog, exampleStackOptions, invalidProduct, readJson } from '@perfstack/example-catalog';
 import { cache, createListener, performanceStack, setRoute } from 'perfstack/node';
 
 function json(res, status, body) {
@@ -11,21 +11,6 @@ function json(res, status, body) {
   res.end(text);
 }
 
-async function readJson(req, limit = 10 * 1024) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** Runs a Connect-style route middleware, then the handler. */
 function withRouteMiddleware(middleware, handler) {
   return (req, res) =>
@@ -34,13 +19,7 @@ function withRouteMiddleware(middleware, handler) {
 
 export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
   const catalog = createCatalog(catalogOptions);
-  const stack = performanceStack({
-    redis: redis || false,
-    cors: { origin: ['http://localhost:5173', 'https://shop.example.com'] },
-    rateLimit: { limit: 300, window: '1m' },
-    circuitBreaker: { timeout: '2s', failureThreshold: 5, resetTimeout: '10s' },
-    ...stackOptions,
-  });
+  const stack = performanceStack(exampleStackOptions(redis, stackOptions));
   const productsCache = cache({ ttl: '30s', tags: ['products'] });
   const listProducts = withRouteMiddleware(productsCache, async (_req, res) => json(res, 200, await catalog.list()));
   const getProduct = (id) =>

@@ -75,3 +75,30 @@ export function handleShutdown(server, stack, { graceMs = 10_000 } = {}) {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+
+/** The stack options every example uses (the same API on three frameworks). */
+export function exampleStackOptions(redis, overrides = {}) {
+  return {
+    redis: redis || false,
+    cors: { origin: ['http://localhost:5173', 'https://shop.example.com'] },
+    rateLimit: { limit: 300, window: '1m' },
+    circuitBreaker: { timeout: '2s', failureThreshold: 5, resetTimeout: '10s' },
+    ...overrides,
+  };
+}
+
+/** Reads a small JSON body from a plain request stream (Koa and node:http have no parser here). */
+export async function readJson(req, limit = 10 * 1024) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
