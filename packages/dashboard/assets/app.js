@@ -683,5 +683,315 @@
     if (lastReceived > 0 && silent > 5000) $('updated').textContent = `no update for ${fmtAgo(silent)}`;
   }, 5000);
 
+  // ---------- performance report ----------
+  async function getJson(path) {
+    const response = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.json();
+  }
+
+  function renderReport(r) {
+    const grade = $('report-grade');
+    grade.textContent = r.grade;
+    grade.className = `grade g-${r.grade}`;
+    $('report-score').textContent = String(r.score);
+    $('report-at').textContent = `(${new Date(r.generatedAt).toLocaleTimeString()})`;
+    const rules = $('report-rules');
+    clear(rules);
+    for (const rule of r.rules) {
+      const skipped = rule.points === null;
+      rules.appendChild(
+        el('li', {
+          className: skipped ? 'skipped' : rule.points < rule.weight ? 'lost' : '',
+          title: rule.explanation,
+          'data-rule': rule.name,
+          text: `${rule.name} ${skipped ? 'n/a' : `${fmtNum(rule.points)}/${rule.weight}`}`,
+        }),
+      );
+    }
+    const body = $('recommendations').tBodies[0];
+    clear(body);
+    if (r.recommendations.length === 0) {
+      body.appendChild(el('tr', null, [el('td', { colspan: 6, className: 'empty', text: 'No recommendations.' })]));
+      return;
+    }
+    r.recommendations.forEach((rec, i) => {
+      body.appendChild(
+        el('tr', { 'data-rec': rec.rule }, [
+          cell(String(i + 1), 'num'),
+          cell(rec.layer),
+          el('td', { className: 'route', text: rec.route || '–' }),
+          cell(rec.finding),
+          cell(rec.action),
+          cell(rec.expectedGain),
+        ]),
+      );
+    });
+  }
+
+  async function loadReport() {
+    try {
+      renderReport(await getJson('api/report'));
+    } catch {
+      // The snapshot's connection state already says when the server is away.
+    }
+  }
+
+  // ---------- leak watch ----------
+  const LEAK_FORMAT = {
+    heapUsedBytes: ['Heap after GC', fmtBytes],
+    activeResources: ['Handles + requests', fmtInt],
+    eventLoopUtilization: ['Event-loop utilisation', fmtPct],
+  };
+  function renderLeaks(l) {
+    const body = $('leaks').tBodies[0];
+    clear(body);
+    if (!l.enabled) {
+      $('leaks-status').textContent = '(off)';
+      return;
+    }
+    $('leaks-status').textContent = `(${l.samples.length}/${l.window} samples every ${fmtMs(l.intervalMs)})`;
+    for (const t of l.trends) {
+      const [label, fmt] = LEAK_FORMAT[t.metric] || [t.metric, fmtNum];
+      body.appendChild(
+        el('tr', { 'data-metric': t.metric }, [
+          cell(label),
+          cell(fmt(t.first), 'num'),
+          cell(fmt(t.latest), 'num'),
+          cell(fmt(t.slopePerMinute), 'num'),
+          cell(t.metric === 'eventLoopUtilization' ? fmtPct(t.growth) : fmtPct(t.relativeGrowth), 'num'),
+          cell(t.r2.toFixed(2), 'num'),
+          cell(t.rising ? 'rising' : 'steady', t.rising ? 'bad' : ''),
+        ]),
+      );
+    }
+  }
+
+  async function loadLeaks() {
+    try {
+      renderLeaks(await getJson('api/leaks'));
+    } catch {
+      // as above
+    }
+  }
+
+  // ---------- profiling ----------
+  let flameRoot = null;
+  let flameZoom = null;
+  let flameBoxes = [];
+  const FLAME_ROW = 18;
+  const FLAME_MAX_ROWS = 48;
+
+  function flameDepth(node) {
+    let depth = 0;
+    const stack = [[node, 1]];
+    while (stack.length > 0) {
+      const [n, d] = stack.pop();
+      if (d > depth) depth = d;
+      if (d < FLAME_MAX_ROWS) for (const c of n.c) stack.push([c, d + 1]);
+    }
+    return depth;
+  }
+
+  function flameColor(node) {
+    if (node.n.startsWith('(')) return '#64748b';
+    if (!node.u || node.u.startsWith('node:')) return '#60a5fa';
+    if (node.u.includes('node_modules')) return '#a78bfa';
+    let h = 0;
+    for (let i = 0; i < node.n.length; i++) h = (h * 31 + node.n.charCodeAt(i)) >>> 0;
+    return `hsl(${20 + (h % 30)}, 85%, ${55 + (h % 12)}%)`;
+  }
+
+  const shortUrl = (u) =>
+    u
+      ? u
+          .replace(/^file:\/\//, '')
+          .split('/')
+          .slice(-2)
+          .join('/')
+      : '';
+
+  function drawFlame() {
+    const canvas = $('flame');
+    if (!flameRoot) {
+      canvas.hidden = true;
+      return;
+    }
+    canvas.hidden = false;
+    const root = flameZoom || flameRoot;
+    const rows = flameDepth(root);
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = rows * FLAME_ROW;
+    canvas.style.height = `${height}px`;
+    if (width === 0) return;
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    flameBoxes = [];
+    const stack = [[root, 0, width, 0]];
+    while (stack.length > 0) {
+      const [node, x, w, level] = stack.pop();
+      if (w < 0.5 || level >= FLAME_MAX_ROWS) continue;
+      const y = level * FLAME_ROW;
+      ctx.fillStyle = flameColor(node);
+      ctx.fillRect(x, y, Math.max(0.5, w - 1), FLAME_ROW - 1);
+      flameBoxes.push({ x, y, w, node });
+      if (w > 40) {
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(x, y, w - 4, FLAME_ROW - 1);
+        ctx.clip();
+        ctx.fillStyle = '#0b1120';
+        ctx.fillText(node.n, x + 3, y + FLAME_ROW / 2);
+        ctx.restore();
+      }
+      const scale = node.t > 0 ? w / node.t : 0;
+      let cx = x;
+      for (const c of node.c) {
+        const cw = c.t * scale;
+        stack.push([c, cx, cw, level + 1]);
+        cx += cw;
+      }
+    }
+    document.body.dataset.flameFrames = String(flameBoxes.length);
+  }
+  window.addEventListener('resize', drawFlame);
+
+  function flameAt(event) {
+    const rect = $('flame').getBoundingClientRect();
+    const x = event.clientX - rect.left;
+    const y = event.clientY - rect.top;
+    return flameBoxes.find((b) => x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + FLAME_ROW);
+  }
+  $('flame').addEventListener('mousemove', (event) => {
+    const box = flameAt(event);
+    const total = (flameZoom || flameRoot)?.t || 0;
+    $('flame-info').textContent = box
+      ? `${box.node.n} ${shortUrl(box.node.u)}${box.node.l ? `:${box.node.l}` : ''} · total ${fmtMs(box.node.t)} (${fmtPct(total ? box.node.t / total : 0)}) · self ${fmtMs(box.node.s)}`
+      : 'Hover a frame for details; click to zoom in, click the top row to zoom out.';
+  });
+  $('flame').addEventListener('click', (event) => {
+    const box = flameAt(event);
+    flameZoom = !box || box.y === 0 ? null : box.node;
+    drawFlame();
+  });
+
+  function renderProfiles(p) {
+    const status = $('profile-status');
+    status.textContent = p.running ? `(${p.running} running…)` : '';
+    $('profile-seconds').max = String(p.limits.maxSeconds);
+    if (p.cpu) {
+      flameRoot = p.cpu.flame;
+      flameZoom = null;
+      const body = $('top-functions').tBodies[0];
+      clear(body);
+      for (const f of p.cpu.top) {
+        body.appendChild(
+          el('tr', null, [
+            el('td', { className: 'route', text: f.functionName, title: f.functionName }),
+            el('td', { className: 'route', text: `${shortUrl(f.url)}${f.url ? `:${f.line}` : ''}`, title: f.url }),
+            cell(fmtMs(f.selfMs), 'num'),
+            cell(fmtPct(f.selfShare), 'num'),
+            cell(fmtMs(f.totalMs), 'num'),
+          ]),
+        );
+      }
+      $('top-functions').hidden = false;
+      $('flame-info').textContent =
+        `${fmtInt(p.cpu.sampleCount)} samples over ${fmtMs(p.cpu.durationMs)} at ${new Date(p.cpu.at).toLocaleTimeString()}${p.cpu.aborted ? ' (stopped early)' : ''}`;
+      drawFlame();
+    }
+    if (p.heapSampling) {
+      const body = $('top-allocations').tBodies[0];
+      clear(body);
+      for (const a of p.heapSampling.top) {
+        body.appendChild(
+          el('tr', null, [
+            el('td', { className: 'route', text: a.functionName, title: a.functionName }),
+            el('td', { className: 'route', text: `${shortUrl(a.url)}${a.url ? `:${a.line}` : ''}`, title: a.url }),
+            cell(fmtBytes(a.selfBytes), 'num'),
+            cell(fmtPct(a.share), 'num'),
+          ]),
+        );
+      }
+      $('top-allocations').hidden = false;
+    }
+  }
+
+  async function loadProfiles() {
+    try {
+      renderProfiles(await getJson('api/profile'));
+    } catch {
+      $('profile-card').hidden = true;
+    }
+  }
+
+  let downloadUrl = '';
+  /** Runs one profiling operation; offers what came back as a download when it is a file. */
+  async function profile(path, label) {
+    const buttons = document.querySelectorAll('#profile-form button');
+    for (const b of buttons) b.disabled = true;
+    $('profile-status').textContent = `(${label}…)`;
+    try {
+      const response = await fetch(path, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
+        body: '{}',
+      });
+      if (!response.ok) {
+        let detail = `HTTP ${response.status}`;
+        try {
+          const problem = await response.json();
+          detail = problem.detail || problem.title || detail;
+        } catch {
+          // not JSON
+        }
+        throw new Error(detail);
+      }
+      const name = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+      if (name) {
+        const blob = await response.blob();
+        if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+        downloadUrl = URL.createObjectURL(blob);
+        const link = $('profile-download');
+        link.href = downloadUrl;
+        link.download = name[1];
+        link.textContent = `Download ${name[1]} (${fmtBytes(blob.size)})`;
+        link.hidden = false;
+      } else await response.json();
+      toast(`${label} done.`, false);
+    } catch (error) {
+      toast(`${label} failed: ${error.message}`, true);
+    } finally {
+      for (const b of buttons) b.disabled = false;
+      await loadProfiles();
+      loadReport();
+    }
+  }
+
+  const seconds = () => Math.max(1, Math.round(Number($('profile-seconds').value) || 1));
+  $('profile-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    profile(`api/profile/cpu?seconds=${seconds()}`, 'CPU profile');
+  });
+  $('profile-heap-sampling').addEventListener('click', () =>
+    profile(`api/profile/heap-sampling?seconds=${seconds()}`, 'Heap sampling'),
+  );
+  $('profile-heap-snapshot').addEventListener('click', () => profile('api/profile/heap-snapshot', 'Heap snapshot'));
+
+  setInterval(() => {
+    loadReport();
+    loadLeaks();
+  }, 3000);
+
   loadOnce().then(connect);
+  loadReport();
+  loadLeaks();
+  loadProfiles();
 })();

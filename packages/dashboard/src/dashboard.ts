@@ -10,8 +10,11 @@ import { loadAssets, PAGE_CSP, renderPage } from './assets.js';
 import { readJsonBody } from './body.js';
 import { checkCsrf, createCsrfToken } from './csrf.js';
 import { Fleet } from './fleet.js';
+import { type LeakReport, LeakWatch } from './leak-watch.js';
 import { type DashboardOptions, resolveOptions } from './options.js';
 import { ProcessSampler } from './process-sampler.js';
+import { Profiling } from './profile/handlers.js';
+import { buildReport, type PerformanceReport } from './report.js';
 import { methodNotAllowed, runProtected, sendBody, sendJson, setCommonHeaders } from './respond.js';
 import { type DashboardSnapshot, SnapshotBuilder } from './snapshot.js';
 import { StreamHub } from './stream.js';
@@ -21,20 +24,43 @@ export interface DashboardMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: NextFunction): void;
   /** The current snapshot, as `GET /api/snapshot` returns it. */
   snapshot(): DashboardSnapshot;
+  /** The performance report, as `GET /api/report` returns it. */
+  report(): PerformanceReport;
+  /** The leak watch (`undefined` with `leakWatch: false`); `tick()` samples now. */
+  readonly leakWatch: LeakWatch | undefined;
   /** Ends open streams, stops the fleet publication and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
 
+/** The query string of a request URL, without the `?`. */
+function queryOf(url: string | undefined): string {
+  const q = url?.indexOf('?') ?? -1;
+  return q === -1 ? '' : url!.slice(q + 1);
+}
+
 type MountedRequest = IncomingMessage & { originalUrl?: string };
 
-const GET_ROUTES = new Set(['/', '/index.html', '/api/snapshot', '/api/stream']);
+const GET_ROUTES = new Set([
+  '/',
+  '/index.html',
+  '/api/snapshot',
+  '/api/stream',
+  '/api/report',
+  '/api/leaks',
+  '/api/profile',
+]);
+
+/** The profiling operations, by path under the dashboard (POST, behind CSRF). */
+const PROFILE_ROUTES = new Set(['/api/profile/cpu', '/api/profile/heap-snapshot', '/api/profile/heap-sampling']);
 
 /**
  * Makes the dashboard.
  *
  * Routes, relative to where it is mounted: `GET /` (the page), `GET /assets/<file>`,
- * `GET /api/snapshot`, `GET /api/stream` (Server-Sent Events), and the actions
- * `POST /api/cache/invalidate`, `POST /api/rate-limit/reset`, `POST /api/breakers/reset`.
+ * `GET /api/snapshot`, `GET /api/stream` (Server-Sent Events), `GET /api/report`, `GET /api/leaks`,
+ * `GET /api/profile`, the actions `POST /api/cache/invalidate`, `POST /api/rate-limit/reset`,
+ * `POST /api/breakers/reset`, and the profiling operations `POST /api/profile/cpu`,
+ * `POST /api/profile/heap-snapshot`, `POST /api/profile/heap-sampling`.
  *
  * @param options sources, access rule, fleet and stream settings (see {@link DashboardOptions})
  * @returns a Connect middleware with `snapshot()` and `close()`
@@ -49,7 +75,17 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const now = () => Date.now();
   const sampler = config.sources.timing === undefined ? new ProcessSampler() : undefined;
   sampler?.start();
-  const builder = new SnapshotBuilder(config.sources, sampler, log, config.instanceId, now);
+  const leakWatch = config.leakWatch === undefined ? undefined : new LeakWatch(config.leakWatch, log);
+  leakWatch?.start();
+  const profiling = config.profiling === undefined ? undefined : new Profiling(config.profiling, log);
+  const builder = new SnapshotBuilder(
+    config.sources,
+    sampler,
+    log,
+    config.instanceId,
+    now,
+    () => leakWatch?.alerts() ?? [],
+  );
   const fleet =
     config.redis === undefined
       ? undefined
@@ -94,6 +130,18 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const basePath = config.basePath;
   fleet?.start();
 
+  const report = (): PerformanceReport => {
+    const local = builder.build();
+    let cacheRoutes = null;
+    try {
+      cacheRoutes = config.sources.cache?.stats().routes ?? null;
+    } catch {
+      // Already logged once by the snapshot builder, whose cache section is then null.
+    }
+    return buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
+  };
+  const leaks = (): LeakReport | { readonly enabled: false } => leakWatch?.report() ?? { enabled: false };
+
   const notFound = () => new HttpProblemError({ code: 'NOT_FOUND', detail: 'No such dashboard resource.' });
 
   /** Serves GET/HEAD routes. */
@@ -104,6 +152,13 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       sendBody(req, res, 200, 'text/html; charset=utf-8', page);
     } else if (path === '/api/snapshot') {
       sendJson(req, res, 200, snapshot());
+    } else if (path === '/api/report') {
+      sendJson(req, res, 200, report());
+    } else if (path === '/api/leaks') {
+      sendJson(req, res, 200, leaks());
+    } else if (path === '/api/profile') {
+      if (profiling === undefined) throw notFound();
+      sendJson(req, res, 200, profiling.last());
     } else if (req.method === 'HEAD') {
       // HEAD on the stream: the headers a GET would get, without opening a stream.
       sendBody(req, res, 200, 'text/event-stream; charset=utf-8', '');
@@ -126,6 +181,32 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       const result = await ACTIONS[path](config.sources, body);
       actionCounter.inc({ action, outcome: 'ok' });
       sendJson(req, res, 200, result);
+    } catch (error) {
+      actionCounter.inc({
+        action,
+        outcome: error instanceof HttpProblemError && error.status < 500 ? 'rejected' : 'failed',
+      });
+      throw error;
+    }
+  }
+
+  /** Runs a profiling operation: CSRF first, then an empty JSON body, then the operation (which takes the lock). */
+  async function runProfile(req: IncomingMessage, res: ServerResponse, path: string, p: Profiling): Promise<void> {
+    const action = path.slice(5);
+    try {
+      checkCsrf(req, csrfBuffer);
+      const body = await readJsonBody(req, config.bodyLimit);
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
+        throw new HttpProblemError({
+          code: 'BAD_REQUEST',
+          detail: 'Send an empty JSON object; settings go in the query string.',
+        });
+      }
+      const query = new URLSearchParams(queryOf(req.url));
+      if (path === '/api/profile/cpu') await p.cpu(req, res, query);
+      else if (path === '/api/profile/heap-sampling') await p.heapSampling(req, res, query);
+      else await p.heapSnapshot(req, res);
+      actionCounter.inc({ action, outcome: 'ok' });
     } catch (error) {
       actionCounter.inc({
         action,
@@ -178,6 +259,10 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
         if (method !== 'POST') throw methodNotAllowed('POST');
         return runAction(req, res, path as keyof typeof ACTIONS);
       }
+      if (profiling !== undefined && PROFILE_ROUTES.has(path)) {
+        if (method !== 'POST') throw methodNotAllowed('POST');
+        return runProfile(req, res, path, profiling);
+      }
       if (path.startsWith('/assets/')) {
         // Exact names only: the map is fixed, the URL never becomes a file path.
         const asset = assets.get(path.slice(8));
@@ -192,10 +277,14 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
 
   let closed: Promise<void> | undefined;
   middleware.snapshot = snapshot;
+  middleware.report = report;
+  (middleware as { leakWatch: LeakWatch | undefined }).leakWatch = leakWatch;
   middleware.close = () => {
     closed ??= (async () => {
       streams.close();
       sampler?.stop();
+      leakWatch?.stop();
+      profiling?.close();
       await fleet?.close();
     })();
     return closed;

@@ -11,6 +11,14 @@ export {
   type TokenAuth,
 } from './access.js';
 export { type DashboardMiddleware, dashboard } from './dashboard.js';
+export {
+  isMemoryTightError,
+  isProfilerBusyError,
+  type MemoryFigures,
+  MemoryTightError,
+  type ProfileKind,
+  ProfilerBusyError,
+} from './errors.js';
 export { FLEET_CHANNEL } from './fleet.js';
 export {
   buildHealthReport,
@@ -21,8 +29,28 @@ export {
   healthHandler,
   redisHealthCheck,
 } from './health.js';
+export {
+  fitLine,
+  type LeakMetric,
+  type LeakReport,
+  type LeakSample,
+  type LeakTrend,
+  LeakWatch,
+  type LeakWatchConfig,
+  ProcessLeakSampler,
+} from './leak-watch.js';
 export { type MetricsHandler, type MetricsHandlerOptions, metricsHandler } from './metrics-handler.js';
-export type { DashboardOptions } from './options.js';
+export type { DashboardOptions, LeakWatchOptions, ProfilingOptions, ReportOptions } from './options.js';
+export type { CpuFunction, CpuProfile, CpuProfileSummary, FlameNode } from './profile/cpu.js';
+export type { LastProfiles } from './profile/handlers.js';
+export type { AllocationSite, HeapSamplingSummary, SamplingHeapProfile } from './profile/heap.js';
+export {
+  type PerformanceReport,
+  type Recommendation,
+  type ReportInputs,
+  RULE_WEIGHTS,
+  type RuleResult,
+} from './report.js';
 export type {
   BreakerFigures,
   CacheFigures,

@@ -15,11 +15,15 @@ import {
   parseBytes,
   parseDuration,
   type Registry,
+  readFunction,
   readInteger,
+  readNumber,
   type SharedRedis,
 } from '@perfstack/core';
 import { type DashboardAuth, readAuth } from './access.js';
 import type { HealthReport } from './health.js';
+import type { LeakSample, LeakWatchConfig } from './leak-watch.js';
+import type { ReportConfig } from './report.js';
 import type { DashboardSources, ResolvedSources } from './snapshot.js';
 
 export const PKG = '@perfstack/dashboard';
@@ -61,6 +65,84 @@ export interface DashboardOptions {
   readonly registry?: Registry;
   /** Where serve-time problems go. @default console */
   readonly logger?: PerfstackLogger;
+  /**
+   * CPU profiles and heap snapshots/sampling on demand (`POST /api/profile/*`); `false` turns
+   * the routes off (404). @default true
+   */
+  readonly profiling?: boolean | ProfilingOptions;
+  /** Targets of the performance report (`GET /api/report`). @default see {@link ReportOptions} */
+  readonly report?: ReportOptions;
+  /** The leak watch's sampling and thresholds; `false` turns it off. @default true */
+  readonly leakWatch?: boolean | LeakWatchOptions;
+}
+
+/** `profiling` options. */
+export interface ProfilingOptions {
+  /** Length of a CPU or heap-sampling profile when the request names none. @default 10 (seconds) */
+  readonly defaultSeconds?: number;
+  /** Longest profile a request may ask for (1 – 300). @default 60 (seconds) */
+  readonly maxSeconds?: number;
+  /** CPU sampling interval in microseconds (50 – 100000). @default 1000 */
+  readonly samplingIntervalUs?: number;
+  /** Average bytes between heap samples (V8's default). @default '32kb' */
+  readonly heapSamplingInterval?: number | string;
+  /**
+   * Heap operations are refused (503 `OVERLOADED`, `reason: 'memory-tight'`) when heap used +
+   * the operation's estimated cost exceeds this share of the heap limit (0.05 – 1). @default 0.9
+   */
+  readonly maxHeapShare?: number;
+  /** A heap snapshot's estimated cost, as a multiple of the heap in use (0 – 10). @default 2 */
+  readonly snapshotCostFactor?: number;
+}
+
+/** `report` options: the targets the rules score against. */
+export interface ReportOptions {
+  /** p95 latency target. @default 200 (ms) */
+  readonly latencyTargetMs?: number;
+  /** 5xx share target. @default 0.01 */
+  readonly errorRateTarget?: number;
+  /** Cache hit ratio target. @default 0.8 */
+  readonly cacheHitTarget?: number;
+  /** Rate-limit blocked share target. @default 0.01 */
+  readonly blockedShareTarget?: number;
+  /** Event-loop delay p99 target. @default 50 (ms) */
+  readonly eventLoopDelayTargetMs?: number;
+  /** Heap used / heap limit target. @default 0.7 */
+  readonly heapShareTarget?: number;
+  /** Fewer requests (or lookups, or decisions) than this: the rule is not scored. @default 20 */
+  readonly minRequests?: number;
+}
+
+/** `leakWatch` options. */
+export interface LeakWatchOptions {
+  /** Time between samples. @default '10s' */
+  readonly interval?: number | string;
+  /** Samples in the window the trend is fitted over (3 – 10000). @default 30 */
+  readonly window?: number;
+  /** Samples needed before any alert (3 – window). @default min(10, window) */
+  readonly minSamples?: number;
+  /** Smallest R² of the least-squares fit for a trend to count as sustained (0 – 1). @default 0.8 */
+  readonly minR2?: number;
+  /** Smallest growth over the window relative to its start (heap, handles). @default 0.2 */
+  readonly minGrowth?: number;
+  /** Smallest heap growth over the window. @default '16mb' */
+  readonly minHeapGrowth?: number | string;
+  /** Smallest growth of active handles + requests over the window. @default 20 */
+  readonly minResourceGrowth?: number;
+  /** Smallest event-loop utilisation growth over the window (absolute, 0 – 1). @default 0.2 */
+  readonly minEluGrowth?: number;
+  /** Replaces the process sampler (tests, or figures from elsewhere). @default reads this process */
+  readonly sample?: () => LeakSample;
+}
+
+/** Resolved `profiling`. */
+export interface ProfilingConfig {
+  readonly defaultSeconds: number;
+  readonly maxSeconds: number;
+  readonly samplingIntervalUs: number;
+  readonly heapSamplingInterval: number;
+  readonly maxHeapShare: number;
+  readonly snapshotCostFactor: number;
 }
 
 /** Resolved options. */
@@ -79,6 +161,9 @@ export interface DashboardConfig {
   readonly title: string;
   readonly registry: Registry;
   readonly logger: PerfstackLogger;
+  readonly profiling: ProfilingConfig | undefined;
+  readonly report: ReportConfig;
+  readonly leakWatch: LeakWatchConfig | undefined;
 }
 
 const KNOWN: readonly (keyof DashboardOptions)[] = [
@@ -96,6 +181,9 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'title',
   'registry',
   'logger',
+  'profiling',
+  'report',
+  'leakWatch',
 ];
 
 /** Method names each source must have. */
@@ -206,6 +294,96 @@ function readLogger(value: unknown): PerfstackLogger {
   return value as PerfstackLogger;
 }
 
+function readProfiling(value: unknown): ProfilingConfig | undefined {
+  if (value === false) return undefined;
+  const o = checkOptionsObject<ProfilingOptions>(
+    PKG,
+    'dashboard({ profiling })',
+    value === true ? undefined : (value as ProfilingOptions),
+    [
+      'defaultSeconds',
+      'maxSeconds',
+      'samplingIntervalUs',
+      'heapSamplingInterval',
+      'maxHeapShare',
+      'snapshotCostFactor',
+    ],
+  );
+  const maxSeconds = readInteger(PKG, 'profiling.maxSeconds', o.maxSeconds, 60, 1, 300);
+  return {
+    defaultSeconds: readInteger(
+      PKG,
+      'profiling.defaultSeconds',
+      o.defaultSeconds,
+      Math.min(10, maxSeconds),
+      1,
+      maxSeconds,
+    ),
+    maxSeconds,
+    samplingIntervalUs: readInteger(PKG, 'profiling.samplingIntervalUs', o.samplingIntervalUs, 1000, 50, 100_000),
+    heapSamplingInterval: parseBytes(o.heapSamplingInterval ?? 32 * 1024, 'profiling.heapSamplingInterval', {
+      pkg: PKG,
+      min: 512,
+      max: 1024 * 1024,
+    }),
+    maxHeapShare: readNumber(PKG, 'profiling.maxHeapShare', o.maxHeapShare, 0.9, 0.05, 1),
+    snapshotCostFactor: readNumber(PKG, 'profiling.snapshotCostFactor', o.snapshotCostFactor, 2, 0, 10),
+  };
+}
+
+function readReport(value: unknown): ReportConfig {
+  const o = checkOptionsObject<ReportOptions>(PKG, 'dashboard({ report })', value as ReportOptions | undefined, [
+    'latencyTargetMs',
+    'errorRateTarget',
+    'cacheHitTarget',
+    'blockedShareTarget',
+    'eventLoopDelayTargetMs',
+    'heapShareTarget',
+    'minRequests',
+  ]);
+  return {
+    latencyTargetMs: readNumber(PKG, 'report.latencyTargetMs', o.latencyTargetMs, 200, 1, 600_000),
+    errorRateTarget: readNumber(PKG, 'report.errorRateTarget', o.errorRateTarget, 0.01, 0.0001, 0.5),
+    cacheHitTarget: readNumber(PKG, 'report.cacheHitTarget', o.cacheHitTarget, 0.8, 0.01, 1),
+    blockedShareTarget: readNumber(PKG, 'report.blockedShareTarget', o.blockedShareTarget, 0.01, 0.0001, 0.5),
+    eventLoopDelayTargetMs: readNumber(PKG, 'report.eventLoopDelayTargetMs', o.eventLoopDelayTargetMs, 50, 1, 60_000),
+    heapShareTarget: readNumber(PKG, 'report.heapShareTarget', o.heapShareTarget, 0.7, 0.05, 0.94),
+    minRequests: readInteger(PKG, 'report.minRequests', o.minRequests, 20, 1, 1_000_000),
+  };
+}
+
+function readLeakWatch(value: unknown): LeakWatchConfig | undefined {
+  if (value === false) return undefined;
+  const o = checkOptionsObject<LeakWatchOptions>(
+    PKG,
+    'dashboard({ leakWatch })',
+    value === true ? undefined : (value as LeakWatchOptions),
+    [
+      'interval',
+      'window',
+      'minSamples',
+      'minR2',
+      'minGrowth',
+      'minHeapGrowth',
+      'minResourceGrowth',
+      'minEluGrowth',
+      'sample',
+    ],
+  );
+  const window = readInteger(PKG, 'leakWatch.window', o.window, 30, 3, 10_000);
+  return {
+    interval: parseDuration(o.interval ?? 10_000, 'leakWatch.interval', { pkg: PKG, min: 50, max: 3_600_000 }),
+    window,
+    minSamples: readInteger(PKG, 'leakWatch.minSamples', o.minSamples, Math.min(10, window), 3, window),
+    minR2: readNumber(PKG, 'leakWatch.minR2', o.minR2, 0.8, 0, 1),
+    minGrowth: readNumber(PKG, 'leakWatch.minGrowth', o.minGrowth, 0.2, 0, 100),
+    minHeapGrowth: parseBytes(o.minHeapGrowth ?? 16 * 1024 * 1024, 'leakWatch.minHeapGrowth', { pkg: PKG, min: 0 }),
+    minResourceGrowth: readInteger(PKG, 'leakWatch.minResourceGrowth', o.minResourceGrowth, 20, 0, 1_000_000),
+    minEluGrowth: readNumber(PKG, 'leakWatch.minEluGrowth', o.minEluGrowth, 0.2, 0, 1),
+    sample: readFunction<() => LeakSample>(PKG, 'leakWatch.sample', o.sample),
+  };
+}
+
 /**
  * Validates and resolves the options.
  *
@@ -241,5 +419,8 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     title: readTitle(o.title),
     registry: readRegistry(o.registry),
     logger: readLogger(o.logger),
+    profiling: readProfiling(o.profiling),
+    report: readReport(o.report),
+    leakWatch: readLeakWatch(o.leakWatch),
   };
 }

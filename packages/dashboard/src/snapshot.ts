@@ -154,7 +154,7 @@ export interface DashboardSnapshot {
   readonly breakers: BreakerFigures | null;
   readonly sizeLimit: SizeLimitFigures | null;
   readonly process: ProcessStats;
-  /** Timing's alerts plus the dashboard's own (open breakers, overload). */
+  /** Timing's alerts plus the dashboard's own (open breakers, overload, the leak watch). */
   readonly alerts: readonly Alert[];
   readonly health: HealthReport | null;
   readonly fleet: FleetFigures | null;
@@ -172,6 +172,7 @@ export class SnapshotBuilder {
   readonly #instanceId: string;
   readonly #now: () => number;
   readonly #present: DashboardSnapshot['sources'];
+  readonly #ownAlerts: () => readonly Alert[];
 
   constructor(
     sources: ResolvedSources,
@@ -179,7 +180,9 @@ export class SnapshotBuilder {
     log: OnceLogger,
     instanceId: string,
     now: () => number,
+    ownAlerts: () => readonly Alert[] = () => [],
   ) {
+    this.#ownAlerts = ownAlerts;
     this.#sources = sources;
     this.#sampler = sampler;
     this.#log = log;
@@ -259,7 +262,7 @@ export class SnapshotBuilder {
       breakers,
       sizeLimit: sizeData ? sizeFigures(sizeData.rejected) : null,
       process: timing?.process ?? this.#sampler?.stats() ?? emptyProcess(),
-      alerts: [...(timing?.alerts ?? []), ...breakerAlerts(breakers, at)],
+      alerts: [...(timing?.alerts ?? []), ...breakerAlerts(breakers, at), ...this.#ownAlerts()],
       health,
       fleet,
       sourceErrors: errors,

@@ -12,6 +12,8 @@ import { listen, request, type TestServer, waitFor } from '../../../test/helpers
 import { buildApp } from './app.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+// In CI the browser is installed by .ci/run: a missing one must fail the run, never skip it.
+const BROWSER_REQUIRED = existsSync(CHROMIUM) || process.env.CI === 'true';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
 let browser: Browser;
@@ -19,7 +21,7 @@ let server: TestServer;
 let built: ReturnType<typeof buildApp>;
 
 beforeAll(async () => {
-  built = buildApp({ instanceId: 'browser-test', streamInterval: 300 });
+  built = buildApp({ instanceId: 'browser-test', streamInterval: 300, leakWatch: { interval: 300 } });
   server = await listen(http.createServer(built.app));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -70,7 +72,7 @@ const text = (page: Page, selector: string) =>
 const updates = async (page: Page) => Number(await page.evaluate(() => document.body.dataset.updates ?? '0'));
 
 describe('the dashboard page in chromium', () => {
-  it.runIf(existsSync(CHROMIUM))(
+  it.runIf(BROWSER_REQUIRED)(
     'renders under helmet CSP, updates live, escapes route names, and its actions work',
     async () => {
       const { page, problems } = await openPage();
@@ -147,7 +149,55 @@ describe('the dashboard page in chromium', () => {
     60_000,
   );
 
-  it.runIf(existsSync(CHROMIUM))('a forged cross-site form cannot run an action', async () => {
+  it.runIf(BROWSER_REQUIRED)(
+    'shows the report and its recommendations, the leak watch, and a flame graph after a 1-second CPU profile',
+    async () => {
+      const { page, problems } = await openPage();
+      await page.goto(`${server.url}/dashboard/`);
+      await expect.poll(() => text(page, '#report-grade'), { timeout: 10_000 }).toMatch(/^[A-F]$/);
+      expect(await text(page, '#report-score')).toMatch(/^\d{1,3}$/);
+      expect(await page.locator('#report-rules li').count()).toBe(7);
+
+      // The app gets slow: the report drops and names the route within a refresh or two.
+      const before = Number(await text(page, '#report-score'));
+      for (let i = 0; i < 60; i++) built.sources.timing.record({ method: 'GET', route: '/slow', status: 200, ms: 900 });
+      await expect
+        .poll(() => text(page, '#recommendations tbody'), { timeout: 10_000 })
+        .toContain('`/slow` p95 900 ms against the 200 ms target');
+      expect(Number(await text(page, '#report-score'))).toBeLessThan(before);
+      expect(await page.locator('#recommendations tbody tr[data-rec="latency"]').count()).toBeGreaterThan(0);
+
+      // The leak watch fills its table.
+      await expect.poll(() => page.locator('#leaks tbody tr').count(), { timeout: 10_000 }).toBe(3);
+
+      // A 1-second CPU profile from the page: the flame graph is drawn on canvas, the table filled.
+      expect(await page.locator('#flame').isHidden()).toBe(true);
+      await page.fill('#profile-seconds', '1');
+      await page.click('#profile-cpu');
+      await expect.poll(() => text(page, '#toast'), { timeout: 15_000 }).toBe('CPU profile done.');
+      await expect.poll(() => page.locator('#flame').isVisible()).toBe(true);
+      await expect.poll(() => page.evaluate(() => Number(document.body.dataset.flameFrames ?? '0'))).toBeGreaterThan(2);
+      const painted = await page.evaluate(() => {
+        const canvas = document.getElementById('flame') as HTMLCanvasElement;
+        const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+        return n;
+      });
+      expect(painted).toBeGreaterThan(5000);
+      expect(await page.locator('#top-functions tbody tr').count()).toBeGreaterThan(0);
+      expect(await text(page, '#profile-download')).toMatch(/^Download cpu-.*\.cpuprofile \(/);
+      await page.locator('#flame').hover({ position: { x: 20, y: 5 } });
+      expect(await text(page, '#flame-info')).toMatch(/^\(root\) .*total/);
+
+      await page.screenshot({ path: `${ARTIFACTS}dashboard-profile.png`, fullPage: true });
+      expect(problems).toEqual([]);
+      await page.context().close();
+    },
+    60_000,
+  );
+
+  it.runIf(BROWSER_REQUIRED)('a forged cross-site form cannot run an action', async () => {
     // Another origin (another port) serves a page that auto-submits a form to the dashboard.
     const evil = await listen((_req, res) => {
       res.setHeader('Content-Type', 'text/html');

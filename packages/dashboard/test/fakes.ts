@@ -123,6 +123,11 @@ export class FakeCache implements CacheSource {
   misses = 0;
   readonly entries = new Map<string, readonly string[]>();
   readonly invalidations: unknown[] = [];
+  /** Per-route stats as the real cache reports them (tests set them; `ttlMs` is an optional extra). */
+  routes: Record<
+    string,
+    { hits: number; misses: number; stale: number; bypass: number; hitRatio: number; ttlMs?: number }
+  > = {};
 
   lookup(key: string, tags: readonly string[]): 'hit' | 'miss' {
     if (this.entries.has(key)) {
@@ -144,7 +149,7 @@ export class FakeCache implements CacheSource {
       entries: this.entries.size,
       bytes: this.entries.size * 1000,
       hitRatio: this.hits + this.misses ? this.hits / (this.hits + this.misses) : 0,
-      routes: {},
+      routes: this.routes,
     };
   }
 

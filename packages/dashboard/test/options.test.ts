@@ -100,6 +100,123 @@ describe('dashboard() options', () => {
       TypeError,
       'option "logger" must be an object with warn() and error()',
     ],
+    ['profiling a string', { profiling: 'on' }, TypeError, 'dashboard({ profiling })(options) takes an options object'],
+    [
+      'profiling unknown key',
+      { profiling: { seconds: 5 } },
+      TypeError,
+      'unknown option "seconds" for dashboard({ profiling })',
+    ],
+    [
+      'profiling.maxSeconds 0',
+      { profiling: { maxSeconds: 0 } },
+      RangeError,
+      'option "profiling.maxSeconds" must be an integer from 1 to 300, got 0',
+    ],
+    ['profiling.maxSeconds 1.5', { profiling: { maxSeconds: 1.5 } }, TypeError, 'option "profiling.maxSeconds"'],
+    [
+      'profiling.defaultSeconds over maxSeconds',
+      { profiling: { maxSeconds: 5, defaultSeconds: 10 } },
+      RangeError,
+      'option "profiling.defaultSeconds" must be an integer from 1 to 5, got 10',
+    ],
+    [
+      'profiling.samplingIntervalUs 10',
+      { profiling: { samplingIntervalUs: 10 } },
+      RangeError,
+      'option "profiling.samplingIntervalUs" must be an integer from 50 to 100000',
+    ],
+    [
+      'profiling.heapSamplingInterval nonsense',
+      { profiling: { heapSamplingInterval: 'lots' } },
+      TypeError,
+      'option "profiling.heapSamplingInterval"',
+    ],
+    [
+      'profiling.maxHeapShare 1.5',
+      { profiling: { maxHeapShare: 1.5 } },
+      RangeError,
+      'option "profiling.maxHeapShare" must be a number from 0.05 to 1, got 1.5',
+    ],
+    [
+      'profiling.snapshotCostFactor NaN',
+      { profiling: { snapshotCostFactor: Number.NaN } },
+      TypeError,
+      'option "profiling.snapshotCostFactor"',
+    ],
+    ['report false', { report: false }, TypeError, 'dashboard({ report })(options) takes an options object'],
+    [
+      'report unknown key',
+      { report: { latencyTarget: 200 } },
+      TypeError,
+      'unknown option "latencyTarget" for dashboard({ report })',
+    ],
+    [
+      'report.latencyTargetMs 0',
+      { report: { latencyTargetMs: 0 } },
+      RangeError,
+      'option "report.latencyTargetMs" must be a number from 1 to 600000, got 0',
+    ],
+    [
+      'report.latencyTargetMs "200ms"',
+      { report: { latencyTargetMs: '200ms' } },
+      TypeError,
+      'option "report.latencyTargetMs"',
+    ],
+    ['report.cacheHitTarget 2', { report: { cacheHitTarget: 2 } }, RangeError, 'option "report.cacheHitTarget"'],
+    ['report.errorRateTarget 0', { report: { errorRateTarget: 0 } }, RangeError, 'option "report.errorRateTarget"'],
+    [
+      'report.heapShareTarget 0.99',
+      { report: { heapShareTarget: 0.99 } },
+      RangeError,
+      'option "report.heapShareTarget"',
+    ],
+    ['report.minRequests 0', { report: { minRequests: 0 } }, RangeError, 'option "report.minRequests"'],
+    ['leakWatch a number', { leakWatch: 10 }, TypeError, 'dashboard({ leakWatch })(options) takes an options object'],
+    [
+      'leakWatch unknown key',
+      { leakWatch: { every: '1s' } },
+      TypeError,
+      'unknown option "every" for dashboard({ leakWatch })',
+    ],
+    ['leakWatch.interval 10ms', { leakWatch: { interval: 10 } }, RangeError, 'option "leakWatch.interval"'],
+    ['leakWatch.interval nonsense', { leakWatch: { interval: 'often' } }, TypeError, 'option "leakWatch.interval"'],
+    [
+      'leakWatch.window 2',
+      { leakWatch: { window: 2 } },
+      RangeError,
+      'option "leakWatch.window" must be an integer from 3 to 10000, got 2',
+    ],
+    [
+      'leakWatch.minSamples over window',
+      { leakWatch: { window: 5, minSamples: 6 } },
+      RangeError,
+      'option "leakWatch.minSamples" must be an integer from 3 to 5, got 6',
+    ],
+    [
+      'leakWatch.minR2 1.1',
+      { leakWatch: { minR2: 1.1 } },
+      RangeError,
+      'option "leakWatch.minR2" must be a number from 0 to 1, got 1.1',
+    ],
+    [
+      'leakWatch.minHeapGrowth nonsense',
+      { leakWatch: { minHeapGrowth: 'some' } },
+      TypeError,
+      'option "leakWatch.minHeapGrowth"',
+    ],
+    [
+      'leakWatch.minResourceGrowth -1',
+      { leakWatch: { minResourceGrowth: -1 } },
+      RangeError,
+      'option "leakWatch.minResourceGrowth"',
+    ],
+    [
+      'leakWatch.sample not a function',
+      { leakWatch: { sample: {} } },
+      TypeError,
+      'option "leakWatch.sample" must be a function',
+    ],
   ])('refuses %s', (_name, options, type, message) => {
     expect(() => dashboard(options as never)).toThrow(type);
     expect(() => dashboard(options as never)).toThrow(message);
@@ -120,8 +237,48 @@ describe('dashboard() options', () => {
       registry: createRegistry(),
       logger: { warn() {}, error() {} },
       sources: Object.freeze({}),
+      profiling: Object.freeze({
+        defaultSeconds: 5,
+        maxSeconds: 30,
+        samplingIntervalUs: 500,
+        heapSamplingInterval: '64kb',
+        maxHeapShare: 0.8,
+        snapshotCostFactor: 1.5,
+      }),
+      report: Object.freeze({
+        latencyTargetMs: 300,
+        errorRateTarget: 0.02,
+        cacheHitTarget: 0.9,
+        blockedShareTarget: 0.05,
+        eventLoopDelayTargetMs: 100,
+        heapShareTarget: 0.6,
+        minRequests: 10,
+      }),
+      leakWatch: Object.freeze({
+        interval: '30s',
+        window: 20,
+        minSamples: 5,
+        minR2: 0.9,
+        minGrowth: 0.5,
+        minHeapGrowth: '32mb',
+        minResourceGrowth: 50,
+        minEluGrowth: 0.3,
+        sample: () => ({ heapUsedBytes: 1, activeResources: 1, eventLoopUtilization: 0 }),
+      }),
     });
     const board = dashboard(options);
+    expect(board.leakWatch?.report()).toMatchObject({
+      intervalMs: 30_000,
+      window: 20,
+      thresholds: {
+        minSamples: 5,
+        minR2: 0.9,
+        minGrowth: 0.5,
+        minHeapGrowth: 32 * 1024 * 1024,
+        minResourceGrowth: 50,
+        minEluGrowth: 0.3,
+      },
+    });
     expect(typeof board).toBe('function');
     expect(board.snapshot().instanceId).toBe('web-1:9000');
     await board.close();
@@ -131,7 +288,17 @@ describe('dashboard() options', () => {
   it('works with no options at all', async () => {
     const board = dashboard();
     expect(board.snapshot().instanceId).toMatch(/^.+:\d+:[0-9a-f]{4}$/);
+    expect(board.leakWatch?.report()).toMatchObject({ intervalMs: 10_000, window: 30 });
     await board.close();
+  });
+
+  it('profiling: true and leakWatch: true mean the defaults; false turns them off', async () => {
+    const on = dashboard({ profiling: true, leakWatch: true });
+    expect(on.leakWatch).toBeDefined();
+    await on.close();
+    const off = dashboard({ profiling: false, leakWatch: false });
+    expect(off.leakWatch).toBeUndefined();
+    await off.close();
   });
 });
 
