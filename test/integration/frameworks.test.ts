@@ -155,5 +155,12 @@ describe.each(Object.keys(frameworks))('the full stack on %s', (name) => {
     const snapshot = await request(`${url}/dashboard/api/snapshot`);
     expect(snapshot.status).toBe(200);
     expect(snapshot.json<{ cache: { hits: number } }>().cache.hits).toBeGreaterThan(0);
+    const report = await request(`${url}/dashboard/api/report`);
+    expect(report.status).toBe(200);
+    const body = report.json<{ score: number; grade: string; recommendations: unknown[] }>();
+    expect(body.score).toBeGreaterThanOrEqual(0);
+    expect(body.score).toBeLessThanOrEqual(100);
+    expect(body.grade).toMatch(/^[A-F]$/);
+    expect(Array.isArray(body.recommendations)).toBe(true);
   });
 });

@@ -566,6 +566,7 @@ export class CacheEngine {
       return;
     }
     const headers = plan.headers;
+    this.counters.route(plan.route).ttlMs = plan.lifetime;
     if (encoding !== undefined) headers.vary = mergeVary(headers.vary, ['Accept-Encoding']);
     const now = this.config.now();
     const entry = buildEntry({

@@ -24,6 +24,8 @@ export class RouteCounters {
   misses = 0;
   stale = 0;
   bypass = 0;
+  /** Freshness lifetime of the last entry stored for the route (the report cites it). */
+  ttlMs: number | undefined;
   readonly #children: Record<Outcome, Child> | undefined;
 
   constructor(children: Record<Outcome, Child> | undefined) {
@@ -120,8 +122,10 @@ export class CacheCounters {
     let misses = 0;
     let stale = 0;
     let bypass = 0;
-    const routes: Record<string, { hits: number; misses: number; stale: number; bypass: number; hitRatio: number }> =
-      {};
+    const routes: Record<
+      string,
+      { hits: number; misses: number; stale: number; bypass: number; hitRatio: number; ttlMs?: number }
+    > = {};
     for (const [label, r] of this.#routes) {
       hits += r.hits;
       misses += r.misses;
@@ -133,6 +137,7 @@ export class CacheCounters {
         stale: r.stale,
         bypass: r.bypass,
         hitRatio: ratio(r.hits + r.stale, r.misses),
+        ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
       };
     }
     return {

@@ -72,7 +72,14 @@ describe('responseCache on Express 5: storing and serving', () => {
     expect(expired.headers['x-cache']).toBe('MISS');
     expect(calls).toBe(2);
     expect(c.stats()).toMatchObject({ hits: 2, misses: 2, stale: 0, bypass: 0, entries: 1, hitRatio: 0.5 });
-    expect(c.stats().routes['/products']).toEqual({ hits: 2, misses: 2, stale: 0, bypass: 0, hitRatio: 0.5 });
+    expect(c.stats().routes['/products']).toEqual({
+      hits: 2,
+      misses: 2,
+      stale: 0,
+      bypass: 0,
+      hitRatio: 0.5,
+      ttlMs: 300_000,
+    });
   });
 
   it('stores what the app itself marks public with max-age, and s-maxage overrides the route ttl', async () => {

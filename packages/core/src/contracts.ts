@@ -52,6 +52,8 @@ export interface CacheStats {
         readonly stale: number;
         readonly bypass: number;
         readonly hitRatio: number;
+        /** Freshness lifetime of the last entry stored for the route, when known. */
+        readonly ttlMs?: number;
       }
     >
   >;

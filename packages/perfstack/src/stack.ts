@@ -55,7 +55,10 @@ export interface InternalPaths {
 }
 
 /** Options of the dashboard, `/metrics` and `/health` endpoints. */
-export type StackDashboardOptions = Pick<DashboardOptions, 'auth' | 'streamInterval' | 'title' | 'instanceId'>;
+export type StackDashboardOptions = Pick<
+  DashboardOptions,
+  'auth' | 'streamInterval' | 'title' | 'instanceId' | 'profiling' | 'report' | 'leakWatch'
+>;
 
 /** Options for {@link performanceStack}. Every layer is on by default; `false` turns it off. */
 export interface PerformanceStackOptions {
