@@ -373,3 +373,27 @@ describe.each([
     expect(serveTimeProblems.filter((m) => !m.startsWith('ERR_ERL_UNEXPECTED_X_FORWARDED_FOR:'))).toEqual([]);
   });
 });
+
+describe('a response Vary naming an Object.prototype member', () => {
+  it.fails('`Vary: constructor` on a cacheable route is stored or passed through, not a 500', async () => {
+    // Fails today: @perfstack/cache http-semantics.ts varyValue() (and store/memory.ts
+    // matchesVariant()) read `headers[name]` on Node's plain-object req.headers without an
+    // own-property check, so `headers.constructor` is Object and `value.join` throws
+    // "value.join is not a function" inside planStorage → every request to the route is a 500.
+    const stack = performanceStack(stackOptions);
+    const app = express();
+    app.use(stack);
+    app.get('/v', cache({ ttl: '1m' }), (_req, res) => {
+      res.setHeader('vary', 'Constructor');
+      res.json({ ok: true });
+    });
+    const server = await listen(app);
+    try {
+      const res = await raw(server.port, `GET /v HTTP/1.1\r\n${H}\r\n`);
+      expect(res.status).toBe(200);
+    } finally {
+      await server.close();
+      await stack.close();
+    }
+  });
+});

@@ -136,6 +136,7 @@ async function expectSharedAgain(tag: string): Promise<void> {
 }
 
 function expectClean(result: LoadResult): void {
+  console.info(`load: ${result.sent} requests, statuses ${JSON.stringify(result.statuses)}, slowest ${result.maxMs} ms`);
   expect(result.errors).toEqual([]);
   expect(Object.keys(result.statuses)).toEqual(['200']);
   expect(result.sent).toBeGreaterThan(50);
@@ -226,6 +227,7 @@ describe('Redis faults under load (full stack, two instances sharing one Redis)'
   it('keeps the heap bounded across all the faults', async () => {
     await load(1500);
     const after = heapMB();
+    console.info(`heap: ${heapBefore.toFixed(1)} MB before the faults, ${after.toFixed(1)} MB after`);
     // Same working set before and after: a leak per request or per reconnect would show
     // as tens of MB after the thousands of requests above.
     expect(after - heapBefore).toBeLessThan(15);

@@ -13,6 +13,12 @@
  * covers the wait *before* a command is written (once written, its timer is removed), so
  * the bound is enforced here: calls in flight sit in an insertion-ordered set, and one
  * unref()ed watchdog timer fails those older than the timeout — no timer per request.
+ *
+ * Redis Cluster: every key of one call carries the same hash tag (see `keyPlan` in
+ * `rate-limit.ts`), so one script touches one slot. A node-redis cluster client routes a
+ * raw command by its first key (`sendCommand(firstKey, isReadonly, args, options)`), so
+ * {@link send} passes it; the script is then cached per node by the first `EVAL` after a
+ * `NOSCRIPT`, instead of an up-front `SCRIPT LOAD` (which would reach one node only).
  */
 import type { Disposable, SharedRedis } from '@perfstack/core';
 import type { LimitSpec } from '../algorithms.js';
@@ -25,6 +31,32 @@ export interface RedisKeyPlan {
   readonly tail: readonly string[];
   /** True for global limits: the key is `head` alone. */
   readonly global: readonly boolean[];
+}
+
+/** True for a node-redis cluster client (it routes commands by key and has no single socket). */
+export function isClusterClient(client: unknown): boolean {
+  return (
+    typeof client === 'object' &&
+    client !== null &&
+    typeof (client as { getRandomNode?: unknown }).getRandomNode === 'function' &&
+    typeof (client as { nodeClient?: unknown }).nodeClient === 'function'
+  );
+}
+
+type SendCommand = (args: string[], options: { readonly timeout: number }) => Promise<unknown>;
+type ClusterSendCommand = (
+  firstKey: string | undefined,
+  isReadonly: boolean,
+  args: string[],
+  options: { readonly timeout: number },
+) => Promise<unknown>;
+
+/** Sends a raw command on a single-node or a cluster client (routed by `firstKey`). */
+function send(client: unknown, firstKey: string | undefined, args: string[], options: { readonly timeout: number }) {
+  if (isClusterClient(client)) {
+    return (client as { sendCommand: ClusterSendCommand }).sendCommand(firstKey, false, args, options);
+  }
+  return (client as { sendCommand: SendCommand }).sendCommand(args, options);
 }
 
 /** A Redis call that took longer than `commandTimeout`. */
@@ -116,20 +148,21 @@ export class RedisStore implements DecisionStore {
     args.push(String(now), String(cost), dry ? '1' : '0');
     for (const a of this.#specArgs) args.push(a);
     const client = this.#redis.client;
+    const firstKey = args[3];
     try {
-      return (await client.sendCommand(args, this.#commandOptions)) as unknown as Decision;
+      return (await send(client, firstKey, args, this.#commandOptions)) as Decision;
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
       args[0] = 'EVAL';
       args[1] = DECIDE_SCRIPT;
-      return (await client.sendCommand(args, this.#commandOptions)) as unknown as Decision;
+      return (await send(client, firstKey, args, this.#commandOptions)) as Decision;
     }
   }
 
   /** Deletes the per-client keys of `key` (global limits are kept). */
   async reset(key: string): Promise<void> {
     const keys = this.keys(key).filter((_, i) => !this.#plan.global[i]);
-    if (keys.length > 0) await this.#redis.client.sendCommand(['DEL', ...keys], this.#commandOptions);
+    if (keys.length > 0) await send(this.#redis.client, keys[0], ['DEL', ...keys], this.#commandOptions);
   }
 
   /** Stops listening to connection changes (the shared connection is not ours to close). */
@@ -142,8 +175,12 @@ export class RedisStore implements DecisionStore {
   }
 
   #load(): void {
-    this.#redis.client.sendCommand(['SCRIPT', 'LOAD', DECIDE_SCRIPT], this.#commandOptions).catch((error: unknown) => {
-      this.#redis.recordError(error);
-    });
+    // A cluster spreads keys over nodes: there the first EVAL per node caches the script.
+    if (isClusterClient(this.#redis.client)) return;
+    send(this.#redis.client, undefined, ['SCRIPT', 'LOAD', DECIDE_SCRIPT], this.#commandOptions).catch(
+      (error: unknown) => {
+        this.#redis.recordError(error);
+      },
+    );
   }
 }
