@@ -63,7 +63,7 @@ export function parseDuration(value: unknown, option: string, options: ParseDura
   } else {
     throw new TypeError(`${pkg}: option "${option}" must be ${DURATION_FORM}, got ${describeValue(value)}`);
   }
-  const rounded = Math.round(ms);
+  const rounded = Math.round(ms) + 0; // + 0 turns -0 (from -0.4) into 0
   if (rounded < min || rounded > max) {
     throw new RangeError(
       `${pkg}: option "${option}" must be a duration from ${min}ms to ${max}ms, got ${describeValue(value)}`,

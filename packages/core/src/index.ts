@@ -56,6 +56,7 @@ export {
 export {
   createSharedRedis,
   isRedisClient,
+  isRedisCluster,
   type RedisClient,
   type RedisHealth,
   type RedisStatus,

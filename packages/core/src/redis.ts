@@ -16,7 +16,7 @@
  * to skip Redis entirely while it is down; `/health` reads {@link SharedRedis.health}.
  */
 import { EventEmitter } from 'node:events';
-import KeyvRedis, { createClient, Keyv, type RedisClientType } from '@keyv/redis';
+import KeyvRedis, { createClient, createCluster, Keyv, type RedisClientType } from '@keyv/redis';
 import { parseDuration } from './duration.js';
 import { consoleLogger } from './logger.js';
 import { checkOptionsObject, optionTypeError } from './options.js';
@@ -54,6 +54,11 @@ export type RedisStatus = 'connecting' | 'up' | 'down' | 'closed';
 export interface SharedRedisOptions {
   /** `redis://` URL. One of `url` or `client` is required. */
   readonly url?: string;
+  /**
+   * Redis Cluster: the `redis://` URLs of some of its nodes (the rest are discovered). perfstack's
+   * keys are hash-tagged so that each script touches one slot.
+   */
+  readonly rootNodes?: readonly string[];
   /** A node-redis client the app already made (connected or not). perfstack will not close it unless `closeClient` is true. */
   readonly client?: RedisClient;
   /** Time to wait for a connection. @default '2s' */
@@ -81,6 +86,7 @@ export interface RedisHealth {
 const PKG = '@perfstack/core';
 const KNOWN = [
   'url',
+  'rootNodes',
   'client',
   'connectTimeout',
   'commandTimeout',
@@ -116,6 +122,9 @@ export class SharedRedis {
   #unresponsive = false;
   #probe: NodeJS.Timeout | undefined;
 
+  /** True for a Redis Cluster client (commands are routed by key; scripts must touch one slot). */
+  readonly isCluster: boolean;
+
   /** @internal use {@link createSharedRedis} */
   constructor(
     client: RedisClient,
@@ -130,19 +139,28 @@ export class SharedRedis {
     this.commandTimeout = commandTimeout;
     this.#logger = logger;
     this.#events.setMaxListeners(0);
-    client.on('ready', () => {
-      if (!this.#unresponsive) this.#setStatus('up');
-    });
-    client.on('end', () => this.#setStatus(this.#status === 'closed' ? 'closed' : 'down'));
-    client.on('reconnecting', () => {
-      if (this.#status === 'up') this.#setStatus('down');
-    });
+    this.isCluster = isRedisCluster(client);
+    if (this.isCluster) {
+      // A cluster client reports on the cluster as a whole: open and connected, or not.
+      client.on('connect', () => {
+        if (!this.#unresponsive) this.#setStatus('up');
+      });
+      client.on('disconnect', () => this.#setStatus(this.#status === 'closed' ? 'closed' : 'down'));
+    } else {
+      client.on('ready', () => {
+        if (!this.#unresponsive) this.#setStatus('up');
+      });
+      client.on('end', () => this.#setStatus(this.#status === 'closed' ? 'closed' : 'down'));
+      client.on('reconnecting', () => {
+        if (this.#status === 'up') this.#setStatus('down');
+      });
+    }
     client.on('error', (error: unknown) => {
       this.#errors++;
       this.#lastError = error instanceof Error ? error.message : String(error);
-      if (this.#status === 'up' && !client.isReady) this.#setStatus('down');
+      if (this.#status === 'up' && !this.#ready()) this.#setStatus('down');
     });
-    if (client.isReady) this.#status = 'up';
+    if (this.#ready()) this.#status = 'up';
   }
 
   /**
@@ -153,7 +171,7 @@ export class SharedRedis {
   connect(): Promise<void> {
     if (this.#connecting !== undefined) return this.#connecting;
     if (this.client.isOpen) {
-      if (this.client.isReady) this.#setStatus('up');
+      if (this.#ready()) this.#setStatus('up');
       return Promise.resolve();
     }
     this.#connecting = new Promise<void>((resolve) => {
@@ -188,7 +206,12 @@ export class SharedRedis {
 
   /** True while commands can be sent. */
   get isUp(): boolean {
-    return this.#status === 'up' && this.client.isReady;
+    return this.#status === 'up' && this.#ready();
+  }
+
+  /** A single client is ready after its handshake; a cluster client once it is open. */
+  #ready(): boolean {
+    return this.isCluster ? this.client.isOpen : this.client.isReady;
   }
 
   /**
@@ -251,7 +274,7 @@ export class SharedRedis {
           clearTimeout(timer);
           this.#unresponsive = false;
           this.#timeoutsInARow = 0;
-          if (this.client.isReady) this.#setStatus('up');
+          if (this.#ready()) this.#setStatus('up');
         },
         () => {
           clearTimeout(timer);
@@ -396,6 +419,26 @@ export function createSharedRedis(input: string | RedisClient | SharedRedisOptio
       throw optionTypeError(PKG, 'redis.client', options.client, 'a node-redis client');
     client = options.client;
     owns = options.closeClient === true;
+  } else if (options.rootNodes !== undefined) {
+    const nodes = options.rootNodes;
+    if (
+      !Array.isArray(nodes) ||
+      nodes.length === 0 ||
+      nodes.some((u) => typeof u !== 'string' || !/^rediss?:\/\//.test(u))
+    ) {
+      throw optionTypeError(PKG, 'redis.rootNodes', nodes, 'a non-empty array of redis:// URLs');
+    }
+    client = createCluster({
+      rootNodes: nodes.map((url) => ({ url })),
+      defaults: {
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout,
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),
+        },
+      },
+    }) as unknown as RedisClient;
+    owns = true;
   } else {
     const url = options.url;
     if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
@@ -423,13 +466,23 @@ export function createSharedRedis(input: string | RedisClient | SharedRedisOptio
   return shared;
 }
 
-/** True for a node-redis client. */
+/** True for a node-redis client, single-node or cluster. */
 export function isRedisClient(value: unknown): value is RedisClient {
   return (
     typeof value === 'object' &&
     value !== null &&
     typeof (value as { connect?: unknown }).connect === 'function' &&
     typeof (value as { duplicate?: unknown }).duplicate === 'function' &&
-    'isReady' in value
+    ('isReady' in value || isRedisCluster(value))
+  );
+}
+
+/** True for a node-redis cluster client (`createCluster`). */
+export function isRedisCluster(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { nodeClient?: unknown }).nodeClient === 'function' &&
+    'masters' in value
   );
 }

@@ -1,0 +1,319 @@
+/**
+ * Every scenario: which server file runs it, with which env, what request is timed, and
+ * which checks prove it answers correctly first. The default order puts bare Express
+ * first, so the "ratio" column of a full run reads "times bare Express".
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  accessLogRedacted,
+  bodyContains,
+  corsHeaders,
+  getCached,
+  getProducts,
+  oversizePost,
+  postProducts,
+} from './checks.js';
+import { CACHED_PATH, POST_BODY, POST_PATH, PRODUCTS_PATH } from './fixture.js';
+
+const scenarioFile = (name) => fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url));
+
+const GET_PRODUCTS = { method: 'GET', path: PRODUCTS_PATH };
+const GET_CACHED = { method: 'GET', path: CACHED_PATH };
+const POST_SMALL = {
+  method: 'POST',
+  path: POST_PATH,
+  body: POST_BODY,
+  headers: { 'content-type': 'application/json' },
+};
+
+const HELMET = { 'x-content-type-options': 'nosniff', 'content-security-policy': undefined };
+const DRAFT8_RATELIMIT = { 'ratelimit-policy': undefined, ratelimit: undefined };
+const BASIC = () => [getProducts(), postProducts()];
+
+/**
+ * @typedef {{
+ *   name: string, title: string, group: string, kind: 'http' | 'micro', file: string,
+ *   env?: Record<string,string>, redis?: boolean, logFile?: boolean,
+ *   request: { method: string, path: string, body?: string, headers?: Record<string,string> },
+ *   checks: import('./checks.js').Check[]
+ * }} Scenario
+ */
+
+/** @type {Scenario[]} */
+const scenarios = [];
+const add = (scenario) => scenarios.push({ kind: 'http', env: {}, request: GET_PRODUCTS, ...scenario });
+
+// Baselines.
+add({ name: 'express-bare', group: 'baseline', title: 'bare Express 5', file: 'express-bare.js', checks: BASIC() });
+add({
+  name: 'express-bare-post',
+  group: 'baseline',
+  title: 'bare Express 5, POST small JSON',
+  file: 'express-bare.js',
+  request: POST_SMALL,
+  checks: BASIC(),
+});
+add({ name: 'node-raw', group: 'baseline', title: 'raw node:http', file: 'node-raw.js', checks: BASIC() });
+add({
+  name: 'node-raw-post',
+  group: 'baseline',
+  title: 'raw node:http, POST small JSON',
+  file: 'node-raw.js',
+  request: POST_SMALL,
+  checks: BASIC(),
+});
+add({ name: 'koa-bare', group: 'baseline', title: 'bare Koa 3 + @koa/router', file: 'koa-bare.js', checks: BASIC() });
+add({ name: 'fastify-bare', group: 'baseline', title: 'bare Fastify 5', file: 'fastify-bare.js', checks: BASIC() });
+
+// The stacks users assemble today.
+const peerStackChecks = () => [
+  getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'access-control-allow-origin': '*' }),
+  getCached({ hit: true }),
+  postProducts(),
+  oversizePost(),
+  bodyContains('/metrics', 'http_request_duration_seconds'),
+  accessLogRedacted(),
+];
+add({
+  name: 'peer-stack',
+  group: 'peer stack',
+  title: 'Express peer stack (memory), uncached route',
+  file: 'express-peer-stack.js',
+  logFile: true,
+  checks: peerStackChecks(),
+});
+add({
+  name: 'peer-stack-hit',
+  group: 'peer stack',
+  title: 'Express peer stack (memory), apicache hit',
+  file: 'express-peer-stack.js',
+  logFile: true,
+  request: GET_CACHED,
+  checks: peerStackChecks(),
+});
+add({
+  name: 'peer-stack-post',
+  group: 'peer stack',
+  title: 'Express peer stack (memory), POST small JSON',
+  file: 'express-peer-stack.js',
+  logFile: true,
+  request: POST_SMALL,
+  checks: peerStackChecks(),
+});
+add({
+  name: 'peer-stack-redis',
+  group: 'peer stack',
+  title: 'Express peer stack, rate-limit-redis, uncached route',
+  file: 'express-peer-stack.js',
+  env: { BENCH_REDIS: '1' },
+  redis: true,
+  logFile: true,
+  checks: peerStackChecks(),
+});
+const fastifyStackChecks = () => [
+  getProducts({ ...HELMET, 'x-ratelimit-limit': undefined, 'access-control-allow-origin': '*' }),
+  postProducts(),
+  oversizePost(),
+  bodyContains('/metrics', 'http_request_duration_seconds'),
+  accessLogRedacted(),
+];
+add({
+  name: 'fastify-stack',
+  group: 'peer stack',
+  title: 'Fastify plugin stack',
+  file: 'fastify-plugin-stack.js',
+  logFile: true,
+  checks: fastifyStackChecks(),
+});
+add({
+  name: 'fastify-stack-post',
+  group: 'peer stack',
+  title: 'Fastify plugin stack, POST small JSON',
+  file: 'fastify-plugin-stack.js',
+  logFile: true,
+  request: POST_SMALL,
+  checks: fastifyStackChecks(),
+});
+
+// Each peer alone on Express.
+const peer = (name, title, extra = {}) =>
+  add({
+    name: `peer-${name}${extra.suffix ?? ''}`,
+    group: 'peer alone',
+    title,
+    file: 'express-peer.js',
+    env: { BENCH_PEER: name, ...(extra.env ?? {}) },
+    redis: extra.redis,
+    logFile: extra.logFile,
+    request: extra.request ?? GET_PRODUCTS,
+    checks: extra.checks ?? BASIC(),
+  });
+peer('apicache', 'apicache hit (route middleware)', {
+  request: GET_CACHED,
+  checks: [getCached({ hit: true }), ...BASIC()],
+});
+peer('express-rate-limit', 'express-rate-limit (memory)', {
+  checks: [getProducts(DRAFT8_RATELIMIT), postProducts()],
+});
+peer('express-rate-limit', 'express-rate-limit + rate-limit-redis', {
+  suffix: '-redis',
+  env: { BENCH_REDIS: '1' },
+  redis: true,
+  checks: [getProducts(DRAFT8_RATELIMIT), postProducts()],
+});
+peer('rate-limiter-flexible', 'rate-limiter-flexible (memory)');
+peer('pino-http', 'pino-http, redact 2 header paths, to a file', {
+  logFile: true,
+  checks: [...BASIC(), accessLogRedacted()],
+});
+peer('helmet', 'helmet', { checks: [getProducts(HELMET), postProducts()] });
+peer('cors', 'cors', { checks: [...BASIC(), corsHeaders('*')] });
+peer('opossum', 'opossum breaker around the route');
+peer('express-prom-bundle', 'express-prom-bundle', {
+  checks: [...BASIC(), bodyContains('/metrics', 'http_request_duration_seconds')],
+});
+peer('express-json', 'express.json({ limit }) global', { checks: [...BASIC(), oversizePost()] });
+
+// Each perfstack layer alone on Express.
+const layer = (name, title, extra = {}) =>
+  add({
+    name: `ps-${name}`,
+    group: 'perfstack layer',
+    title,
+    file: 'perfstack-layer.js',
+    env: { BENCH_LAYER: extra.layer ?? name, ...(extra.env ?? {}) },
+    redis: extra.redis,
+    logFile: extra.logFile,
+    request: extra.request ?? GET_PRODUCTS,
+    checks: extra.checks ?? BASIC(),
+  });
+layer('timing', '@perfstack/timing timing()', {
+  checks: [getProducts({ 'server-timing': /total;dur=/ }), postProducts()],
+});
+layer('cache-hit', '@perfstack/cache responseCache(), hit', {
+  layer: 'cache',
+  request: GET_CACHED,
+  checks: [getCached({ hit: true, headers: { 'x-cache': 'HIT', age: undefined } }), ...BASIC()],
+});
+layer('cache-uncacheable', '@perfstack/cache responseCache(), uncacheable route', {
+  layer: 'cache',
+  checks: [
+    getProducts({ 'x-cache': /^(MISS|BYPASS)$/ }),
+    getCached({ hit: true, headers: { 'x-cache': 'HIT' } }),
+    postProducts(),
+  ],
+});
+layer('size-limit', '@perfstack/size-limit sizeLimit()', { checks: [...BASIC(), oversizePost()] });
+layer('logger', '@perfstack/logger accessLog(), default redaction, to a file', {
+  logFile: true,
+  checks: [getProducts({ 'x-request-id': undefined }), postProducts(), accessLogRedacted()],
+});
+layer('rate-limit', '@perfstack/rate-limit rateLimit() (memory)', {
+  checks: [getProducts(DRAFT8_RATELIMIT), postProducts()],
+});
+layer('rate-limit-redis', '@perfstack/rate-limit rateLimit() (Redis)', {
+  layer: 'rate-limit',
+  env: { BENCH_REDIS: '1' },
+  redis: true,
+  checks: [getProducts(DRAFT8_RATELIMIT), postProducts()],
+});
+layer('circuit-breaker', '@perfstack/circuit-breaker circuitBreaker()');
+
+// The full stack: every layer on, on Express, Koa and node:http; memory and Redis.
+const fullStackChecks = () => [
+  getProducts({
+    ...HELMET,
+    ...DRAFT8_RATELIMIT,
+    'x-cache': /^(MISS|BYPASS)$/,
+    'server-timing': /total;dur=/,
+    'x-request-id': undefined,
+  }),
+  getCached({ hit: true, headers: { 'x-cache': 'HIT', 'server-timing': /total;dur=/ } }),
+  corsHeaders('*'),
+  postProducts(),
+  oversizePost(),
+  accessLogRedacted(),
+];
+for (const framework of ['express', 'koa', 'node']) {
+  for (const redis of [false, true]) {
+    const store = redis ? 'Redis' : 'memory';
+    const suffix = redis ? '-redis' : '';
+    const base = {
+      group: 'perfstack full stack',
+      file: `perfstack-${framework}.js`,
+      env: redis ? { BENCH_REDIS: '1' } : {},
+      redis,
+      logFile: true,
+      checks: fullStackChecks(),
+    };
+    add({
+      ...base,
+      name: `stack-${framework}${suffix}`,
+      title: `performanceStack() on ${framework} (${store}), uncached`,
+    });
+    add({
+      ...base,
+      name: `stack-${framework}${suffix}-hit`,
+      title: `performanceStack() on ${framework} (${store}), cache hit`,
+      request: GET_CACHED,
+    });
+    add({
+      ...base,
+      name: `stack-${framework}${suffix}-post`,
+      title: `performanceStack() on ${framework} (${store}), POST small JSON`,
+      request: POST_SMALL,
+    });
+  }
+}
+
+// Micro-benchmarks without HTTP: the outbound breaker.
+scenarios.push({
+  name: 'micro-breaker-perfstack',
+  group: 'micro',
+  kind: 'micro',
+  title: '@perfstack/circuit-breaker createBreaker().execute()',
+  file: 'micro-breaker.js',
+  env: { MICRO_IMPL: 'perfstack' },
+  checks: [],
+});
+scenarios.push({
+  name: 'micro-breaker-opossum',
+  group: 'micro',
+  kind: 'micro',
+  title: 'opossum fire()',
+  file: 'micro-breaker.js',
+  env: { MICRO_IMPL: 'opossum' },
+  checks: [],
+});
+
+for (const scenario of scenarios) scenario.file = scenarioFile(scenario.file);
+
+export const allScenarios = scenarios;
+
+/**
+ * Picks scenarios by comma-separated tokens, in the order given: an exact name, a glob
+ * with `*`, or a prefix (`peer-` → every peer). Unknown tokens throw.
+ * @param {string | undefined} selection
+ * @returns {Scenario[]}
+ */
+export function selectScenarios(selection) {
+  if (!selection) return [...scenarios];
+  const picked = [];
+  for (const raw of selection.split(',')) {
+    const token = raw.trim();
+    if (!token) continue;
+    let matches;
+    if (token.includes('*')) {
+      const pattern = new RegExp(`^${token.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+      matches = scenarios.filter((s) => pattern.test(s.name));
+    } else {
+      const exact = scenarios.find((s) => s.name === token);
+      matches = exact ? [exact] : scenarios.filter((s) => s.name.startsWith(token));
+    }
+    if (matches.length === 0) {
+      throw new Error(`--scenarios: no scenario matches "${token}" (see --list)`);
+    }
+    for (const match of matches) if (!picked.includes(match)) picked.push(match);
+  }
+  return picked;
+}

@@ -1,0 +1,32 @@
+/**
+ * The options every full-stack scenario passes to `performanceStack()`: every layer on,
+ * the same limits as the peers (10 kb body, a rate limit the run never reaches, CORS `*`), the
+ * access log to a file, and — with BENCH_REDIS=1 — Redis under this run's key prefix.
+ */
+import { BODY_LIMIT, logFile, RATE_LIMIT, redisPrefix, redisUrl, wantsRedis } from './fixture.js';
+
+/**
+ * @param {(options: object) => any} factory the framework's performanceStack
+ * @returns {Promise<any>} the stack
+ */
+export async function buildStack(factory) {
+  const options = {
+    sizeLimit: { limit: BODY_LIMIT },
+    logger: { destination: logFile() },
+    rateLimit: { limit: RATE_LIMIT, window: '1m' },
+    // The preset's CORS allows no origin until told; the peers run cors() with its `*` default.
+    cors: { origin: '*' },
+  };
+  // `redis: false` explicitly: the preset falls back to REDIS_URL, which a shell or CI may set.
+  if (!wantsRedis()) return factory({ ...options, redis: false });
+  // Prefer a shared connection under this run's prefix (so the harness can delete exactly
+  // its keys); fall back to the documented `redis: url` when the preset takes only that.
+  try {
+    const { createSharedRedis } = await import('@perfstack/core');
+    return factory({ ...options, redis: createSharedRedis({ url: redisUrl(), keyPrefix: redisPrefix() }) });
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    process.stderr.write(`performanceStack({ redis: SharedRedis }) refused (${error.message}); using the URL\n`);
+    return factory({ ...options, redis: redisUrl() });
+  }
+}
