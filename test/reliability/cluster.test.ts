@@ -2,16 +2,12 @@
  * Scale-out on a local three-node Redis Cluster started by the test (`redis-server
  * --cluster-enabled yes` ×3 and `redis-cli --cluster create`).
  *
- * Today core's `createSharedRedis`/`isRedisClient` refuse a node-redis cluster client, and
- * `SharedRedis.isUp` reads `client.isReady`, which cluster clients do not have — so the
- * stack cannot be given a cluster as it is (the first test, `it.fails`, pins that down; the
- * change core needs is in the issue note). The other tests use `ClusterSharedRedis` below:
- * `SharedRedis` with exactly that one change (`isUp` from `isOpen` for a cluster client), to
- * prove that everything else — the rate limiter's hash-tagged script, the cache's L2 and
- * invalidation — works unchanged on the cluster, across three app instances.
+ * Core's `createSharedRedis` takes a node-redis cluster client (`{ client }`) or makes one
+ * (`{ rootNodes }`, see cluster-core.test.ts); the rate limiter's hash-tagged script, the
+ * cache's L2 and invalidation work unchanged on the cluster, across three app instances.
  */
 
-import { createSharedRedis, SharedRedis, silentLogger } from '@perfstack/core';
+import { createSharedRedis, silentLogger } from '@perfstack/core';
 import express from 'express';
 import { cache, type PerformanceStack, performanceStack } from 'perfstack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,13 +17,6 @@ import { listen, request, type TestServer, waitFor } from '../helpers/http.js';
 import { hasClusterTools, type RedisCluster, startRedisCluster } from './cluster.js';
 
 type Cluster = ReturnType<typeof createCluster>;
-
-/** SharedRedis with the one change core needs for a cluster client: up while the cluster client is open. */
-class ClusterSharedRedis extends SharedRedis {
-  override get isUp(): boolean {
-    return this.status !== 'closed' && (this.client as unknown as Cluster).isOpen;
-  }
-}
 
 const logged: string[] = [];
 const quiet = { warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m) };
@@ -46,9 +35,14 @@ async function clusterClient(): Promise<Cluster> {
   return client as unknown as Cluster;
 }
 
-async function instance(prefix: string): Promise<{ stack: PerformanceStack; server: TestServer }> {
+async function instance(prefix: string, burst = 5): Promise<{ stack: PerformanceStack; server: TestServer }> {
   const client = await clusterClient();
-  const redis = new ClusterSharedRedis(client as never, false, prefix, 1000, silentLogger);
+  const redis = createSharedRedis({
+    client: client as never,
+    keyPrefix: prefix,
+    commandTimeout: 1000,
+    logger: silentLogger,
+  });
   const stack = performanceStack({
     env: false,
     log: quiet,
@@ -56,7 +50,7 @@ async function instance(prefix: string): Promise<{ stack: PerformanceStack; serv
     logger: { destination: { write() {} } as never },
     rateLimit: {
       limits: [
-        { name: 'burst', limit: 5, window: '1m' },
+        { name: 'burst', limit: burst, window: '1m' },
         { name: 'hourly', limit: 1000, window: '1h', algorithm: 'sliding-window' },
       ],
     },
@@ -102,9 +96,7 @@ describe.skipIf(skip)('Redis Cluster (three nodes, no replicas)', () => {
     await cluster?.stop();
   });
 
-  it.fails('core takes a cluster client as it is: createSharedRedis({ client: cluster }) comes up', async () => {
-    // Fails today: isRedisClient() wants `isReady`, which RedisCluster lacks ("must be a
-    // node-redis client"); and SharedRedis.isUp reads client.isReady. See the issue note.
+  it('core takes a cluster client as it is: createSharedRedis({ client: cluster }) comes up', async () => {
     const client = await clusterClient();
     const shared = createSharedRedis({ client: client as never, logger: silentLogger });
     try {
@@ -165,27 +157,38 @@ describe.skipIf(skip)('Redis Cluster (three nodes, no replicas)', () => {
     expect(logged).toEqual([]);
   });
 
-  it.fails('multi-tag routes and prefix invalidation reach every node (cache store is not cluster-aware yet)', async () => {
-    // Fails today in @perfstack/cache store/redis.ts: set() adds the key to every tag set in
-    // one MULTI (CROSSSLOT when the tags hash to different slots), delete() sends one DEL
-    // with many keys (CROSSSLOT), and keysWithPrefix() SCANs one node only. See the note.
+  it('multi-tag routes and prefix invalidation reach every node', async () => {
+    // @perfstack/cache store/redis.ts on a cluster: one MULTI per tag set (tags hash to
+    // different slots), one DEL per key, and SCAN on every master.
+    // more requests than the other tests' burst limit of 5: this one is about the cache
     const prefix = `rel-cluster-items-${Date.now()}:`;
-    const [a, b] = [await instance(prefix), await instance(prefix)];
+    const [a, b] = [await instance(prefix, 100), await instance(prefix, 100)];
     await new Promise((r) => setTimeout(r, 1500));
     const ids = ['1', '2', '3', '4', '5', '6'];
     const firsts = [];
-    for (const id of ids) firsts.push((await request(`${a?.server.url}/items/${id}`)).json());
+    for (const id of ids) {
+      const res = await request(`${a?.server.url}/items/${id}`);
+      expect(res.status).toBe(200);
+      expect(res.headers['x-cache']).toBe('MISS');
+      firsts.push(res.json());
+    }
     await new Promise((r) => setTimeout(r, 300));
     for (const [i, id] of ids.entries()) {
       const res = await request(`${b?.server.url}/items/${id}`);
+      expect(res.status).toBe(200);
       expect(res.headers['x-cache']).toBe('HIT');
       expect(res.json()).toEqual(firsts[i]);
     }
     expect((await request(`${a?.server.url}/items`, { method: 'POST' })).status).toBe(204);
     await new Promise((r) => setTimeout(r, 300));
-    const c = await instance(prefix); // a new instance reads only L2: nothing may be left there
+    const c = await instance(prefix, 100); // a new instance reads only L2: nothing may be left there
     await new Promise((r) => setTimeout(r, 1500));
-    for (const id of ids) expect((await request(`${c.server.url}/items/${id}`)).headers['x-cache']).toBe('MISS');
+    for (const [i, id] of ids.entries()) {
+      const res = await request(`${c.server.url}/items/${id}`);
+      expect(res.status).toBe(200);
+      expect(res.headers['x-cache']).toBe('MISS');
+      expect(res.json()).not.toEqual(firsts[i]);
+    }
     expect(logged).toEqual([]);
   });
 });

@@ -136,7 +136,9 @@ async function expectSharedAgain(tag: string): Promise<void> {
 }
 
 function expectClean(result: LoadResult): void {
-  console.info(`load: ${result.sent} requests, statuses ${JSON.stringify(result.statuses)}, slowest ${result.maxMs} ms`);
+  console.info(
+    `load: ${result.sent} requests, statuses ${JSON.stringify(result.statuses)}, slowest ${result.maxMs} ms`,
+  );
   expect(result.errors).toEqual([]);
   expect(Object.keys(result.statuses)).toEqual(['200']);
   expect(result.sent).toBeGreaterThan(50);

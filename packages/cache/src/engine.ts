@@ -409,10 +409,13 @@ export class CacheEngine {
     this.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
     const headers = req.headers;
     const inm = headers['if-none-match'];
+    // Preconditions only apply to a 2xx answer (RFC 9110 §13.2.1): a stored 404 stays a 404.
     if (
-      inm !== undefined
+      entry.status >= 200 &&
+      entry.status < 300 &&
+      (inm !== undefined
         ? ifNoneMatchMatches(inm, entry.etag)
-        : notModifiedSince(headers['if-modified-since'], entry.lastModified)
+        : notModifiedSince(headers['if-modified-since'], entry.lastModified))
     ) {
       res.writeHead(304, entry.notModifiedHeaders as OutgoingHttpHeaders);
       res.end();

@@ -206,7 +206,8 @@ const UNIQUE_VALUES = new Set(['etag', 'last-modified', 'expires', 'location', '
 export function storableHeaders(headers: OutgoingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name of Object.keys(headers)) {
-    if (isPerRequestHeader(name)) continue;
+    // `__proto__` is a valid header token; as a plain-object key it would set the prototype
+    if (isPerRequestHeader(name) || name === '__proto__') continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) out[name] = value.map(String);
@@ -355,7 +356,7 @@ export function deserializeVariants(text: unknown): Entry[] {
     const headers: Record<string, string | string[]> = {};
     for (const name of Object.keys(w.h ?? {})) {
       const value = w.h[name];
-      if (value === undefined) continue;
+      if (value === undefined || name === '__proto__') continue;
       headers[name] = Array.isArray(value) ? value : UNIQUE_VALUES.has(name) ? value : intern(value);
     }
     out.push(

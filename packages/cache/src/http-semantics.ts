@@ -145,11 +145,19 @@ export function mergeVary(existing: unknown, add: readonly string[]): string {
   return current === '' ? missing.join(', ') : `${current}, ${missing.join(', ')}`;
 }
 
-/** The request's value for one varying header, normalised (RFC 9111 §4.1 allows normalising). */
+/**
+ * The request's value for one varying header, normalised (RFC 9111 §4.1 allows normalising):
+ * list values joined with `, `, surrounding whitespace trimmed, cut at {@link MAX_PARSED_LENGTH}.
+ * `name` comes from the response's `Vary` (any token, `constructor` and `__proto__`
+ * included), so only the headers object's own properties are read.
+ */
 export function varyValue(headers: Readonly<Record<string, string | string[] | undefined>>, name: string): string {
-  const value = headers[name];
-  if (value === undefined) return '';
-  const text = typeof value === 'string' ? value : value.join(', ');
+  if (!Object.hasOwn(headers, name)) return '';
+  const value: unknown = headers[name];
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else if (Array.isArray(value)) text = value.join(', ');
+  else return '';
   return text.length > MAX_PARSED_LENGTH ? text.slice(0, MAX_PARSED_LENGTH) : text.trim();
 }
 
@@ -159,15 +167,16 @@ function opaqueTag(tag: string): string {
 }
 
 /**
- * True when `If-None-Match` matches the stored ETag (weak comparison, RFC 9110 §13.1.2).
- * Garbage and over-long values never match.
+ * True when `If-None-Match` matches the stored response (RFC 9110 §13.1.2): `*` matches
+ * any current representation (with or without an ETag); a list matches the stored ETag
+ * by weak comparison. Garbage and over-long values never match.
  */
 export function ifNoneMatchMatches(header: unknown, etag: string | undefined): boolean {
-  if (etag === undefined) return false;
   const value = headerString(header);
   if (value === undefined || value.length > MAX_PARSED_LENGTH) return false;
   const trimmed = value.trim();
   if (trimmed === '*') return true;
+  if (etag === undefined) return false;
   const ours = opaqueTag(etag);
   for (const part of trimmed.split(',')) {
     if (opaqueTag(part.trim()) === ours) return true;

@@ -122,23 +122,27 @@ export class CacheCounters {
     let misses = 0;
     let stale = 0;
     let bypass = 0;
-    const routes: Record<
+    const routes: [
       string,
-      { hits: number; misses: number; stale: number; bypass: number; hitRatio: number; ttlMs?: number }
-    > = {};
+      { hits: number; misses: number; stale: number; bypass: number; hitRatio: number; ttlMs?: number },
+    ][] = [];
     for (const [label, r] of this.#routes) {
       hits += r.hits;
       misses += r.misses;
       stale += r.stale;
       bypass += r.bypass;
-      routes[label] = {
-        hits: r.hits,
-        misses: r.misses,
-        stale: r.stale,
-        bypass: r.bypass,
-        hitRatio: ratio(r.hits + r.stale, r.misses),
-        ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
-      };
+      // entries, then Object.fromEntries: a route named `__proto__` stays an own property
+      routes.push([
+        label,
+        {
+          hits: r.hits,
+          misses: r.misses,
+          stale: r.stale,
+          bypass: r.bypass,
+          hitRatio: ratio(r.hits + r.stale, r.misses),
+          ...(r.ttlMs === undefined ? {} : { ttlMs: r.ttlMs }),
+        },
+      ]);
     }
     return {
       hits,
@@ -149,7 +153,7 @@ export class CacheCounters {
       entries,
       bytes,
       hitRatio: ratio(hits + stale, misses),
-      routes,
+      routes: Object.fromEntries(routes),
     };
   }
 }

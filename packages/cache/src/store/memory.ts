@@ -8,6 +8,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../entry.js';
+import { varyValue } from '../http-semantics.js';
 
 /** Most variants one URL keeps (CORS with many origins, languages...). The oldest goes first. */
 export const MAX_VARIANTS = 32;
@@ -45,9 +46,8 @@ export function matchesVariant(
 ): boolean {
   const names = entry.varyNames;
   for (let i = 0; i < names.length; i++) {
-    const value = headers[names[i] as string];
-    const text = value === undefined ? '' : typeof value === 'string' ? value.trim() : value.join(', ');
-    if (text !== entry.varyValues[i]) return false;
+    // the same normalisation as when the variant was stored
+    if (varyValue(headers, names[i] as string) !== entry.varyValues[i]) return false;
   }
   return true;
 }

@@ -38,6 +38,27 @@ export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Prom
   });
 }
 
+/** The part of a node-redis cluster client the store uses besides the ordinary commands. */
+interface ClusterClient {
+  readonly masters: readonly unknown[];
+  nodeClient(node: unknown): Promise<RedisClient> | RedisClient;
+}
+
+type RedisClient = SharedRedis['client'];
+
+/**
+ * True for a node-redis cluster client (it routes commands by key and has no single
+ * socket); the same test as @perfstack/rate-limit's store.
+ */
+export function isClusterClient(client: unknown): boolean {
+  return (
+    typeof client === 'object' &&
+    client !== null &&
+    typeof (client as { getRandomNode?: unknown }).getRandomNode === 'function' &&
+    typeof (client as { nodeClient?: unknown }).nodeClient === 'function'
+  );
+}
+
 /** Escapes glob characters for `SCAN MATCH`. */
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
@@ -77,31 +98,59 @@ export class RedisStore {
     return deserializeVariants(text);
   }
 
-  /** Writes the variants of `key` with a TTL, and adds the key to its tag sets. */
+  /** True when the shared connection is a Redis Cluster client. */
+  get #cluster(): boolean {
+    return isClusterClient(this.redis.client);
+  }
+
+  /**
+   * Writes the variants of `key` with a TTL, and adds the key to its tag sets. On one
+   * node, all tag sets go in one MULTI; on a cluster each tag set is its own key in its
+   * own slot, so each gets its own MULTI (a MULTI over several slots is `CROSSSLOT`),
+   * all sent at once: still one round trip of wall-clock time.
+   */
   async set(key: string, variants: readonly Entry[], ttl: number, tags: readonly string[]): Promise<void> {
     const work: Promise<unknown>[] = [this.#keyv.set(key, serializeVariants(variants), ttl)];
     if (tags.length > 0) {
-      const multi = this.redis.client.multi();
-      for (const tag of tags) {
-        multi.sAdd(`${this.#tagPrefix}${tag}`, key);
-        multi.pExpire(`${this.#tagPrefix}${tag}`, ttl, 'GT');
-        // PEXPIRE GT leaves a set without TTL alone; give a new set one.
-        multi.pExpire(`${this.#tagPrefix}${tag}`, ttl, 'NX');
+      const client = this.redis.client;
+      if (this.#cluster) {
+        for (const tag of tags) {
+          const multi = client.multi();
+          this.#tagOne(multi, tag, key, ttl);
+          work.push(multi.exec());
+        }
+      } else {
+        const multi = client.multi();
+        for (const tag of tags) this.#tagOne(multi, tag, key, ttl);
+        work.push(multi.exec());
       }
-      work.push(multi.exec());
     }
     await withTimeout(Promise.all(work), this.#timeout, 'SET');
   }
 
-  /** Deletes entry records; returns how many existed. */
+  /** Queues the commands adding `key` to the set of `tag`. */
+  #tagOne(multi: ReturnType<RedisClient['multi']>, tag: string, key: string, ttl: number): void {
+    const name = `${this.#tagPrefix}${tag}`;
+    multi.sAdd(name, key);
+    multi.pExpire(name, ttl, 'GT');
+    // PEXPIRE GT leaves a set without TTL alone; give a new set one.
+    multi.pExpire(name, ttl, 'NX');
+  }
+
+  /**
+   * Deletes entry records; returns how many existed. One `DEL` with every key on one
+   * node; on a cluster (where a multi-key `DEL` is `CROSSSLOT`) one `DEL` per key, all
+   * sent at once.
+   */
   async delete(keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0;
-    const removed = await withTimeout(
-      this.redis.client.del(keys.map((key) => `${this.#entryPrefix}${key}`)),
-      this.#timeout,
-      'DEL',
-    );
-    return Number(removed);
+    const client = this.redis.client;
+    const names = keys.map((key) => `${this.#entryPrefix}${key}`);
+    if (!this.#cluster) return Number(await withTimeout(client.del(names), this.#timeout, 'DEL'));
+    const counts = await withTimeout(Promise.all(names.map((name) => client.del(name))), this.#timeout, 'DEL');
+    let removed = 0;
+    for (const count of counts) removed += Number(count);
+    return removed;
   }
 
   /** The keys in these tag sets; the sets are deleted. */
@@ -119,20 +168,36 @@ export class RedisStore {
     return [...keys];
   }
 
-  /** Keys of stored records starting with `prefix` (SCAN: rare, bounded by the time limit per page). */
+  /**
+   * Keys of stored records starting with `prefix` (SCAN: rare, bounded by the time limit
+   * per page). A cluster keeps each key on one master only, so every master is scanned.
+   */
   async keysWithPrefix(prefix: string): Promise<string[]> {
     const out: string[] = [];
+    const client = this.redis.client;
+    if (!this.#cluster) {
+      await this.#scan(client, prefix, out);
+      return out;
+    }
+    const cluster = client as unknown as ClusterClient;
+    await Promise.all(
+      cluster.masters.map(async (master) => {
+        const node = await withTimeout(Promise.resolve(cluster.nodeClient(master)), this.#timeout, 'cluster node');
+        await this.#scan(node, prefix, out);
+      }),
+    );
+    return out;
+  }
+
+  /** SCANs one node for entry records starting with `prefix`, into `out`. */
+  async #scan(node: RedisClient, prefix: string, out: string[]): Promise<void> {
+    const match = `${escapeGlob(this.#entryPrefix + prefix)}*`;
     let cursor = '0';
     do {
-      const reply = await withTimeout(
-        this.redis.client.scan(cursor, { MATCH: `${escapeGlob(this.#entryPrefix + prefix)}*`, COUNT: 1000 }),
-        this.#timeout * 4,
-        'SCAN',
-      );
+      const reply = await withTimeout(node.scan(cursor, { MATCH: match, COUNT: 1000 }), this.#timeout * 4, 'SCAN');
       cursor = String(reply.cursor);
       for (const key of reply.keys) out.push(String(key).slice(this.#entryPrefix.length));
     } while (cursor !== '0');
-    return out;
   }
 
   /** Takes the fetch lock of `key` for `ttl` ms (`SET NX PX`); true when this instance holds it. */
