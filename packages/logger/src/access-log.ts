@@ -47,6 +47,12 @@ const RECORDED_ERROR = Symbol.for('perfstack.logger.error');
 /** Keys with their own serializer: `formatters.log` and child bindings leave them to it. */
 const SERIALIZED_KEYS: ReadonlySet<string> = new Set(['req', 'res', 'err']);
 
+/** True when `key` is the only own enumerable key of `object` (no array built, unlike `Object.keys`). */
+function onlyKey(object: Record<string, unknown>, key: string): boolean {
+  for (const name in object) if (name !== key && Object.hasOwn(object, name)) return false;
+  return true;
+}
+
 type LoggedRequest = IncomingMessage & { originalUrl?: unknown; body?: unknown; [RECORDED_ERROR]?: unknown };
 
 /** The middleware `accessLog()` returns. */
@@ -89,7 +95,7 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   });
   const deep = new DeepRedactor(keys, string, censor);
   const url = new UrlRedactor(string, deep, censor, MAX_URL_LENGTH);
-  const headers = new HeaderRedactor(config.redactHeaders, deep, string, url, censor);
+  const headers = new HeaderRedactor(config.redactHeaders, deep, string, url, censor, config.headers);
   const serializers = createSerializers(deep, headers, url, requestIdHeader);
 
   const isIgnored = (req: IncomingMessage): boolean => {
@@ -128,7 +134,7 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
     if (typeof req === 'object' && req !== null && typeof req.headers === 'object') {
       const id = (req as { id?: unknown }).id;
       // A generated id is ours (a UUID); only an id the client sent is checked for secrets.
-      if (typeof id === 'string' && Object.keys(bindings).length === 1) {
+      if (typeof id === 'string' && onlyKey(bindings, 'req')) {
         return { reqId: req.headers[requestIdHeader] === id ? string(id) : id, req };
       }
     }

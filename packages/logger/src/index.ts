@@ -11,5 +11,10 @@ export {
   LOG_LEVELS,
   type LogStream,
 } from './options.js';
-export { DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_RESPONSE_HEADERS } from './redact/headers.js';
+export {
+  DEFAULT_REDACTED_HEADERS,
+  DEFAULT_REDACTED_RESPONSE_HEADERS,
+  type HeaderSelection,
+  MINIMAL_HEADERS,
+} from './redact/headers.js';
 export { DEFAULT_SENSITIVE_KEYS } from './redact/keys.js';

@@ -14,7 +14,7 @@ import {
   readString,
   type SharedContext,
 } from '@perfstack/core';
-import { DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_RESPONSE_HEADERS } from './redact/headers.js';
+import { DEFAULT_REDACTED_HEADERS, DEFAULT_REDACTED_RESPONSE_HEADERS, type HeaderSelection } from './redact/headers.js';
 import { DEFAULT_SENSITIVE_KEYS, normalizeKey } from './redact/keys.js';
 
 /** The package name used in error messages. */
@@ -76,6 +76,15 @@ export interface AccessLogOptions extends SharedContext {
   readonly requestIdHeader?: string;
   /** What secrets are replaced with. @default '[REDACTED]' */
   readonly censor?: string;
+  /**
+   * Which headers each line carries. `'minimal'`: on requests `user-agent`, `referer`,
+   * `content-type`, `content-length`; on responses `content-type`, `content-length`,
+   * `x-cache`, `location`; plus, on both, every censored header present (shown as the
+   * censor). `'all'`: every header, redacted. The full set costs a larger line and more
+   * CPU per request (a security middleware alone sets a dozen response headers).
+   * @default 'minimal'
+   */
+  readonly headers?: HeaderSelection;
 }
 
 /** The resolved, fully-required configuration. */
@@ -91,6 +100,7 @@ export interface AccessLogConfig {
   readonly logBody: boolean;
   readonly requestIdHeader: string;
   readonly censor: string;
+  readonly headers: HeaderSelection;
   readonly logger: PerfstackLogger;
 }
 
@@ -105,10 +115,13 @@ const KNOWN_OPTIONS = [
   'logBody',
   'requestIdHeader',
   'censor',
+  'headers',
   'registry',
   'redis',
   'logger',
 ] as const;
+
+const HEADER_SELECTIONS: readonly HeaderSelection[] = ['minimal', 'all'];
 
 /** RFC 9110 §5.1 field names are tokens. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -208,6 +221,7 @@ export function resolveAccessLogConfig(options: AccessLogOptions | undefined): A
     logBody: readBoolean(PKG, 'logBody', o.logBody, false),
     requestIdHeader: requestIdHeader.toLowerCase(),
     censor,
+    headers: readString<HeaderSelection>(PKG, 'headers', o.headers, 'minimal', HEADER_SELECTIONS),
     logger: readLogger(o.logger),
   };
 }

@@ -68,7 +68,7 @@ export function createSerializers(
       const generatedId = value.req?.headers[requestIdHeader] === undefined ? requestIdHeader : undefined;
       const logged: LoggedResponse = {
         statusCode: value.statusCode,
-        headers: headers.redact(value.getHeaders(), generatedId),
+        headers: headers.redactResponse(value, generatedId),
       };
       return logged;
     },

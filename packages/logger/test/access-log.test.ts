@@ -125,15 +125,16 @@ describe('the access line', () => {
     ]);
     expect(line?.level).toBe(30);
     expect(line?.msg).toBe('request completed');
+    // headers: 'minimal' (the default) leaves out accept, host and connection.
     expect(line?.req).toEqual({
       method: 'GET',
       url: '/users/7?expand=1',
-      headers: { accept: 'application/json', host: server.url.slice('http://'.length), connection: 'close' },
+      headers: {},
       remoteAddress: '127.0.0.1',
       remotePort: expect.any(Number),
     });
     expect(line?.res?.statusCode).toBe(200);
-    expect(line?.res?.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(line?.res?.headers).toEqual({ 'content-type': 'application/json; charset=utf-8', 'content-length': '10' });
     expect(typeof line?.responseTime).toBe('number');
     expect(line?.responseTime).toBeGreaterThanOrEqual(0);
     expect(line?.route).toBe('/users/:id');
@@ -225,14 +226,82 @@ describe('ignore list', () => {
   });
 });
 
+describe('headers', () => {
+  const routes = (app: express.Express) => {
+    app.get('/h', (_req, res) => {
+      res.setHeader('x-frame-options', 'DENY');
+      res.setHeader('x-cache', 'HIT');
+      res.setHeader('set-cookie', ['sid=abc123secret; HttpOnly']);
+      res.setHeader('x-session-token', 'tok-value-1');
+      res.type('text/plain').send('hello');
+    });
+  };
+  const sent = {
+    'user-agent': 'client/2.0',
+    referer: 'https://example.test/from?token=ref-secret-1',
+    accept: 'text/plain',
+    'x-trace': 'trace-1',
+    authorization: 'Bearer abcdefghijklmnop',
+    'x-auth-token': 'tok-2',
+  };
+
+  it("'minimal' (the default) keeps the chosen headers and shows each censored one as the censor", async () => {
+    const { server, out } = await start({}, routes);
+    await request(`${server.url}/h`, { headers: sent });
+    const [line] = await out.waitForAccessLines(1);
+    expect(line?.req?.headers).toEqual({
+      'user-agent': 'client/2.0',
+      referer: 'https://example.test/from?token=[REDACTED]',
+      authorization: '[REDACTED]',
+      'x-auth-token': '[REDACTED]',
+    });
+    expect(line?.res?.headers).toEqual({
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': '5',
+      'x-cache': 'HIT',
+      'set-cookie': '[REDACTED]',
+      'x-session-token': '[REDACTED]',
+    });
+  });
+
+  it("'all' logs every header, redacted", async () => {
+    const { server, out, log } = await start({ headers: 'all' }, routes);
+    const res = await request(`${server.url}/h`, { headers: sent });
+    const [line] = await out.waitForAccessLines(1);
+    expect(line?.req?.headers).toEqual({
+      ...sent,
+      referer: 'https://example.test/from?token=[REDACTED]',
+      authorization: '[REDACTED]',
+      'x-auth-token': '[REDACTED]',
+      host: server.url.slice('http://'.length),
+      connection: 'close',
+    });
+    expect(line?.res?.headers).toMatchObject({
+      'x-powered-by': 'Express',
+      'x-request-id': res.headers['x-request-id'],
+      'x-frame-options': 'DENY',
+      'x-cache': 'HIT',
+      'set-cookie': '[REDACTED]',
+      'x-session-token': '[REDACTED]',
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': '5',
+    });
+    expect(out.raw).not.toContain('abc123secret');
+    expect(log.logger).toBeDefined();
+  });
+});
+
 describe('redaction options', () => {
   it('applies extra pino redact paths and a custom censor', async () => {
-    const { server, out } = await start({ redact: ['res.headers["x-internal"]'], censor: '<hidden>' }, (app) => {
-      app.get('/r', (_req, res) => {
-        res.setHeader('x-internal', 'internal-value');
-        res.send('ok');
-      });
-    });
+    const { server, out } = await start(
+      { redact: ['res.headers["x-internal"]'], censor: '<hidden>', headers: 'all' },
+      (app) => {
+        app.get('/r', (_req, res) => {
+          res.setHeader('x-internal', 'internal-value');
+          res.send('ok');
+        });
+      },
+    );
     await request(`${server.url}/r?token=abcdef`, { headers: { cookie: 'a=b' } });
     const [line] = await out.waitForAccessLines(1);
     expect(line?.res?.headers['x-internal']).toBe('<hidden>');

@@ -34,7 +34,8 @@ let log: ReturnType<typeof accessLog>;
 
 beforeAll(async () => {
   out = new Capture();
-  log = accessLog({ destination: out });
+  // Every header is logged here, so any header can carry the injection attempt.
+  log = accessLog({ destination: out, headers: 'all' });
   const app = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) =>
     log(req, res, () => {
       if (req.url === '/app-log') {

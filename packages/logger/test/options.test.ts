@@ -36,6 +36,8 @@ const BAD: Bad[] = [
     /option "level" must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent"/,
   ],
   ['level', 30, TypeError, /option "level"/],
+  ['headers', 'some', RangeError, /option "headers" must be one of "minimal", "all"/],
+  ['headers', true, TypeError, /option "headers"/],
   ['logBody', 'yes', TypeError, /option "logBody" must be a boolean, got "yes"/],
   ['requestIdHeader', 'x request id', RangeError, /option "requestIdHeader" must be a header name/],
   ['requestIdHeader', 42, TypeError, /option "requestIdHeader" must be a string/],
@@ -86,6 +88,7 @@ describe('accessLog() options', () => {
       logBody: true,
       requestIdHeader: 'x-correlation-id',
       censor: '***',
+      headers: 'all',
       registry: createRegistry(),
       logger: { warn() {}, error() {} },
     });

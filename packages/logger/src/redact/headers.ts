@@ -5,7 +5,7 @@
  * (`x-auth-token`, `x-csrf-token`); other values go through the value patterns, and URL
  * headers (`referer`, `location`, `content-location`) through the URL redactor.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { DeepRedactor } from './deep.js';
 import type { StringRedactor } from './strings.js';
 import type { UrlRedactor } from './url.js';
@@ -21,6 +21,24 @@ export const DEFAULT_REDACTED_HEADERS: readonly string[] = [
 /** Response headers censored by default. */
 export const DEFAULT_REDACTED_RESPONSE_HEADERS: readonly string[] = ['set-cookie'];
 
+/**
+ * Headers logged by default (`headers: 'minimal'`), besides the censored ones, which are
+ * always shown as the censor so a reader sees a credential was sent: on requests the
+ * client and body description, on responses the body description, the cache outcome and
+ * a redirect target.
+ */
+export const MINIMAL_HEADERS: readonly string[] = [
+  'user-agent',
+  'referer',
+  'content-type',
+  'content-length',
+  'location',
+  'x-cache',
+];
+
+/** Which headers a line carries: the lean default set, or every header. */
+export type HeaderSelection = 'minimal' | 'all';
+
 /** Headers logged per message; more are counted under `…`. */
 const MAX_HEADERS = 100;
 
@@ -31,6 +49,8 @@ enum HeaderKind {
   Plain = 0,
   Censored = 1,
   Url = 2,
+  /** Not logged (`headers: 'minimal'`). */
+  Skipped = 3,
 }
 
 /** Header names remembered before the memory is cleared (bounded under hostile churn). */
@@ -43,10 +63,20 @@ export class HeaderRedactor {
   readonly #string: StringRedactor;
   readonly #url: UrlRedactor;
   readonly #censor: string;
+  readonly #minimal: boolean;
+  readonly #kept: ReadonlySet<string> = new Set(MINIMAL_HEADERS);
   /** Name → kind: one lookup per header in the steady state. */
   readonly #kinds = new Map<string, HeaderKind>();
 
-  constructor(names: readonly string[], deep: DeepRedactor, string: StringRedactor, url: UrlRedactor, censor: string) {
+  constructor(
+    names: readonly string[],
+    deep: DeepRedactor,
+    string: StringRedactor,
+    url: UrlRedactor,
+    censor: string,
+    selection: HeaderSelection = 'all',
+  ) {
+    this.#minimal = selection === 'minimal';
     this.#names = new Set(names.map((name) => name.toLowerCase()));
     this.#deep = deep;
     this.#string = string;
@@ -61,9 +91,11 @@ export class HeaderRedactor {
       kind =
         this.#names.has(lower) || this.#deep.isSensitiveKey(lower)
           ? HeaderKind.Censored
-          : URL_HEADERS.has(lower)
-            ? HeaderKind.Url
-            : HeaderKind.Plain;
+          : this.#minimal && !this.#kept.has(lower)
+            ? HeaderKind.Skipped
+            : URL_HEADERS.has(lower)
+              ? HeaderKind.Url
+              : HeaderKind.Plain;
       if (name.length <= 64) {
         if (this.#kinds.size >= MAX_REMEMBERED_NAMES) this.#kinds.clear();
         this.#kinds.set(name, kind);
@@ -85,21 +117,51 @@ export class HeaderRedactor {
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined) continue;
+      const kind = this.#kind(name);
+      if (kind === HeaderKind.Skipped) continue;
       if (++count > MAX_HEADERS) {
         out['…'] = 'more headers';
         break;
       }
-      const kind = this.#kind(name);
-      if (kind === HeaderKind.Censored) {
-        out[name] = this.#censor;
-      } else if (typeof value === 'string') {
-        out[name] = name === trusted ? value : kind === HeaderKind.Url ? this.#url.redact(value) : this.#string(value);
-      } else if (Array.isArray(value)) {
-        out[name] = value.map((item) => this.#string(String(item)));
-      } else {
-        out[name] = value;
-      }
+      out[name] = this.#value(name, value, kind, trusted);
     }
     return out;
+  }
+
+  /**
+   * Returns the logged headers of a response. With `headers: 'minimal'` the names are
+   * listed (`getHeaderNames()`) and only the kept ones read, instead of copying every
+   * header (`getHeaders()`) — a security middleware alone sets a dozen.
+   *
+   * @param res the response
+   * @param trusted a header whose value this layer wrote itself, logged as is
+   */
+  redactResponse(res: ServerResponse, trusted?: string): Record<string, unknown> {
+    if (!this.#minimal) return this.redact(res.getHeaders(), trusted);
+    const out: Record<string, unknown> = {};
+    const names = res.getHeaderNames();
+    let count = 0;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const kind = this.#kind(name);
+      if (kind === HeaderKind.Skipped) continue;
+      const value = res.getHeader(name);
+      if (value === undefined) continue;
+      if (++count > MAX_HEADERS) {
+        out['…'] = 'more headers';
+        break;
+      }
+      out[name] = this.#value(name, value, kind, trusted);
+    }
+    return out;
+  }
+
+  #value(name: string, value: unknown, kind: HeaderKind, trusted: string | undefined): unknown {
+    if (kind === HeaderKind.Censored) return this.#censor;
+    if (typeof value === 'string') {
+      return name === trusted ? value : kind === HeaderKind.Url ? this.#url.redact(value) : this.#string(value);
+    }
+    if (Array.isArray(value)) return value.map((item) => this.#string(String(item)));
+    return value;
   }
 }
