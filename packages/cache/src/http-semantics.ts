@@ -5,6 +5,7 @@
  * Every parser here takes untrusted input: it never throws, bounds the work it does by
  * the header length, and treats anything it cannot read as absent.
  */
+import { createHash } from 'node:crypto';
 
 /** Longest request header value the parsers look at; longer values are ignored. */
 const MAX_PARSED_LENGTH = 4096;
@@ -158,7 +159,10 @@ export function varyValue(headers: Readonly<Record<string, string | string[] | u
   if (typeof value === 'string') text = value;
   else if (Array.isArray(value)) text = value.join(', ');
   else return '';
-  return text.length > MAX_PARSED_LENGTH ? text.slice(0, MAX_PARSED_LENGTH) : text.trim();
+  // An over-long value is kept as a digest of the whole value, never a prefix: two requests
+  // that differ only past the cap must never share a variant (one user's response to another).
+  if (text.length > MAX_PARSED_LENGTH) return `#sha256:${createHash('sha256').update(text).digest('base64url')}`;
+  return text.trim();
 }
 
 /** Removes `W/` from an entity tag: weak comparison (RFC 9110 §8.8.3.2). */
