@@ -7,6 +7,7 @@
  * however many routes or URLs arrive.
  */
 import { UNMATCHED_ROUTE } from '@perfstack/core';
+import type { HttpSeries } from './metrics.js';
 import { RouteSeries } from './windows.js';
 
 /** The route label shared by patterns past the `maxRoutes` cap. */
@@ -29,6 +30,8 @@ export interface RequestKind {
   readonly status: number;
   readonly labels: KindLabels;
   readonly series: RouteSeries;
+  /** Its Prometheus series, cached by `HttpMetrics` on first use. */
+  httpSeries: HttpSeries | undefined;
 }
 
 /** Interns request kinds, caps route values and owns the per-route series. */
@@ -72,6 +75,7 @@ export class LabelTable {
         status,
         labels: Object.freeze({ method, route, status_code: String(status) }),
         series: this.#seriesFor(method, route),
+        httpSeries: undefined,
       };
       byStatus.set(status, kind);
     }

@@ -28,8 +28,9 @@ export interface Clock {
 }
 
 /** The default clock: `performance.now()` on the epoch scale (monotonic, sub-millisecond). */
+const TIME_ORIGIN = performance.timeOrigin;
 export const systemClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: () => TIME_ORIGIN + performance.now(),
 };
 
 /** Options of {@link timing}. Every option is optional. */

@@ -6,7 +6,7 @@
  * alert rules read.
  *
  * Per request: one clock read at arrival, one before the head, one at the end; one small
- * state object under a Symbol key; two shared listeners (no per-request closures); label
+ * state object in a WeakMap keyed by the response; two shared listeners (no per-request closures); label
  * objects interned per (method, route, status); O(1) recording into the current slot.
  * Process figures and alert rules run on an `unref()`ed timer, never on the request path.
  */
@@ -15,12 +15,13 @@ import {
   addServerTiming,
   type ClosableMiddleware,
   type Disposable,
+  getRoute,
   OnceLogger,
   onBeforeHead,
   type ProcessStats,
   pathOf,
   type Registry,
-  routeLabel,
+  UNMATCHED_ROUTE,
 } from '@perfstack/core';
 import { AlertEngine } from './alerts/engine.js';
 import { TimingEmitter, type TimingEventName, type TimingEvents } from './events.js';
@@ -45,7 +46,7 @@ export interface Timing extends ClosableMiddleware {
   close(): Promise<void>;
 }
 
-/** Per-request state, under an instance-private Symbol on the response. */
+/** Per-request state, in an instance-private WeakMap keyed by the response. */
 interface RequestState {
   readonly start: number;
   readonly req: IncomingMessage;
@@ -54,8 +55,6 @@ interface RequestState {
   cache: CacheOutcome;
   responseBytes: number;
 }
-
-type TimedResponse = ServerResponse & { [key: symbol]: RequestState | undefined };
 
 const EMPTY_PROCESS: ProcessStats = {
   rssBytes: 0,
@@ -103,7 +102,10 @@ export function timing(options?: TimingOptions): Timing {
   const config = resolveTimingConfig(options);
   const { clock, exclude, serverTiming, responseTimeHeader } = config;
   const log = new OnceLogger(config.logger);
-  const STATE = Symbol('perfstack.timing.request');
+  // Per-request state lives in a WeakMap, not on the response: on Express's responses (their
+  // prototype is swapped per request) a property store was measured at ~1.5 µs, a WeakMap
+  // entry at a fraction of that.
+  const states = new WeakMap<ServerResponse, RequestState>();
   const startedAt = clock.now();
   const labels = new LabelTable(config.maxRoutes);
   const windows = new RollingWindows(startedAt);
@@ -135,7 +137,7 @@ export function timing(options?: TimingOptions): Timing {
   };
 
   const onHead = (res: ServerResponse): void => {
-    const state = (res as TimedResponse)[STATE];
+    const state = states.get(res);
     if (state === undefined) return;
     if (serverTiming || responseTimeHeader !== undefined) {
       const ms = clock.now() - state.start;
@@ -143,24 +145,23 @@ export function timing(options?: TimingOptions): Timing {
       if (responseTimeHeader !== undefined) res.setHeader(responseTimeHeader, `${ms.toFixed(3)}ms`);
     }
     // Express resets req.baseUrl once the route is done, so the pattern is read now.
-    state.kind = labels.kind(state.req.method ?? 'GET', routeLabel(state.req), res.statusCode);
+    state.kind = labels.kind(state.req.method ?? 'GET', getRoute(state.req) ?? UNMATCHED_ROUTE, res.statusCode);
     state.cache = cacheOutcome(res.getHeader('x-cache'));
     if (metrics !== undefined) state.responseBytes = contentLength(res.getHeader('content-length'));
   };
 
   function onClose(this: ServerResponse): void {
-    const res = this as TimedResponse;
-    const state = res[STATE];
+    const state = states.get(this);
     if (state === undefined) return;
-    res[STATE] = undefined;
+    states.delete(this);
     inFlight--;
-    metrics?.inFlight.dec();
+    metrics?.leave();
     let kind = state.kind;
     if (kind === undefined) {
       // Aborted before any head: there is no status to file it under.
-      if (!res.headersSent) return;
+      if (!this.headersSent) return;
       // The head went out without passing the hooks (someone wrote to the socket directly).
-      kind = labels.kind(state.req.method ?? 'GET', routeLabel(state.req), res.statusCode);
+      kind = labels.kind(state.req.method ?? 'GET', getRoute(state.req) ?? UNMATCHED_ROUTE, this.statusCode);
     }
     const now = clock.now();
     const ms = now - state.start;
@@ -179,7 +180,7 @@ export function timing(options?: TimingOptions): Timing {
   }
 
   const middleware = function perfstackTiming(req: IncomingMessage, res: ServerResponse, next: (e?: unknown) => void) {
-    if (closed || (res as TimedResponse)[STATE] !== undefined) {
+    if (closed || states.has(res)) {
       next();
       return;
     }
@@ -191,9 +192,9 @@ export function timing(options?: TimingOptions): Timing {
       cache: CacheOutcome.None,
       responseBytes: -1,
     };
-    (res as TimedResponse)[STATE] = state;
+    states.set(res, state);
     inFlight++;
-    metrics?.inFlight.inc();
+    metrics?.arrive();
     onBeforeHead(res, onHead);
     res.on('close', onClose);
     next();
