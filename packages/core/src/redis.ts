@@ -453,7 +453,8 @@ export function createSharedRedis(input: string | RedisClient | SharedRedisOptio
       url,
       disableOfflineQueue: true,
       pingInterval: 5000,
-      commandOptions: { timeout: commandTimeout },
+      // No per-command timeout in node-redis: it costs an AbortSignal and a timer per command
+      // and stops counting once the command is written anyway. run() bounds every call.
       socket: {
         connectTimeout,
         reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),

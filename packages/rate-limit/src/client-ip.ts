@@ -6,9 +6,11 @@
  *   from the nearest hop and stopping at the first untrusted one — Express's own rules,
  *   through the same library Express uses (proxy-addr). Works on Koa and plain `node:http`.
  * - without it: `req.ip` when the framework set one (Express, honouring its `trust proxy`
- *   setting), else the socket's address. `X-Forwarded-For` is then ignored, and a request
- *   that carries one is reported once (likely a proxy the limiter was not told about:
- *   every client would share the proxy's address).
+ *   setting; when that trusts nothing, the socket's address is read directly — the value
+ *   Express's getter would compute with proxy-addr on every read), else the socket's
+ *   address. `X-Forwarded-For` is then ignored, and a request that carries one is reported
+ *   once (likely a proxy the limiter was not told about: every client would share the
+ *   proxy's address).
  *
  * The address then goes through express-rate-limit's `ipKeyGenerator`: IPv4-mapped IPv6
  * (`::ffff:1.2.3.4`) becomes the IPv4 address, and IPv6 addresses are grouped by their
@@ -83,9 +85,24 @@ export class ClientAddress {
       }
       return this.#valid(forwarded, req);
     }
+    const app = (req as IpRequest).app;
+    const setting = typeof app?.get === 'function' ? app.get('trust proxy') : undefined;
+    if (
+      (setting === false || setting === 0 || setting === undefined) &&
+      app !== undefined &&
+      !Object.hasOwn(req, 'ip')
+    ) {
+      // Express with nothing trusted (its default): `req.ip` is a getter that would run
+      // proxy-addr on every read only to return the socket's address; read that directly.
+      const address = req.socket?.remoteAddress;
+      if (typeof address === 'string') {
+        if (this.#checkXff || this.#checkTrust) this.#checkExpress(req, setting);
+        return address;
+      }
+    }
     const ip = (req as IpRequest).ip;
     if (typeof ip === 'string') {
-      if (this.#checkXff || this.#checkTrust) this.#checkExpress(req as IpRequest);
+      if (this.#checkXff || this.#checkTrust) this.#checkExpress(req, setting);
       return this.#valid(ip, req);
     }
     if (this.#checkXff && req.headers['x-forwarded-for'] !== undefined) {
@@ -135,8 +152,7 @@ export class ClientAddress {
     return req.socket?.remoteAddress;
   }
 
-  #checkExpress(req: IpRequest): void {
-    const setting = typeof req.app?.get === 'function' ? req.app.get('trust proxy') : undefined;
+  #checkExpress(req: IncomingMessage, setting: unknown): void {
     if (this.#checkTrust && setting === true) {
       this.#checkTrust = false;
       this.#log.warnOnce(

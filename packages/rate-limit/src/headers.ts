@@ -70,22 +70,31 @@ export function tightest(decision: Decision, n: number): number {
 }
 
 /**
- * Sets the headers of `plan` from a decision.
+ * Sets the headers of `plan` from a decision; nothing when the headers are already sent.
  *
  * @param now the limiter's clock (for the legacy epoch reset)
  */
 export function setRateLimitHeaders(res: ServerResponse, plan: HeaderPlan, decision: Decision, now: number): void {
-  if (res.headersSent) return;
+  // Express gives every request's `res` its own hidden class, so each property read on it
+  // is a slow lookup: `headersSent` is consulted only when setting a header failed.
+  try {
+    writeHeaders(res, plan, decision, now);
+  } catch (error) {
+    if (!res.headersSent) throw error;
+  }
+}
+
+function writeHeaders(res: ServerResponse, plan: HeaderPlan, decision: Decision, now: number): void {
   const n = plan.limits.length;
   const draft = plan.draft;
+  const setHeader = res.setHeader;
   if (draft === 'draft-8') {
-    let value = '';
-    for (let i = 0; i < n; i++) {
-      if (i > 0) value += ', ';
-      value += `${plan.prefixes[i]}${decision[2 + 2 * i]}; t=${Math.ceil((decision[3 + 2 * i] as number) / 1000)}`;
+    let value = `${plan.prefixes[0]}${decision[2]}; t=${Math.ceil((decision[3] as number) / 1000)}`;
+    for (let i = 1; i < n; i++) {
+      value += `, ${plan.prefixes[i]}${decision[2 + 2 * i]}; t=${Math.ceil((decision[3 + 2 * i] as number) / 1000)}`;
     }
-    res.setHeader('RateLimit-Policy', plan.policy);
-    res.setHeader('RateLimit', value);
+    setHeader.call(res, 'RateLimit-Policy', plan.policy);
+    setHeader.call(res, 'RateLimit', value);
   }
   if (draft === 'draft-7' || draft === 'draft-6' || plan.legacy) {
     const t = n === 1 ? 0 : tightest(decision, n);
@@ -94,18 +103,18 @@ export function setRateLimitHeaders(res: ServerResponse, plan: HeaderPlan, decis
     const resetMs = decision[3 + 2 * t] as number;
     const reset = Math.ceil(resetMs / 1000);
     if (draft === 'draft-7') {
-      res.setHeader('RateLimit-Policy', plan.policy);
-      res.setHeader('RateLimit', `limit=${limit}, remaining=${remaining}, reset=${reset}`);
+      setHeader.call(res, 'RateLimit-Policy', plan.policy);
+      setHeader.call(res, 'RateLimit', `limit=${limit}, remaining=${remaining}, reset=${reset}`);
     } else if (draft === 'draft-6') {
-      res.setHeader('RateLimit-Policy', plan.policy);
-      res.setHeader('RateLimit-Limit', String(limit));
-      res.setHeader('RateLimit-Remaining', String(remaining));
-      res.setHeader('RateLimit-Reset', String(reset));
+      setHeader.call(res, 'RateLimit-Policy', plan.policy);
+      setHeader.call(res, 'RateLimit-Limit', String(limit));
+      setHeader.call(res, 'RateLimit-Remaining', String(remaining));
+      setHeader.call(res, 'RateLimit-Reset', String(reset));
     }
     if (plan.legacy) {
-      res.setHeader('X-RateLimit-Limit', String(limit));
-      res.setHeader('X-RateLimit-Remaining', String(remaining));
-      res.setHeader('X-RateLimit-Reset', String(Math.ceil((now + resetMs) / 1000)));
+      setHeader.call(res, 'X-RateLimit-Limit', String(limit));
+      setHeader.call(res, 'X-RateLimit-Remaining', String(remaining));
+      setHeader.call(res, 'X-RateLimit-Reset', String(Math.ceil((now + resetMs) / 1000)));
     }
   }
 }

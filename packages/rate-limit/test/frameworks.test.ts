@@ -82,6 +82,38 @@ describe('frameworks', () => {
     for (const name of absent) expect(res.headers[name]).toBeUndefined();
   });
 
+  it('headers already sent by an earlier middleware: no headers, no error, still counted', async () => {
+    const limiter = rateLimit({ registry: createRegistry(), limit: 5, legacyHeaders: true });
+    const seen: unknown[] = [];
+    const app = express();
+    app.use((_req, res, next) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('early');
+      next();
+    });
+    app.use(limiter);
+    app.use((req, _res, next) => {
+      seen.push((req as unknown as { rateLimit: { remaining: number } }).rateLimit.remaining);
+      next();
+    });
+    app.use((error: unknown, _req: express.Request, _res: express.Response, _next: express.NextFunction) => {
+      seen.push(error);
+    });
+    const server = await listen(app as never);
+    cleanups.push(
+      () => limiter.close(),
+      () => server.close(),
+    );
+    const res = await request(server.url);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('early');
+    expect(res.headers.ratelimit).toBeUndefined();
+    expect(res.headers['ratelimit-policy']).toBeUndefined();
+    expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+    expect(seen).toEqual([4]);
+    expect(limiter.stats().allowed).toBe(1);
+  });
+
   it('legacyHeaders adds X-RateLimit-* (reset in epoch seconds)', async () => {
     const clock = new FakeClock(5_000_000);
     const limiter = rateLimit({ registry: createRegistry(), limit: 3, legacyHeaders: true, clock: clock.read });

@@ -95,6 +95,53 @@ describe('client keys', () => {
     expect(await keyOf(url, '203.0.113.2')).toBe('203.0.113.2');
   });
 
+  it("Express with nothing trusted: the socket's address; a req.ip set by an earlier middleware wins", async () => {
+    const logger = memoryLogger();
+    const limiter = rateLimit({ registry: createRegistry(), logger, limit: 1 });
+    const app = express();
+    app.use((req, _res, next) => {
+      const own = req.headers['x-own-ip'];
+      if (typeof own === 'string') Object.defineProperty(req, 'ip', { value: own });
+      next();
+    });
+    app.use(limiter);
+    app.use((req, res) => {
+      res.json({ key: (req as unknown as { rateLimit: { key: string } }).rateLimit.key });
+    });
+    const server = await listen(app as never);
+    servers.push(server, { close: () => limiter.close() });
+    expect(await keyOf(server.url, '203.0.113.1')).toBe('127.0.0.1');
+    expect(await keyOf(server.url, '203.0.113.2')).toBe(429);
+    const own = await request(server.url, { headers: { 'x-own-ip': '198.51.100.4' } });
+    expect(own.json<{ key: string }>().key).toBe('198.51.100.4');
+    expect(logger.lines.filter((l) => l.includes('ERR_ERL_UNEXPECTED_X_FORWARDED_FOR'))).toEqual([
+      expect.stringContaining("the Express 'trust proxy' setting is false"),
+    ]);
+  });
+
+  it('requestPropertyName puts the info under that name only', async () => {
+    const limiter = rateLimit({ registry: createRegistry(), limit: 5, name: 'five', requestPropertyName: 'quota' });
+    const app = express();
+    app.use(limiter);
+    app.use((req, res) => {
+      const r = req as unknown as Record<string, { name: string; remaining: number; key: string } | undefined>;
+      res.json({ quota: r.quota, rateLimit: r.rateLimit ?? null });
+    });
+    const server = await listen(app as never);
+    servers.push(server, { close: () => limiter.close() });
+    const res = await request(server.url);
+    const body = res.json<{ quota: Record<string, unknown>; rateLimit: unknown }>();
+    expect(body.rateLimit).toBe(null);
+    expect(body.quota).toMatchObject({
+      name: 'five',
+      limit: 5,
+      used: 1,
+      remaining: 4,
+      key: '127.0.0.1',
+      retryAfter: 0,
+    });
+  });
+
   it('Express: req.ip is used with its own trust proxy setting; a permissive one is warned once', async () => {
     const logger = memoryLogger();
     const limiter = rateLimit({ registry: createRegistry(), logger, limit: 1 });

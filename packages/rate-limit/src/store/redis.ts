@@ -9,10 +9,12 @@
  *
  * Every call is bounded by the shared connection's `commandTimeout`, so a slow or frozen
  * Redis fails the call quickly instead of hanging the request; the middleware then applies
- * the failure policy (local limiter or 503). node-redis's own `timeout` command option only
- * covers the wait *before* a command is written (once written, its timer is removed), so
- * the bound is enforced here: calls in flight sit in an insertion-ordered set, and one
- * unref()ed watchdog timer fails those older than the timeout — no timer per request.
+ * the failure policy (local limiter or 503). node-redis's own `timeout` command option is
+ * turned off for the decision call (`timeout: 0`): it only covers the wait *before* a
+ * command is written (short here: the shared connection disables the offline queue), yet
+ * costs an AbortSignal, a timer and a DOMException per command. The bound is enforced here instead:
+ * calls in flight sit in an insertion-ordered set, and one unref()ed watchdog timer fails
+ * those older than the timeout — no timer per request.
  *
  * Redis Cluster: every key of one call carries the same hash tag (see `keyPlan` in
  * `rate-limit.ts`), so one script touches one slot. A node-redis cluster client routes a
@@ -58,6 +60,13 @@ function send(client: unknown, firstKey: string | undefined, args: string[], opt
   }
   return (client as { sendCommand: SendCommand }).sendCommand(args, options);
 }
+
+/**
+ * Per-command options of the decision call: `timeout: 0` overrides the client-wide
+ * `commandOptions.timeout` the shared connection sets (node-redis merges the two and arms
+ * no timer for 0); the watchdog bounds the call instead.
+ */
+const UNTIMED = { timeout: 0 } as const;
 
 /** A Redis call that took longer than `commandTimeout`. */
 export class RedisTimeoutError extends Error {
@@ -150,12 +159,12 @@ export class RedisStore implements DecisionStore {
     const client = this.#redis.client;
     const firstKey = args[3];
     try {
-      return (await send(client, firstKey, args, this.#commandOptions)) as Decision;
+      return (await send(client, firstKey, args, UNTIMED)) as Decision;
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
       args[0] = 'EVAL';
       args[1] = DECIDE_SCRIPT;
-      return (await send(client, firstKey, args, this.#commandOptions)) as Decision;
+      return (await send(client, firstKey, args, UNTIMED)) as Decision;
     }
   }
 
