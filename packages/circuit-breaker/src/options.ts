@@ -10,6 +10,7 @@ import {
   OnceLogger,
   optionTypeError,
   parseDuration,
+  pathPrefixMatcher,
   type Registry,
   readFunction,
   readInteger,
@@ -136,17 +137,7 @@ function resolveExempt(value: unknown): (path: string) => boolean {
   if (!Array.isArray(value) || value.some((p) => typeof p !== 'string' || !p.startsWith('/'))) {
     throw optionTypeError(PKG, 'exempt', value, "an array of paths starting with '/', e.g. ['/health', '/metrics']");
   }
-  const prefixes = (value as string[]).map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
-  if (prefixes.length === 0) return () => false;
-  return function isExempt(path: string): boolean {
-    for (const prefix of prefixes) {
-      if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47)) {
-        return true;
-      }
-      if (prefix === '/') return true;
-    }
-    return false;
-  };
+  return pathPrefixMatcher(value as string[]);
 }
 
 /**

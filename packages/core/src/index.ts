@@ -67,5 +67,5 @@ export {
   UNRESPONSIVE_AFTER,
 } from './redis.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
-export { captureRoute, getRoute, pathOf, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
+export { captureRoute, getRoute, pathOf, pathPrefixMatcher, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
 export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';

@@ -72,3 +72,26 @@ export function pathOf(url: string | undefined): string {
   const q = url.indexOf('?');
   return q === -1 ? url : url.slice(0, q);
 }
+
+/**
+ * Compiles path prefixes (`['/health', '/dashboard']`) into one matcher: a path matches a
+ * prefix when it equals it or continues with `/` after it (`/dashboard/api` yes,
+ * `/dashboards` no); a trailing slash on a prefix is ignored and `'/'` matches every path.
+ * Built once at construction; the layers use it for their exempt/excluded paths.
+ *
+ * @param prefixes paths starting with `/`
+ * @returns a function of a path (no query string)
+ */
+export function pathPrefixMatcher(prefixes: readonly string[]): (path: string) => boolean {
+  const list = prefixes.map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
+  if (list.length === 0) return () => false;
+  if (list.includes('/')) return () => true;
+  return function matchesPathPrefix(path: string): boolean {
+    for (const prefix of list) {
+      if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47)) {
+        return true;
+      }
+    }
+    return false;
+  };
+}

@@ -18,6 +18,7 @@ import {
   type NextFunction,
   type PerfstackLogger,
   pathOf,
+  pathPrefixMatcher,
   type RedisClient,
   type Registry,
   SharedRedis,
@@ -215,13 +216,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     health: normalisePath(opts.paths?.health, '/health', 'health'),
   };
   const internal = [paths.dashboard, paths.metrics, paths.health];
-  const isInternal = (req: IncomingMessage): boolean => {
-    const path = pathOf(req.url);
-    for (const prefix of internal) {
-      if (path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47)) return true;
-    }
-    return false;
-  };
+  const internalPath = pathPrefixMatcher(internal);
+  const isInternal = (req: IncomingMessage): boolean => internalPath(pathOf(req.url));
   const enabled = <T extends object>(name: LayerName, value: T | boolean | undefined): T | undefined =>
     disabled.has(name) ? undefined : layerOptions(value, name);
 

@@ -20,6 +20,7 @@ import {
   onBeforeHead,
   type ProcessStats,
   pathOf,
+  pathPrefixMatcher,
   type Registry,
   UNMATCHED_ROUTE,
 } from '@perfstack/core';
@@ -126,15 +127,8 @@ export function timing(options?: TimingOptions): Timing {
   let totalRequests = 0;
   let closed = false;
 
-  const isExcluded = (url: string | undefined): boolean => {
-    const path = pathOf(url);
-    for (const prefix of exclude) {
-      if (path === prefix || prefix === '/' || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47)) {
-        return true;
-      }
-    }
-    return false;
-  };
+  const excluded = pathPrefixMatcher(exclude);
+  const isExcluded = (url: string | undefined): boolean => excluded(pathOf(url));
 
   const onHead = (res: ServerResponse): void => {
     const state = states.get(res);
