@@ -1,27 +1,17 @@
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { cache, type ResponseCache, responseCache } from '@perfstack/cache';
-import { createRegistry, ensureRequestId, silentLogger } from '@perfstack/core';
+import { cache, type ResponseCache } from '@perfstack/cache';
+import { createRegistry, ensureRequestId } from '@perfstack/core';
 import express from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
-import { manualClock, request, serverTracker } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cacheTracker, manualClock, request, serverTracker } from './helpers.js';
 
 // Express 4 is installed as `express4` (an npm alias without types); its API here is Express's.
 const express4 = createRequire(import.meta.url)('express4') as typeof express;
 
 const servers = serverTracker();
-const caches: ResponseCache[] = [];
-afterEach(async () => {
-  await servers.closeAll();
-  await Promise.all(caches.splice(0).map((c) => c.close()));
-});
-
-function make(options: Parameters<typeof responseCache>[0] = {}) {
-  const c = responseCache({ logger: silentLogger, ...options });
-  caches.push(c);
-  return c;
-}
+const { make } = cacheTracker(servers);
 
 /** An app with the request-id step before the cache, as the preset orders them. */
 function appWith(c: ResponseCache) {

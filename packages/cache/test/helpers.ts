@@ -1,4 +1,7 @@
 /** Shared bits of the cache tests. */
+import { type ResponseCache, responseCache } from '@perfstack/cache';
+import { silentLogger } from '@perfstack/core';
+import { afterEach } from 'vitest';
 import { listen, type TestServer } from '../../../test/helpers/http.js';
 
 export { listen, request, waitFor } from '../../../test/helpers/http.js';
@@ -25,6 +28,25 @@ export function serverTracker() {
     },
     async closeAll() {
       await Promise.all(servers.splice(0).map((s) => s.close()));
+    },
+  };
+}
+
+/**
+ * Quiet caches made for one test, closed (with the test's servers) after each test:
+ * `const { make } = cacheTracker(servers)` registers the afterEach itself.
+ */
+export function cacheTracker(servers: ReturnType<typeof serverTracker>) {
+  const caches: ResponseCache[] = [];
+  afterEach(async () => {
+    await servers.closeAll();
+    await Promise.all(caches.splice(0).map((c) => c.close()));
+  });
+  return {
+    make(options: Parameters<typeof responseCache>[0] = {}): ResponseCache {
+      const c = responseCache({ logger: silentLogger, ...options });
+      caches.push(c);
+      return c;
     },
   };
 }

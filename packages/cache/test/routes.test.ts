@@ -1,25 +1,15 @@
 import type http from 'node:http';
 import Router from '@koa/router';
-import { Cacheable, cache, type ResponseCache, responseCache } from '@perfstack/cache';
-import { compose, setRoute, silentLogger, toKoa, withMiddleware } from '@perfstack/core';
+import { Cacheable, cache } from '@perfstack/cache';
+import { compose, setRoute, toKoa, withMiddleware } from '@perfstack/core';
 import express from 'express';
 import Koa from 'koa';
 import ts from 'typescript';
-import { afterEach, describe, expect, it } from 'vitest';
-import { request, serverTracker } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cacheTracker, request, serverTracker } from './helpers.js';
 
 const servers = serverTracker();
-const caches: ResponseCache[] = [];
-afterEach(async () => {
-  await servers.closeAll();
-  await Promise.all(caches.splice(0).map((c) => c.close()));
-});
-
-function make(options: Parameters<typeof responseCache>[0] = {}) {
-  const c = responseCache({ logger: silentLogger, ...options });
-  caches.push(c);
-  return c;
-}
+const { make } = cacheTracker(servers);
 
 describe('cache() route middleware', () => {
   it('works with no global layer (a shared in-memory instance)', async () => {

@@ -1,21 +1,11 @@
-import { cache, REFRESH_HEADER, type ResponseCache, responseCache } from '@perfstack/cache';
-import { HttpProblemError, sendProblem, silentLogger, tryFallback } from '@perfstack/core';
+import { cache, REFRESH_HEADER } from '@perfstack/cache';
+import { HttpProblemError, sendProblem, tryFallback } from '@perfstack/core';
 import express from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
-import { manualClock, request, serverTracker, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cacheTracker, manualClock, request, serverTracker, waitFor } from './helpers.js';
 
 const servers = serverTracker();
-const caches: ResponseCache[] = [];
-afterEach(async () => {
-  await servers.closeAll();
-  await Promise.all(caches.splice(0).map((c) => c.close()));
-});
-
-function make(options: Parameters<typeof responseCache>[0] = {}) {
-  const c = responseCache({ logger: silentLogger, ...options });
-  caches.push(c);
-  return c;
-}
+const { make } = cacheTracker(servers);
 
 describe('stale-while-revalidate', () => {
   it('serves STALE at once and refreshes in the background, one refresh per key', async () => {
