@@ -3,8 +3,10 @@
  * cache's data methods (`stats`, `invalidate`, `health`) and `close`, so it is the
  * preset's `CacheSource` and a `ClosableMiddleware` at once.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheSource, CacheStats, ClosableMiddleware, HealthCheck, NextFunction } from '@perfstack/core';
+import { warmShapes } from '@perfstack/core';
 import { CacheEngine } from './engine.js';
 import { type ResponseCacheOptions, resolveOptions } from './options.js';
 
@@ -51,6 +53,7 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
     res: ServerResponse,
     next: NextFunction,
   ): void {
+    warmShapes(req);
     engine.handle(req, res, next);
   };
   return Object.assign(middleware, {

@@ -7,7 +7,7 @@
  * cache for its route, on the instance given as `store` or on a shared in-memory one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Middleware, type NextFunction, optionTypeError } from '@perfstack/core';
+import { type Middleware, type NextFunction, optionTypeError, warmShapes } from '@perfstack/core';
 import { requestInstance, requestState } from './engine.js';
 import { PKG, type RouteCacheOptions, resolveRouteOptions } from './options.js';
 import { ENGINE, isResponseCache, type ResponseCache, responseCache } from './response-cache.js';
@@ -35,6 +35,7 @@ export function cache(options?: RouteCacheOptions): Middleware {
   }
   const explicit = store === undefined ? undefined : (store as ResponseCache)[ENGINE];
   return function routeCache(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    warmShapes(req);
     const state = requestState(req);
     if (state !== undefined && (explicit === undefined || state.engine === explicit)) {
       if (state.served) return;

@@ -25,6 +25,7 @@ import {
   sendProblem,
   tryFallback,
   UNMATCHED_ROUTE,
+  warmShapes,
 } from '@perfstack/core';
 import { Bulkhead } from './bulkhead.js';
 import type { CircuitBreakerEvents } from './events.js';
@@ -417,6 +418,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
   const marker = engine.marker;
 
   const middleware = function circuitBreakerMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+    warmShapes(req);
     const marked = req as IncomingMessage & Record<symbol, true>;
     if (engine.closed || marked[marker] === true) {
       next();

@@ -68,4 +68,14 @@ export {
 } from './redis.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export { captureRoute, getRoute, pathOf, pathPrefixMatcher, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
+export {
+  declarableValue,
+  KNOWN_KEYS,
+  LEARN_EVERY,
+  LEARN_FIRST,
+  MAX_KEYS,
+  ShapeWarmer,
+  shapeWarmerOf,
+  warmShapes,
+} from './shapes.js';
 export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';

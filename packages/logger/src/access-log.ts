@@ -19,6 +19,7 @@ import {
   optionRangeError,
   pathOf,
   routeLabel,
+  warmShapes,
 } from '@perfstack/core';
 import type { Logger } from 'pino';
 import { type HttpLogger, pinoHttp } from 'pino-http';
@@ -195,6 +196,7 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   target = destination.stream;
 
   const middleware = function accessLogMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+    warmShapes(req);
     httpLogger(req, res, next);
   } as AccessLogger & { logger: Logger };
 

@@ -23,6 +23,7 @@ import {
   type Registry,
   SharedRedis,
   type SharedRedisOptions,
+  warmShapes,
 } from '@perfstack/core';
 import {
   type DashboardMiddleware,
@@ -317,6 +318,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   if (layers.timing) members.push(appTiming());
   const chain = compose(members);
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    warmShapes(req);
     ensureRequestId(req, res);
     chain(req, res, next);
   } as PerformanceStack;

@@ -22,6 +22,7 @@ import {
   type RateLimitStats,
   type SharedRedis,
   sendProblem,
+  warmShapes,
 } from '@perfstack/core';
 import { ClientAddress } from './client-ip.js';
 import { type HeaderPlan, headerPlan, setRateLimitHeaders, tightest } from './headers.js';
@@ -538,6 +539,7 @@ function makeRateLimiter(options: RateLimitOptions | undefined, parent?: Limiter
   const limiter = new Limiter(options, config);
   parent?.children.add(limiter);
   const middleware = function rateLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    warmShapes(req);
     limiter.handle(req, res, next);
   } as RateLimiter;
   middleware.stats = () => limiter.stats();

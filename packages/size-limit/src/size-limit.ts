@@ -6,7 +6,13 @@
  * in memory). The body limit is armed, not applied: see `body-guard.ts`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ClosableMiddleware, createRegistry, type NextFunction, type SizeLimitSource } from '@perfstack/core';
+import {
+  type ClosableMiddleware,
+  createRegistry,
+  type NextFunction,
+  type SizeLimitSource,
+  warmShapes,
+} from '@perfstack/core';
 import { armBodyGuard, guardOf } from './body-guard.js';
 import { limitForType, mediaType } from './content-type.js';
 import { Enforcer, type SizeLimitStats } from './enforcer.js';
@@ -68,6 +74,7 @@ export function sizeLimit(options?: SizeLimitOptions): SizeLimiter {
   const { skip, requireContentLength, limit, limits, bodyTimeout, decompress } = config;
 
   const middleware = function sizeLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+    warmShapes(req);
     if (skip?.(req)) {
       next();
       return;

@@ -23,6 +23,7 @@ import {
   pathPrefixMatcher,
   type Registry,
   UNMATCHED_ROUTE,
+  warmShapes,
 } from '@perfstack/core';
 import { AlertEngine } from './alerts/engine.js';
 import { TimingEmitter, type TimingEventName, type TimingEvents } from './events.js';
@@ -174,6 +175,7 @@ export function timing(options?: TimingOptions): Timing {
   }
 
   const middleware = function perfstackTiming(req: IncomingMessage, res: ServerResponse, next: (e?: unknown) => void) {
+    warmShapes(req);
     if (closed || states.has(res)) {
       next();
       return;
