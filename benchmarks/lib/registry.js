@@ -53,6 +53,13 @@ add({
   request: POST_SMALL,
   checks: BASIC(),
 });
+add({
+  name: 'express-warmed',
+  group: 'baseline',
+  title: "bare Express 5 + core's warmShapes only (attribution baseline)",
+  file: 'express-warmed.js',
+  checks: BASIC(),
+});
 add({ name: 'node-raw', group: 'baseline', title: 'raw node:http', file: 'node-raw.js', checks: BASIC() });
 add({
   name: 'node-raw-post',

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type ShapeWarmer, shapeWarmerOf } from '@perfstack/core';
 import express from 'express';
 import { cache, DEFAULT_ORDER, ENV_VARIABLES, type PerformanceStack, performanceStack } from 'perfstack';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -209,6 +210,41 @@ describe('performanceStack() composition', () => {
     await server.close();
     server = await listen(app2);
     expect((await request(`${server.url}/x`)).headers['ratelimit-policy']).toMatch(/^"3-in-/);
+  });
+});
+
+describe('performanceStack() on Express: stable request shapes', () => {
+  it("installs one shape warmer on the server, learns Express's and its own keys, and every answer stays exact", async () => {
+    stack = performanceStack({ env: false, redis: false, log: quiet, logger: silentLog, cors: { origin: '*' } });
+    const app = express();
+    app.use(stack);
+    app.get('/users/:id', cache({ ttl: '1m' }), (req, res) => {
+      res.json({ id: req.params.id, query: req.query, route: req.route?.path, ip: req.ip });
+    });
+    server = await listen(app);
+    for (let i = 0; i < 40; i++) {
+      const res = await request(`${server.url}/users/${i % 5}?q=${i % 5}`);
+      expect(res.status).toBe(200);
+      expect(res.json()).toEqual({
+        id: String(i % 5),
+        query: { q: String(i % 5) },
+        route: '/users/:id',
+        ip: '127.0.0.1',
+      });
+      expect(res.headers['x-cache']).toBe(i < 5 ? 'MISS' : 'HIT');
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers['ratelimit-policy']).toBe(i < 5 ? '"100-in-1min"; q=100; w=60' : undefined);
+    }
+    const raw = server.server;
+    expect(raw.listenerCount('request')).toBe(2);
+    const warmer = shapeWarmerOf(raw) as ShapeWarmer;
+    expect(raw.listeners('request')[0]).toBe(warmer.listener);
+    expect(warmer.request.keys).toEqual(
+      expect.arrayContaining(['baseUrl', 'params', 'route', Symbol.for('perfstack.requestId')]),
+    );
+    expect(warmer.response.keys).toEqual(expect.arrayContaining(['locals', Symbol.for('perfstack.responseHooks')]));
+    const missing = await request(`${server.url}/nowhere`);
+    expect(missing.status).toBe(404);
   });
 });
 
