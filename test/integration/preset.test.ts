@@ -290,6 +290,29 @@ describe('environment variables', () => {
   });
 });
 
+describe('PERFSTACK_DASHBOARD_CSRF_SECRET', () => {
+  it("gives every stack with the same secret the same dashboard token, so one instance's page works on another", async () => {
+    const secret = 'a-test-secret-of-at-least-32-characters';
+    const pageToken = async (env: Record<string, string>) => {
+      const one = performanceStack({ log: quiet, logger: silentLog, redis: false, env });
+      const app = express();
+      app.use('/dashboard', one.dashboard());
+      const running = await listen(app);
+      const page = await request(`${running.url}/dashboard/`);
+      await running.close();
+      await one.close();
+      expect(page.status).toBe(200);
+      return /<meta name="csrf-token" content="([^"]+)">/.exec(page.text)?.[1];
+    };
+    const a = await pageToken({ PERFSTACK_DASHBOARD_CSRF_SECRET: secret });
+    const b = await pageToken({ PERFSTACK_DASHBOARD_CSRF_SECRET: secret });
+    const alone = await pageToken({});
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(b).toBe(a);
+    expect(alone).not.toBe(a);
+  });
+});
+
 describe('close()', () => {
   it('lets the process exit: no timer or connection keeps it alive (with Redis)', async () => {
     const url = await redisUrl();

@@ -8,7 +8,7 @@ import { createAccessCheck } from './access.js';
 import { ACTIONS } from './actions.js';
 import { loadAssets, PAGE_CSP, renderPage } from './assets.js';
 import { readJsonBody } from './body.js';
-import { checkCsrf, createCsrfToken } from './csrf.js';
+import { CsrfTokens, checkCsrf } from './csrf.js';
 import { Fleet } from './fleet.js';
 import { type LeakReport, LeakWatch } from './leak-watch.js';
 import { type DashboardOptions, resolveOptions } from './options.js';
@@ -28,7 +28,7 @@ export interface DashboardMiddleware {
   report(): PerformanceReport;
   /** The leak watch (`undefined` with `leakWatch: false`); `tick()` samples now. */
   readonly leakWatch: LeakWatch | undefined;
-  /** Ends open streams, stops the fleet publication and the timers. Safe to call twice. */
+  /** Ends open streams, stops the fleet publication, the CSRF agreement and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
 
@@ -123,9 +123,18 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const access = createAccessCheck(config.auth, false, (error) =>
     log.errorOnce('DASHBOARD_AUTH_PREDICATE', 'the auth predicate threw; access refused', { error: String(error) }),
   );
-  const csrfToken = createCsrfToken();
-  const csrfBuffer = Buffer.from(csrfToken, 'utf8');
-  const page = renderPage({ csrfToken, title: config.title });
+  const csrf = new CsrfTokens({ secret: config.csrfSecret, redis: config.redis, log });
+  let page = renderPage({ csrfToken: csrf.current, title: config.title });
+  let pageToken = csrf.current;
+  /** The page with the current token: rendered again only when the fleet agreement changed it. */
+  const currentPage = (): Buffer => {
+    csrf.touch();
+    if (csrf.current !== pageToken) {
+      pageToken = csrf.current;
+      page = renderPage({ csrfToken: pageToken, title: config.title });
+    }
+    return page;
+  };
   const assets = loadAssets();
   const basePath = config.basePath;
   fleet?.start();
@@ -149,7 +158,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     if (path === '/' || path === '/index.html') {
       if (res.getHeader('content-security-policy') === undefined) res.setHeader('Content-Security-Policy', PAGE_CSP);
       if (res.getHeader('referrer-policy') === undefined) res.setHeader('Referrer-Policy', 'no-referrer');
-      sendBody(req, res, 200, 'text/html; charset=utf-8', page);
+      sendBody(req, res, 200, 'text/html; charset=utf-8', currentPage());
     } else if (path === '/api/snapshot') {
       sendJson(req, res, 200, snapshot());
     } else if (path === '/api/report') {
@@ -176,7 +185,8 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   async function runAction(req: IncomingMessage, res: ServerResponse, path: keyof typeof ACTIONS): Promise<void> {
     const action = path.slice(5);
     try {
-      checkCsrf(req, csrfBuffer);
+      csrf.touch();
+      checkCsrf(req, csrf.accepted);
       const body = await readJsonBody(req, config.bodyLimit);
       const result = await ACTIONS[path](config.sources, body);
       actionCounter.inc({ action, outcome: 'ok' });
@@ -194,7 +204,8 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   async function runProfile(req: IncomingMessage, res: ServerResponse, path: string, p: Profiling): Promise<void> {
     const action = path.slice(5);
     try {
-      checkCsrf(req, csrfBuffer);
+      csrf.touch();
+      checkCsrf(req, csrf.accepted);
       const body = await readJsonBody(req, config.bodyLimit);
       if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
         throw new HttpProblemError({
@@ -285,6 +296,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       sampler?.stop();
       leakWatch?.stop();
       profiling?.close();
+      csrf.close();
       await fleet?.close();
     })();
     return closed;

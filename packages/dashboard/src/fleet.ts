@@ -127,8 +127,9 @@ export class Fleet {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    const subscription = await this.#subscription;
-    subscription?.dispose();
+    // Not awaited: while Redis has never answered, the subscription stays pending for as
+    // long as the client keeps reconnecting. Its handler sees #closed and disposes itself.
+    void this.#subscription?.then((subscription) => subscription?.dispose());
     this.#peers.clear();
   }
 }

@@ -43,8 +43,19 @@ export interface DashboardOptions {
    * `next()`. Leave unset under `app.use('/dashboard', ...)`. @default none
    */
   readonly basePath?: string;
-  /** Shared Redis connection: turns on the fleet view. @default none (this instance only) */
+  /**
+   * Shared Redis connection: turns on the fleet view and, without `csrfSecret`, lets the
+   * instances agree on one CSRF token (key `<keyPrefix>dashboard:csrf`).
+   * @default none (this instance only)
+   */
   readonly redis?: SharedRedis;
+  /**
+   * Secret the CSRF token is derived from (HMAC-SHA256), at least 32 characters: every
+   * instance given the same secret serves and accepts the same token, so a page served by
+   * one instance works on another behind a load balancer, with or without Redis.
+   * @default none (a random token per process, shared through `redis` when there is one)
+   */
+  readonly csrfSecret?: string;
   /** This instance's name in the fleet view. @default `<hostname>:<pid>:<random>` */
   readonly instanceId?: string;
   /** Time between snapshots on `/api/stream`. @default 1000 (ms) */
@@ -151,6 +162,7 @@ export interface DashboardConfig {
   readonly auth: DashboardAuth | undefined;
   readonly basePath: string | undefined;
   readonly redis: SharedRedis | undefined;
+  readonly csrfSecret: string | undefined;
   readonly instanceId: string;
   readonly streamInterval: number;
   readonly heartbeatInterval: number;
@@ -171,6 +183,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'auth',
   'basePath',
   'redis',
+  'csrfSecret',
   'instanceId',
   'streamInterval',
   'heartbeatInterval',
@@ -258,6 +271,26 @@ function readRedis(value: unknown): SharedRedis | undefined {
     throw optionTypeError(PKG, 'redis', value, 'a SharedRedis from createSharedRedis() (the stack passes its own)');
   }
   return value as SharedRedis;
+}
+
+/** Shortest `csrfSecret`: 32 characters, e.g. 16 random bytes as hex or 24 as base64. */
+const MIN_CSRF_SECRET_LENGTH = 32;
+
+function readCsrfSecret(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && value.length >= MIN_CSRF_SECRET_LENGTH) return value;
+  // The value is a secret, or meant to be one: the message gives its type and length, never its text.
+  const type = Array.isArray(value) ? 'array' : typeof value;
+  const got =
+    typeof value === 'string'
+      ? `a string of ${value.length} characters`
+      : value === null
+        ? 'null'
+        : `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+  throw new TypeError(
+    `${PKG}: option "csrfSecret" must be a string of at least ${MIN_CSRF_SECRET_LENGTH} characters ` +
+      `shared by every instance (e.g. randomBytes(32).toString('hex')), got ${got}`,
+  );
 }
 
 function readInstanceId(value: unknown): string {
@@ -409,6 +442,7 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     auth: readAuth(PKG, 'auth', o.auth),
     basePath: readBasePath(o.basePath),
     redis: readRedis(o.redis),
+    csrfSecret: readCsrfSecret(o.csrfSecret),
     instanceId: readInstanceId(o.instanceId),
     streamInterval: duration('streamInterval', o.streamInterval, 1000, 100, 60_000),
     heartbeatInterval: duration('heartbeatInterval', o.heartbeatInterval, 15_000, 1000, 300_000),

@@ -49,6 +49,11 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
     meaning: 'Basic-auth password for the dashboard',
     example: 'a-long-random-string',
   },
+  {
+    name: 'PERFSTACK_DASHBOARD_CSRF_SECRET',
+    meaning: "Shared secret for the dashboard's CSRF token (32+ characters), so every instance accepts the others'",
+    example: 'a-32-character-or-longer-secret',
+  },
 ];
 
 /** Reads the variables into a plain object of defined strings. */

@@ -59,7 +59,7 @@ export interface InternalPaths {
 /** Options of the dashboard, `/metrics` and `/health` endpoints. */
 export type StackDashboardOptions = Pick<
   DashboardOptions,
-  'auth' | 'streamInterval' | 'title' | 'instanceId' | 'profiling' | 'report' | 'leakWatch'
+  'auth' | 'streamInterval' | 'title' | 'instanceId' | 'profiling' | 'report' | 'leakWatch' | 'csrfSecret'
 >;
 
 /** Options for {@link performanceStack}. Every layer is on by default; `false` turns it off. */
@@ -323,7 +323,10 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     chain(req, res, next);
   } as PerformanceStack;
 
-  const dashboardOptions = opts.dashboard ?? {};
+  const dashboardOptions: StackDashboardOptions = {
+    ...(env.PERFSTACK_DASHBOARD_CSRF_SECRET ? { csrfSecret: env.PERFSTACK_DASHBOARD_CSRF_SECRET } : {}),
+    ...opts.dashboard,
+  };
   const envAuth = dashboardAuthFromEnv(env);
   const access = {
     ...(envAuth ? { auth: envAuth } : {}),
