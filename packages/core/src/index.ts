@@ -70,6 +70,7 @@ export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH 
 export { captureRoute, getRoute, pathOf, pathPrefixMatcher, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
 export {
   declarableValue,
+  declareShapeKeys,
   KNOWN_KEYS,
   LEARN_EVERY,
   LEARN_FIRST,

@@ -20,7 +20,8 @@
  *   declared with the inherited value, so reads are unchanged;
  * - a key absent from the prototype chain is declared `undefined` only if it is a Symbol
  *   (private to its owner) or one of {@link KNOWN_KEYS} (Express's router, pino-http,
- *   the rate limiter), whose owners read them with plain property reads;
+ *   the rate limiter, and what the app adds with {@link declareShapeKeys}), whose owners
+ *   read them with plain property reads;
  * - a key behind an accessor anywhere on the chain (Express's `req.query`, `req.ip`) is
  *   never declared: an own property would hide the getter;
  * - a key that is already an own property of the object is never touched.
@@ -45,7 +46,7 @@ export const MAX_KEYS = 64;
  * chain: Express 5 and its router, pino-http, express-rate-limit. Their owners only read
  * them as properties (`if (!res.locals)`, `req.id || genReqId()`), never with `in`.
  */
-export const KNOWN_KEYS: ReadonlySet<string> = new Set([
+const knownKeys = new Set<string>([
   'next',
   'baseUrl',
   'originalUrl',
@@ -59,6 +60,29 @@ export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'allLogs',
   'rateLimit',
 ]);
+
+/** The string keys declared when seen added (the defaults above plus {@link declareShapeKeys}). */
+export const KNOWN_KEYS: ReadonlySet<string> = knownKeys;
+
+/**
+ * Lets an app add its own request/response keys to {@link KNOWN_KEYS} (`req.user`,
+ * `req.session`, `req.body`), so Express requests keep one hidden class past the app's own
+ * middleware too. Only for keys the app and its libraries read as plain properties: once
+ * declared, `'user' in req` is true (with the value `undefined`) before anything sets it.
+ *
+ * @param keys property names
+ * @throws {TypeError} when a key is not a non-empty string
+ * @example
+ * declareShapeKeys('user', 'session'); // passport and express-session set these on every request
+ */
+export function declareShapeKeys(...keys: string[]): void {
+  for (const key of keys) {
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new TypeError(`@perfstack/core: declareShapeKeys() takes property names, got ${String(key)}`);
+    }
+  }
+  for (const key of keys) knownKeys.add(key);
+}
 
 const WARMER = Symbol.for('perfstack.shapeWarmer');
 

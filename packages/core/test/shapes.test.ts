@@ -3,6 +3,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import {
   declarableValue,
+  declareShapeKeys,
   KNOWN_KEYS,
   LEARN_FIRST,
   MAX_KEYS,
@@ -127,9 +128,9 @@ describe('warmShapes on Express 5', () => {
   });
 
   it('gives requests of one route one hidden class (V8 asked directly; without it, none share one)', () => {
-    const run = (warm: string) => {
+    const run = (warm: string, extra: Record<string, string> = {}) => {
       const child = spawnSync(process.execPath, ['--allow-natives-syntax', fixture], {
-        env: { ...process.env, WARM: warm, LEARN: '40' },
+        env: { ...process.env, WARM: warm, LEARN: '40', ...extra },
         encoding: 'utf8',
         timeout: 20_000,
       });
@@ -138,6 +139,22 @@ describe('warmShapes on Express 5', () => {
     };
     expect(run('0')).toEqual({ sameReq: false, sameRes: false });
     expect(run('1')).toEqual({ sameReq: true, sameRes: true });
+    // An app's own key is left alone (its requests diverge again) unless the app declares it.
+    expect(run('1', { APP_KEY: '1' })).toEqual({ sameReq: false, sameRes: true });
+    expect(run('1', { APP_KEY: '1', DECLARE: '1' })).toEqual({ sameReq: true, sameRes: true });
+  });
+
+  it('declareShapeKeys adds an app key to the known ones, and refuses what is not a name', () => {
+    expect(declarableValue(null, 'tenantOfThisTest')).toBe(false);
+    declareShapeKeys('tenantOfThisTest');
+    expect(KNOWN_KEYS.has('tenantOfThisTest')).toBe(true);
+    expect(declarableValue(null, 'tenantOfThisTest')).toEqual({ value: undefined });
+    expect(() => declareShapeKeys('')).toThrow(
+      new TypeError('@perfstack/core: declareShapeKeys() takes property names, got '),
+    );
+    expect(() => declareShapeKeys(42 as never)).toThrow(
+      new TypeError('@perfstack/core: declareShapeKeys() takes property names, got 42'),
+    );
   });
 });
 

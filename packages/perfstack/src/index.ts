@@ -29,6 +29,7 @@ export {
 } from '@perfstack/circuit-breaker';
 export {
   compose,
+  declareShapeKeys,
   HttpProblemError,
   isHttpProblemError,
   type Middleware,
