@@ -11,8 +11,8 @@ import { listen } from '../lib/fixture.js';
 import { requireExports } from '../lib/perfstack.js';
 
 const { warmShapes } = await requireExports('@perfstack/core', ['warmShapes']);
-const warmOnly = (req, _res, next) => {
-  warmShapes(req);
+const warmOnly = (req, res, next) => {
+  warmShapes(req, res);
   next();
 };
 listen(http.createServer(await expressApp({ use: [warmOnly] })));

@@ -53,7 +53,7 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
     res: ServerResponse,
     next: NextFunction,
   ): void {
-    warmShapes(req);
+    warmShapes(req, res);
     engine.handle(req, res, next);
   };
   return Object.assign(middleware, {

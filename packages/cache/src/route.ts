@@ -35,7 +35,7 @@ export function cache(options?: RouteCacheOptions): Middleware {
   }
   const explicit = store === undefined ? undefined : (store as ResponseCache)[ENGINE];
   return function routeCache(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    warmShapes(req);
+    warmShapes(req, res);
     const state = requestState(req);
     if (state !== undefined && (explicit === undefined || state.engine === explicit)) {
       if (state.served) return;

@@ -418,7 +418,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
   const marker = engine.marker;
 
   const middleware = function circuitBreakerMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
-    warmShapes(req);
+    warmShapes(req, res);
     const marked = req as IncomingMessage & Record<symbol, true>;
     if (engine.closed || marked[marker] === true) {
       next();

@@ -75,6 +75,7 @@ export {
   LEARN_EVERY,
   LEARN_FIRST,
   MAX_KEYS,
+  MAX_PROTOTYPES,
   ShapeWarmer,
   shapeWarmerOf,
   warmShapes,

@@ -16,15 +16,17 @@
  * the first requests of this server were seen to gain after the swap — learnt, not
  * guessed, and only when declaring them changes nothing a reader can see:
  *
- * - a key inherited as a primitive data property (`statusCode` 200, `_eventsCount` 0) is
- *   declared with the inherited value, so reads are unchanged;
- * - a key absent from the prototype chain is declared `undefined` only if it is a Symbol
- *   (private to its owner) or one of {@link KNOWN_KEYS} (Express's router, pino-http,
- *   the rate limiter, and what the app adds with {@link declareShapeKeys}), whose owners
- *   read them with plain property reads;
- * - a key behind an accessor anywhere on the chain (Express's `req.query`, `req.ip`) is
- *   never declared: an own property would hide the getter;
- * - a key that is already an own property of the object is never touched.
+ * - a key inherited as a primitive from Node's own prototypes (`statusCode` 200,
+ *   `_eventsCount` 0) is declared with that value, so reads are unchanged;
+ * - a key absent from the chain is declared `undefined` only if it is a Symbol (private to
+ *   its owner) or one of {@link KNOWN_KEYS} (Express's router, pino-http, the rate limiter,
+ *   and what the app adds with {@link declareShapeKeys}), read with plain property reads;
+ * - a key on an app's prototype (a getter like Express's `req.query`, or a default set on
+ *   `app.response`), or behind an accessor or read-only property of the class Node built
+ *   the object with, is never declared; every app prototype seen on the server is checked
+ *   ({@link declarableValue} has the exact rules);
+ * - a key that is already an own property of the object is never touched, and a write that
+ *   throws ends the warm-up, never a request.
  *
  * Learning watches the first {@link LEARN_FIRST} requests, then one in
  * {@link LEARN_EVERY}, up to {@link MAX_KEYS} keys per object. Nothing is installed for
@@ -39,7 +41,7 @@ export const LEARN_FIRST = 32;
 export const LEARN_EVERY = 1024;
 
 /** Most keys declared per object (request or response). */
-export const MAX_KEYS = 64;
+export const MAX_KEYS = 24;
 
 /**
  * String keys that are declared `undefined` when seen added and absent from the prototype
@@ -86,12 +88,19 @@ export function declareShapeKeys(...keys: string[]): void {
 
 const WARMER = Symbol.for('perfstack.shapeWarmer');
 
+/** Most distinct swapped prototypes (Express apps and sub-apps) one server's warmer checks. */
+export const MAX_PROTOTYPES = 16;
+
 type WarmableServer = Server & { [WARMER]?: ShapeWarmer | null };
 
-/** The keys one kind of object (request or response) is given before the app runs. */
+/** A request or a response, with the prototype Node built it with and the ones apps gave it. */
 class KeySet {
   keys: PropertyKey[] = [];
   values: unknown[] = [];
+  /** The prototype the objects have when the warmer declares (Node's, or a custom class's). */
+  native: object | null | undefined;
+  /** The swapped prototypes every key was checked against. */
+  readonly swapped: object[] = [];
   readonly #known = new Set<PropertyKey>();
 
   has(key: PropertyKey): boolean {
@@ -106,7 +115,28 @@ class KeySet {
     this.values = [...this.values, value];
   }
 
+  /** Drops keys that are not declarable (with the same value) against `swapped`. */
+  retain(swapped: object, target: Record<PropertyKey, unknown>): void {
+    const keys: PropertyKey[] = [];
+    const values: unknown[] = [];
+    for (let i = 0; i < this.keys.length; i++) {
+      const key = this.keys[i] as PropertyKey;
+      const declarable = declarableValue(swapped, key, this.native ?? null);
+      if (declarable !== false && Object.is(declarable.value, this.values[i])) {
+        keys.push(key);
+        values.push(this.values[i]);
+        continue;
+      }
+      // Declared on this very object before its app's prototype was known: take it back.
+      const own = Object.getOwnPropertyDescriptor(target, key);
+      if (own !== undefined && Object.is(own.value, this.values[i])) delete target[key];
+    }
+    this.keys = keys;
+    this.values = values;
+  }
+
   declare(target: object): void {
+    if (Object.getPrototypeOf(target) !== this.native) return;
     const { keys, values } = this;
     const object = target as Record<PropertyKey, unknown>;
     for (let i = 0; i < keys.length; i++) {
@@ -116,18 +146,48 @@ class KeySet {
   }
 }
 
+const isPrimitive = (value: unknown): boolean =>
+  value === null || (typeof value !== 'object' && typeof value !== 'function');
+
+/** True when `object` is `start` or on its prototype chain. */
+function onChain(object: object, start: object | null): boolean {
+  for (let o = start; o !== null; o = Object.getPrototypeOf(o)) if (o === object) return true;
+  return false;
+}
+
 /**
- * What a key added after the swap may be declared with, or `false` when it must be left
- * alone. `proto` is the swapped prototype of the object that gained the key.
+ * What a key added after the swap may be declared with before it, or `false` when it must
+ * be left alone. `swapped` is the prototype the object has after the app swapped it,
+ * `native` the one it had when the warmer declared (Node's class, or a custom one).
+ *
+ * - Before the swap, the assignment must make a plain own property: no accessor and no
+ *   read-only property on the native chain.
+ * - After the swap, every read must give what it gave without the warmer: the key is either
+ *   absent from the swapped chain (declared `undefined`, and only Symbols and
+ *   {@link KNOWN_KEYS}), or inherited there as a primitive from Node's own prototypes (the
+ *   part of the chain the two share). A key on an app's prototype (a getter like Express's
+ *   `req.query`, or a default like `app.response.x`) is never declared.
  */
-export function declarableValue(proto: object | null, key: PropertyKey): { value: unknown } | false {
-  for (let o = proto; o !== null; o = Object.getPrototypeOf(o)) {
+export function declarableValue(
+  swapped: object | null,
+  key: PropertyKey,
+  native: object | null = swapped,
+): { value: unknown } | false {
+  let onNative = false;
+  for (let o = native; o !== null; o = Object.getPrototypeOf(o)) {
     const descriptor = Object.getOwnPropertyDescriptor(o, key);
     if (descriptor === undefined) continue;
-    if (!('value' in descriptor)) return false;
-    const value = descriptor.value;
-    return value === null || (typeof value !== 'object' && typeof value !== 'function') ? { value } : false;
+    if (!('value' in descriptor) || descriptor.writable !== true) return false;
+    onNative = true;
+    break;
   }
+  for (let o = swapped; o !== null; o = Object.getPrototypeOf(o)) {
+    const descriptor = Object.getOwnPropertyDescriptor(o, key);
+    if (descriptor === undefined) continue;
+    if (!('value' in descriptor) || !onChain(o, native)) return false;
+    return isPrimitive(descriptor.value) ? { value: descriptor.value } : false;
+  }
+  if (onNative) return false;
   return typeof key === 'symbol' || KNOWN_KEYS.has(key as string) ? { value: undefined } : false;
 }
 
@@ -136,16 +196,51 @@ export class ShapeWarmer {
   readonly request = new KeySet();
   readonly response = new KeySet();
   #seen = 0;
+  #disabled = false;
 
   /** The `'request'` listener, prepended to the server's. */
   readonly listener = (req: IncomingMessage, res: ServerResponse): void => {
-    this.request.declare(req);
-    this.response.declare(res);
+    if (this.#disabled) return;
+    try {
+      this.request.declare(req);
+      this.response.declare(res);
+    } catch {
+      // A warm-up must never cost a request: an object that refuses a key ends the warm-up.
+      this.#disabled = true;
+      return;
+    }
     this.#seen += 1;
     if (this.#seen <= LEARN_FIRST || this.#seen % LEARN_EVERY === 0) this.#watch(req, res);
   };
 
+  /**
+   * Called by {@link warmShapes} after the app swapped the prototypes: the first time a
+   * prototype is seen, every learnt key is checked against it, and dropped (and taken back
+   * from this request) where declaring it would change a read.
+   */
+  admit(req: IncomingMessage, res: ServerResponse | undefined): void {
+    this.#admitOne(this.request, req);
+    if (res !== undefined) this.#admitOne(this.response, res);
+  }
+
+  #admitOne(set: KeySet, target: object): void {
+    const swapped = Object.getPrototypeOf(target) as object | null;
+    if (swapped === null || set.swapped.includes(swapped)) return;
+    if (set.swapped.length >= MAX_PROTOTYPES) {
+      // More apps on one server than it is worth tracking: declare nothing more.
+      this.#disabled = true;
+      return;
+    }
+    set.swapped.push(swapped);
+    set.retain(swapped, target as Record<PropertyKey, unknown>);
+  }
+
   #watch(req: IncomingMessage, res: ServerResponse): void {
+    this.request.native ??= Object.getPrototypeOf(req) as object | null;
+    this.response.native ??= Object.getPrototypeOf(res) as object | null;
+    if (Object.getPrototypeOf(req) !== this.request.native || Object.getPrototypeOf(res) !== this.response.native) {
+      return;
+    }
     const reqBefore = new Set(Reflect.ownKeys(req));
     const resBefore = new Set(Reflect.ownKeys(res));
     res.once('close', () => {
@@ -154,31 +249,62 @@ export class ShapeWarmer {
     });
   }
 
-  #learn(target: object, before: ReadonlySet<PropertyKey>, keys: KeySet): void {
-    const proto = Object.getPrototypeOf(target) as object | null;
+  #learn(target: object, before: ReadonlySet<PropertyKey>, set: KeySet): void {
+    if (this.#disabled) return;
+    const swapped = Object.getPrototypeOf(target) as object | null;
+    // Only objects of an app this warmer checked (its keys were checked against it).
+    if (swapped === null || !set.swapped.includes(swapped)) return;
     for (const key of Reflect.ownKeys(target)) {
-      if (before.has(key) || keys.has(key)) continue;
-      const declarable = declarableValue(proto, key);
-      if (declarable !== false) keys.add(key, declarable.value);
+      if (before.has(key) || set.has(key)) continue;
+      // A new key must be declarable, with one value, against every app prototype seen here.
+      let value: unknown;
+      let first = true;
+      let declarable = true;
+      for (const proto of set.swapped) {
+        const result = declarableValue(proto, key, set.native ?? null);
+        if (result === false || (!first && !Object.is(result.value, value))) {
+          declarable = false;
+          break;
+        }
+        value = result.value;
+        first = false;
+      }
+      if (declarable && !first) set.add(key, value);
     }
   }
 }
 
+/** True when `req` has had its prototype replaced (Express), not built from a class of its own. */
+function isSwapped(req: IncomingMessage): boolean {
+  if (!(req instanceof IncomingMessage)) return false;
+  const proto = Object.getPrototypeOf(req) as object;
+  return proto !== IncomingMessage.prototype && !Object.hasOwn(proto, 'constructor');
+}
+
 /**
- * Call at the top of a middleware: on the first swapped request of a server, installs the
- * server's {@link ShapeWarmer}. Costs three property reads afterwards.
+ * Call at the top of a middleware, with the request and response as the app gave them: on
+ * the first swapped request of a server, installs the server's {@link ShapeWarmer}; on the
+ * first request of each further app (another prototype), checks the learnt keys against it.
+ * Costs a few property reads afterwards.
  */
-export function warmShapes(req: IncomingMessage): void {
+export function warmShapes(req: IncomingMessage, res?: ServerResponse): void {
   const server = (req.socket as { server?: WarmableServer } | null | undefined)?.server;
-  if (server === undefined || server === null || server[WARMER] !== undefined) return;
+  if (server === undefined || server === null) return;
+  const installed = server[WARMER];
+  if (installed === null) return;
+  if (installed !== undefined) {
+    installed.admit(req, res);
+    return;
+  }
   if (typeof server.prependListener !== 'function') return;
-  if (Object.getPrototypeOf(req) === IncomingMessage.prototype) {
-    // node:http and Koa keep the prototype: nothing to warm on this server.
+  if (!isSwapped(req)) {
+    // node:http, Koa, HTTP/2, custom request classes: the prototype is kept, nothing to warm.
     server[WARMER] = null;
     return;
   }
   const warmer = new ShapeWarmer();
   server[WARMER] = warmer;
+  warmer.admit(req, res);
   server.prependListener('request', warmer.listener);
 }
 

@@ -57,6 +57,7 @@ describe('declarableValue', () => {
 describe('ShapeWarmer', () => {
   it('declares a learnt key only where the object does not already own it', () => {
     const warmer = new ShapeWarmer();
+    warmer.request.native = Object.prototype;
     warmer.request.add('id', undefined);
     warmer.request.add('_eventsCount', 0);
     const mine = { _eventsCount: 3 };
@@ -74,8 +75,8 @@ describe('ShapeWarmer', () => {
 describe('warmShapes on Express 5', () => {
   it('learns what Express and the app add, never hides a getter, and changes no answer', async () => {
     const app = express();
-    app.use((req, _res, next) => {
-      warmShapes(req);
+    app.use((req, res, next) => {
+      warmShapes(req, res);
       next();
     });
     app.get('/items/:id', (req, res) => {
@@ -137,11 +138,11 @@ describe('warmShapes on Express 5', () => {
       expect(child.stderr).toBe('');
       return JSON.parse(child.stdout) as { sameReq: boolean; sameRes: boolean };
     };
-    expect(run('0')).toEqual({ sameReq: false, sameRes: false });
-    expect(run('1')).toEqual({ sameReq: true, sameRes: true });
+    expect(run('0')).toEqual({ sameReq: false, sameRes: false, fast: true });
+    expect(run('1')).toEqual({ sameReq: true, sameRes: true, fast: true });
     // An app's own key is left alone (its requests diverge again) unless the app declares it.
-    expect(run('1', { APP_KEY: '1' })).toEqual({ sameReq: false, sameRes: true });
-    expect(run('1', { APP_KEY: '1', DECLARE: '1' })).toEqual({ sameReq: true, sameRes: true });
+    expect(run('1', { APP_KEY: '1' })).toEqual({ sameReq: false, sameRes: true, fast: true });
+    expect(run('1', { APP_KEY: '1', DECLARE: '1' })).toEqual({ sameReq: true, sameRes: true, fast: true });
   });
 
   it('declareShapeKeys adds an app key to the known ones, and refuses what is not a name', () => {
@@ -158,11 +159,120 @@ describe('warmShapes on Express 5', () => {
   });
 });
 
+describe('warmShapes changes no read, whatever the app and the server', () => {
+  /** Express middleware that calls warmShapes, as every perfstack layer does first. */
+  const warm: express.RequestHandler = (req, res, next) => {
+    warmShapes(req, res);
+    next();
+  };
+
+  it('never writes over a custom request class: a getter-only `id` there is left alone', async () => {
+    class TracedRequest extends http.IncomingMessage {
+      get id(): string | undefined {
+        return this.headers['x-trace'] as string | undefined;
+      }
+    }
+    const app = express();
+    app.use(warm);
+    app.use((req, _res, next) => {
+      // What pino-http does after the swap (Express's prototype has no `id`, so this is allowed).
+      (req as unknown as { id: string }).id = 'assigned';
+      next();
+    });
+    app.get('/x', (req, res) => {
+      res.json({ id: (req as unknown as { id: string }).id });
+    });
+    server = await listen(http.createServer({ IncomingMessage: TracedRequest }, app));
+    for (let i = 0; i < LEARN_FIRST + 8; i++) {
+      const res = await request(`${server.url}/x`);
+      expect(res.status).toBe(200);
+      expect(res.json()).toEqual({ id: 'assigned' });
+    }
+    const warmer = shapeWarmerOf(server.server) as ShapeWarmer;
+    expect(warmer.request.native).toBe(TracedRequest.prototype);
+    expect(warmer.request.keys).not.toContain('id');
+    expect(warmer.request.keys).toContain('baseUrl');
+  });
+
+  it("keeps each app's own prototype values and getters when two apps share one server", async () => {
+    const a = express();
+    Object.defineProperty(a.request, 'id', {
+      configurable: true,
+      get(this: http.IncomingMessage) {
+        return this.headers['x-id'];
+      },
+    });
+    Object.assign(a.response, { tier: 'gold' });
+    a.use(warm);
+    a.get('/a', (req, res) => {
+      res.json({ id: (req as unknown as { id: unknown }).id, tier: (res as unknown as { tier: unknown }).tier });
+    });
+    const b = express();
+    Object.assign(b.response, { tier: 'free' });
+    b.use(warm);
+    b.use((req, res, next) => {
+      (req as unknown as { id: string }).id = 'b-id';
+      (res as unknown as { tier: string }).tier = 'set-by-b';
+      next();
+    });
+    b.get('/b', (req, res) => {
+      res.json({ id: (req as unknown as { id: unknown }).id, tier: (res as unknown as { tier: unknown }).tier });
+    });
+    server = await listen(http.createServer((req, res) => (req.url?.startsWith('/b') ? b(req, res) : a(req, res))));
+    for (let i = 0; i < LEARN_FIRST + 8; i++) {
+      const fromA = await request(`${server.url}/a`, { headers: { 'x-id': `a-${i}` } });
+      expect(fromA.json()).toEqual({ id: `a-${i}`, tier: 'gold' });
+      const fromB = await request(`${server.url}/b`);
+      expect(fromB.json()).toEqual({ id: 'b-id', tier: 'set-by-b' });
+    }
+    const warmer = shapeWarmerOf(server.server) as ShapeWarmer;
+    expect(warmer.request.swapped).toEqual([a.request, b.request]);
+    expect(warmer.request.keys).not.toContain('id');
+    expect(warmer.response.keys).not.toContain('tier');
+    expect(warmer.request.keys).toContain('baseUrl');
+  });
+
+  it("a sub-app's response default never reaches the main app's requests", async () => {
+    const app = express();
+    const sub = express();
+    Object.assign(app.response, { tier: 'main' });
+    Object.assign(sub.response, { tier: 'sub' });
+    app.use(warm);
+    sub.use(warm);
+    sub.get('/s', (_req, res) => {
+      (res as unknown as { tier: string }).tier = 'changed-in-sub';
+      res.json({ tier: (res as unknown as { tier: unknown }).tier });
+    });
+    app.use('/sub', sub);
+    app.get('/m', (_req, res) => {
+      res.json({ tier: (res as unknown as { tier: unknown }).tier });
+    });
+    server = await listen(app);
+    for (let i = 0; i < LEARN_FIRST + 8; i++) {
+      expect((await request(`${server.url}/sub/s`)).json()).toEqual({ tier: 'changed-in-sub' });
+      expect((await request(`${server.url}/m`)).json()).toEqual({ tier: 'main' });
+    }
+  });
+
+  it('installs nothing for a custom request class that nothing swaps', async () => {
+    class MyRequest extends http.IncomingMessage {}
+    server = await listen(
+      http.createServer({ IncomingMessage: MyRequest }, (req, res) => {
+        warmShapes(req, res);
+        res.end('ok');
+      }),
+    );
+    expect((await request(`${server.url}/`)).text).toBe('ok');
+    expect(shapeWarmerOf(server.server)).toBeUndefined();
+    expect(server.server.listenerCount('request')).toBe(1);
+  });
+});
+
 describe('warmShapes where nothing swaps the prototype', () => {
   it('installs nothing on a node:http server', async () => {
     server = await listen(
       http.createServer((req, res) => {
-        warmShapes(req);
+        warmShapes(req, res);
         res.end('ok');
       }),
     );

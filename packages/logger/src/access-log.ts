@@ -196,7 +196,7 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   target = destination.stream;
 
   const middleware = function accessLogMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
-    warmShapes(req);
+    warmShapes(req, res);
     httpLogger(req, res, next);
   } as AccessLogger & { logger: Logger };
 

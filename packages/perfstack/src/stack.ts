@@ -318,7 +318,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   if (layers.timing) members.push(appTiming());
   const chain = compose(members);
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    warmShapes(req);
+    warmShapes(req, res);
     ensureRequestId(req, res);
     chain(req, res, next);
   } as PerformanceStack;

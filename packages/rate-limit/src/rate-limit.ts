@@ -539,7 +539,7 @@ function makeRateLimiter(options: RateLimitOptions | undefined, parent?: Limiter
   const limiter = new Limiter(options, config);
   parent?.children.add(limiter);
   const middleware = function rateLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    warmShapes(req);
+    warmShapes(req, res);
     limiter.handle(req, res, next);
   } as RateLimiter;
   middleware.stats = () => limiter.stats();

@@ -74,7 +74,7 @@ export function sizeLimit(options?: SizeLimitOptions): SizeLimiter {
   const { skip, requireContentLength, limit, limits, bodyTimeout, decompress } = config;
 
   const middleware = function sizeLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
-    warmShapes(req);
+    warmShapes(req, res);
     if (skip?.(req)) {
       next();
       return;

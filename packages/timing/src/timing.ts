@@ -175,7 +175,7 @@ export function timing(options?: TimingOptions): Timing {
   }
 
   const middleware = function perfstackTiming(req: IncomingMessage, res: ServerResponse, next: (e?: unknown) => void) {
-    warmShapes(req);
+    warmShapes(req, res);
     if (closed || states.has(res)) {
       next();
       return;
