@@ -2,7 +2,7 @@
 import Router from '@koa/router';
 import { createCatalog, exampleStackOptions, invalidProduct, readJson } from '@perfstack/example-catalog';
 import Koa from 'koa';
-import { cache, performanceStack, toKoa } from 'perfstack/koa';
+import { cache, performanceStack } from 'perfstack/koa';
 
 export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
   const catalog = createCatalog(catalogOptions);
@@ -11,7 +11,7 @@ export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, ca
   app.use(stack);
   app.use(stack.endpoints());
   const router = new Router();
-  const productsCache = toKoa(cache({ ttl: '30s', tags: ['products'] }));
+  const productsCache = cache({ ttl: '30s', tags: ['products'] });
   router.get('/', (ctx) => {
     ctx.body = { name: 'perfstack example catalog (Koa)', try: ['/products', '/products/1', '/quote', '/dashboard'] };
   });
@@ -35,7 +35,7 @@ export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, ca
     ctx.body = await catalog.create(body);
     await stack.cache.invalidate({ tags: ['products'] });
   });
-  router.get('/quote', toKoa(cache({ ttl: '5s', staleIfError: '5m' })), async (ctx) => {
+  router.get('/quote', cache({ ttl: '5s', staleIfError: '5m' }), async (ctx) => {
     try {
       ctx.body = await catalog.flakyQuote();
     } catch {

@@ -10,13 +10,27 @@
  * app.use(stack.endpoints());  // /dashboard, /metrics, /health
  * ```
  *
- * The same layers as the Express preset, run through core's Koa adapter.
+ * The same layers as the Express preset, run through core's Koa adapter. `cache()` here is
+ * the route cache as Koa middleware: `router.get('/products', cache({ ttl: '5m' }), list)`.
  */
+import { cache as connectCache, type RouteCacheOptions } from '@perfstack/cache';
 import { type KoaLikeContext, type KoaMiddleware, pathOf, toKoa } from '@perfstack/core';
 import { performanceStack as buildStack, type PerformanceStack, type PerformanceStackOptions } from './stack.js';
 
 export { type KoaMiddleware, toKoa } from '@perfstack/core';
 export * from './index.js';
+
+/**
+ * The route cache as Koa middleware (the main entry's `cache()` is Connect-style). Wrapping
+ * it in `toKoa()` as well is harmless: `toKoa` hands Koa middleware back unchanged.
+ *
+ * @param options the route's cache options (`ttl`, `tags`, `key`, `vary`, `staleIfError`, ...)
+ * @returns a Koa middleware
+ * @example router.get('/products', cache({ ttl: '5m', tags: ['products'] }), listProducts);
+ */
+export function cache(options?: RouteCacheOptions): KoaMiddleware {
+  return toKoa(connectCache(options));
+}
 
 /** The Koa form of the stack. */
 export interface KoaPerformanceStack extends KoaMiddleware {

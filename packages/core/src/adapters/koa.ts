@@ -20,15 +20,32 @@ export interface KoaLikeContext {
 /** A Koa middleware. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
 
+/** Marks what {@link toKoa} made (or what is Koa-native already), so wrapping it again is a no-op. */
+const KOA_NATIVE = Symbol.for('perfstack.koaNative');
+
+/** True when `fn` is a Koa middleware made by {@link toKoa} or marked with {@link markKoa}. */
+export function isKoaMiddleware(fn: unknown): fn is KoaMiddleware {
+  return typeof fn === 'function' && (fn as { [KOA_NATIVE]?: true })[KOA_NATIVE] === true;
+}
+
+/** Marks a Koa-native middleware, so `toKoa()` hands it back unchanged. */
+export function markKoa<T extends KoaMiddleware>(middleware: T): T {
+  Object.defineProperty(middleware, KOA_NATIVE, { value: true });
+  return middleware;
+}
+
 /**
- * Wraps a Connect-style middleware for Koa.
+ * Wraps a Connect-style middleware for Koa. A middleware that is Koa already (made by
+ * `toKoa`, or perfstack/koa's `cache()`) is returned as it is.
  *
  * @param middleware a perfstack middleware
  * @returns a Koa middleware
  * @example app.use(toKoa(performanceStack()))
  */
-export function toKoa(middleware: Middleware): KoaMiddleware {
-  return function perfstackKoa(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+export function toKoa(middleware: Middleware | KoaMiddleware): KoaMiddleware {
+  if (isKoaMiddleware(middleware)) return middleware;
+  const connect = middleware as Middleware;
+  return markKoa(function perfstackKoa(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
     linkKoaContext(ctx.req, ctx);
     return new Promise<void>((resolve, reject) => {
       const res = ctx.res;
@@ -47,7 +64,7 @@ export function toKoa(middleware: Middleware): KoaMiddleware {
       res.once('finish', answered);
       res.once('close', answered);
       try {
-        middleware(ctx.req, res, (error?: unknown) => {
+        connect(ctx.req, res, (error?: unknown) => {
           if (settled) return;
           settled = true;
           cleanup();
@@ -62,5 +79,5 @@ export function toKoa(middleware: Middleware): KoaMiddleware {
         }
       }
     });
-  };
+  });
 }
