@@ -3,7 +3,7 @@
  * errors, Connect-style middleware types, response hooks, framework adapters, the
  * shared Redis connection and the shared metrics registry.
  */
-export { isKoaMiddleware, type KoaLikeContext, type KoaMiddleware, markKoa, toKoa } from './adapters/koa.js';
+export { type KoaLikeContext, type KoaMiddleware, toKoa } from './adapters/koa.js';
 export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddleware } from './adapters/node.js';
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
 export { compose } from './compose.js';

@@ -101,6 +101,7 @@ class KeySet {
   native: object | null | undefined;
   /** The swapped prototypes every key was checked against. */
   readonly swapped: object[] = [];
+  /** Every key ever considered, kept after `retain` drops one: a key that conflicted with an app stays out. */
   readonly #known = new Set<PropertyKey>();
 
   has(key: PropertyKey): boolean {

@@ -20,23 +20,23 @@ export interface KoaLikeContext {
 /** A Koa middleware. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
 
-/** Marks what {@link toKoa} made (or what is Koa-native already), so wrapping it again is a no-op. */
+/** Marks what {@link toKoa} made, so wrapping it again is a no-op. */
 const KOA_NATIVE = Symbol.for('perfstack.koaNative');
 
-/** True when `fn` is a Koa middleware made by {@link toKoa} or marked with {@link markKoa}. */
-export function isKoaMiddleware(fn: unknown): fn is KoaMiddleware {
+/** True when `fn` is a Koa middleware made by {@link toKoa}. */
+function isKoaMiddleware(fn: unknown): fn is KoaMiddleware {
   return typeof fn === 'function' && (fn as { [KOA_NATIVE]?: true })[KOA_NATIVE] === true;
 }
 
-/** Marks a Koa-native middleware, so `toKoa()` hands it back unchanged. */
-export function markKoa<T extends KoaMiddleware>(middleware: T): T {
+/** Marks a middleware `toKoa()` made, so wrapping it again hands it back unchanged. */
+function markKoa<T extends KoaMiddleware>(middleware: T): T {
   Object.defineProperty(middleware, KOA_NATIVE, { value: true });
   return middleware;
 }
 
 /**
- * Wraps a Connect-style middleware for Koa. A middleware that is Koa already (made by
- * `toKoa`, or perfstack/koa's `cache()`) is returned as it is.
+ * Wraps a Connect-style middleware for Koa. A middleware `toKoa` made already (perfstack/koa's
+ * `cache()` is one) is returned as it is.
  *
  * @param middleware a perfstack middleware
  * @returns a Koa middleware
