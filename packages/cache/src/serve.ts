@@ -1,0 +1,122 @@
+/**
+ * Stage 3 — serving a stored response: fresh (HIT), within stale-while-revalidate
+ * (STALE + one background refresh per key), or as the stale-if-error fallback when the
+ * origin fails. A hit writes precomputed headers and a Buffer on the live `res`.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { addServerTiming, markOriginStatus, setRoute, UNMATCHED_ROUTE } from '@perfstack/core';
+import { settle } from './collapse.js';
+import { decompress } from './compression.js';
+import type { CacheEngine } from './engine.js';
+import type { Entry } from './entry.js';
+import { acceptsEncoding, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
+import { sendRefresh } from './revalidate.js';
+import type { RequestState } from './state.js';
+
+/** Headers kept when a stale entry replaces a response under way (set by outer layers for this request). */
+const KEPT_ON_REPLACE =
+  /^(x-request-id|access-control-|ratelimit|x-ratelimit-|content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|server-timing|connection)/;
+
+/** Serves `entry` if it is fresh or within stale-while-revalidate; keeps it for stale-if-error otherwise. */
+export function tryServe(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: RequestState,
+  entry: Entry,
+): boolean {
+  const now = engine.config.now();
+  if (now < entry.expiresAt) {
+    serve(engine, req, res, state, entry, 'HIT');
+    return true;
+  }
+  const late = now - entry.expiresAt;
+  if (late < entry.staleWhileRevalidate) {
+    serve(engine, req, res, state, entry, 'STALE');
+    revalidateInBackground(engine, req, state.key);
+    return true;
+  }
+  if (late < entry.staleIfError) state.stale = entry;
+  else engine.l1.remove(state.key, entry);
+  return false;
+}
+
+/** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
+export function serve(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: RequestState,
+  entry: Entry,
+  kind: 'HIT' | 'STALE',
+): void {
+  state.served = true;
+  // A hit never reaches the router: name its route for timing, logs and the dashboard.
+  if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
+  const age = entry.initialAge + Math.max(0, Math.floor((engine.config.now() - entry.storedAt) / 1000));
+  res.setHeader('X-Cache', kind);
+  res.setHeader('Age', String(age));
+  addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
+  engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
+  const headers = req.headers;
+  const inm = headers['if-none-match'];
+  // Preconditions only apply to a 2xx answer (RFC 9110 §13.2.1): a stored 404 stays a 404.
+  if (
+    entry.status >= 200 &&
+    entry.status < 300 &&
+    (inm !== undefined
+      ? ifNoneMatchMatches(inm, entry.etag)
+      : notModifiedSince(headers['if-modified-since'], entry.lastModified))
+  ) {
+    res.writeHead(304, entry.notModifiedHeaders as OutgoingHttpHeaders);
+    res.end();
+    return;
+  }
+  let out = entry.headers;
+  let body = entry.body;
+  if (entry.encoding !== undefined) {
+    if (acceptsEncoding(headers['accept-encoding'], entry.encoding)) out = entry.encodedHeaders ?? out;
+    else body = decompress(body, entry.encoding);
+  }
+  res.writeHead(entry.status, out as OutgoingHttpHeaders);
+  if (req.method === 'HEAD' || entry.status === 204) res.end();
+  else res.end(body);
+}
+
+/** Replaces a response under way with the stale entry (stale-if-error). */
+export function serveStale(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: RequestState,
+): boolean {
+  const entry = state.stale;
+  if (entry === undefined || state.served || res.headersSent) return false;
+  if (engine.config.now() >= entry.expiresAt + entry.staleIfError) return false;
+  // The origin failed: say so to the layers that judge it (the breaker), then answer stale.
+  if (res.statusCode >= 500) markOriginStatus(res, res.statusCode);
+  for (const name of res.getHeaderNames()) if (!KEPT_ON_REPLACE.test(name)) res.removeHeader(name);
+  serve(engine, req, res, state, entry, 'STALE');
+  settle(engine, state);
+  return true;
+}
+
+/** Starts one background refresh per key (per process; with Redis, per fleet). */
+export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage, key: string): void {
+  if (engine.refreshing.has(key) || engine.closed) return;
+  engine.refreshing.add(key);
+  const done = () => engine.refreshing.delete(key);
+  const send = () => {
+    if (!sendRefresh(req, engine.token, Math.max(engine.config.lockTimeout, 1000), done)) done();
+  };
+  const l2 = engine.l2;
+  if (l2 === undefined || !l2.available) {
+    send();
+    return;
+  }
+  l2.lock(key, engine.id, engine.config.lockTimeout).then(
+    (acquired) => (acquired ? send() : done()),
+    () => send(),
+  );
+}
