@@ -8,8 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { addServerTiming, type NextFunction, onBeforeHead, routeLabel } from '@perfstack/core';
 import type { CacheEngine } from './engine.js';
-import { headerString } from './http-semantics.js';
-import { boundKey, defaultKey, sameOriginKey } from './key.js';
+import { invalidationTargets, keyOf, requestOrigin, requestTarget, sameOriginKey } from './key.js';
 import { PKG } from './options.js';
 import type { CacheEvent } from './store/redis.js';
 
@@ -28,10 +27,12 @@ export function bypass(
     engine.counters.route(routeLabel(req)).count('bypass');
     const status = r.statusCode;
     if (invalidates && status >= 200 && status < 400) {
-      const host = headerString(req.headers.host);
-      const keys = new Set([defaultKey(req)]);
+      const origin = requestOrigin(req);
+      if (origin === undefined) return;
+      const target = requestTarget(req);
+      const keys = new Set([keyOf(target, origin)]);
       for (const header of ['location', 'content-location']) {
-        const key = sameOriginKey(r.getHeader(header), host);
+        const key = sameOriginKey(r.getHeader(header), origin, target);
         if (key !== undefined) keys.add(key);
       }
       // Redis is only told about URLs some instance stored (the others have nothing to drop).
@@ -69,7 +70,12 @@ export function invalidateSelector(engine: CacheEngine, selector: InvalidateSele
       new TypeError(`${PKG}: invalidate() takes { key: string } | { tags: string[] } | { prefix: non-empty string }`),
     );
   }
-  return invalidateEverywhere(engine, key === undefined ? [] : [boundKey(key)], tags ?? [], prefix);
+  if (key === undefined) return invalidateEverywhere(engine, [], tags ?? [], prefix);
+  // A path reaches that target on every origin (a prefix); tags/prefix given too run alongside.
+  const targets = invalidationTargets(key);
+  const byKey = invalidateEverywhere(engine, targets.keys, tags ?? [], targets.prefix);
+  if (prefix === undefined) return byKey;
+  return Promise.all([byKey, invalidateEverywhere(engine, [], [], prefix)]).then(([a, b]) => a + b);
 }
 
 /** Removes entries here, in Redis and (through pub/sub) on every other instance. */

@@ -40,6 +40,7 @@ export function fetch(
   // while the head is written with the chunk that triggered the head, so the sink is
   // attached in record() only once the response is known to be storable.
   captureBody(res, NO_SINK)();
+  state.requestTime = engine.config.now();
   onBeforeHead(res, (r) => {
     if (state.served) return;
     const plan = onHead(engine, req, r, state);
@@ -102,14 +103,18 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
   if (routeConfig !== undefined && routeConfig.vary.length > 0) {
     res.setHeader('Vary', mergeVary(res.getHeader('vary'), routeConfig.vary));
   }
+  const config = engine.config;
   const plan = planStorage(req, res, {
     key: state.key,
     route,
     routeConfig: state.route,
-    credentialed: state.credentialed,
     tagHeader,
-    config: engine.config,
+    config,
+    requestTime: state.requestTime,
+    responseTime: config.now(),
   });
+  // Targeted fields (RFC 9213) are for this cache: removed before the response leaves.
+  if (!config.forwardTargeted) for (const name of config.targeted) res.removeHeader(name);
   const outcome: Outcome = plan === undefined && state.credentialed ? 'bypass' : 'miss';
   res.setHeader('X-Cache', outcome === 'bypass' ? 'BYPASS' : 'MISS');
   addServerTiming(res, 'cache', performance.now() - state.start, outcome);

@@ -16,11 +16,12 @@ import { REFRESH_HEADER } from './revalidate.js';
 import { tryServe } from './serve.js';
 import { type RequestState, STATE, type StateRequest } from './state.js';
 
-const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** The safe methods (RFC 9110 §9.2.1); every other one, unknown methods included, is unsafe. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
-/** True for a method whose success invalidates the URL (RFC 9111 §4.4). */
+/** True for a method whose success invalidates the URL (RFC 9111 §4.4): anything not known to be safe. */
 export function isUnsafe(method: string | undefined): boolean {
-  return method !== undefined && UNSAFE.has(method);
+  return method !== undefined && !SAFE.has(method);
 }
 
 /** Looks a GET/HEAD up: L1, then (for GET) collapsing with other requests for the key. */
@@ -62,6 +63,8 @@ export function read(
     lockHeld: false,
     replaced: false,
     passed: false,
+    requestTime: 0,
+    validating: undefined,
   };
   (req as StateRequest)[STATE] = state;
   if (!refresh) {

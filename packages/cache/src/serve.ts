@@ -54,7 +54,8 @@ export function serve(
   state.served = true;
   // A hit never reaches the router: name its route for timing, logs and the dashboard.
   if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
-  const age = entry.initialAge + Math.max(0, Math.floor((engine.config.now() - entry.storedAt) / 1000));
+  // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
+  const age = Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
   res.setHeader('X-Cache', kind);
   res.setHeader('Age', String(age));
   addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');

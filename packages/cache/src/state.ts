@@ -40,6 +40,10 @@ export interface RequestState {
   replaced: boolean;
   /** The key was marked hit-for-pass when the request came. */
   passed: boolean;
+  /** Clock (ms) when the request went to the origin (§4.2.3 request_time). */
+  requestTime: number;
+  /** The stored entry being revalidated with a conditional request (§4.3), if any. */
+  validating: Entry | undefined;
 }
 
 export type StateRequest = IncomingMessage & {
