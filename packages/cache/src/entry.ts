@@ -45,7 +45,7 @@ function policyOf(init: Omit<EntryPolicy, never>): EntryPolicy {
   return policy;
 }
 
-const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'vary', 'last-modified', 'expires', 'content-location'];
+const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'vary', 'last-modified', 'expires', 'content-location', 'date'];
 
 /** One stored representation of a URL. Immutable. */
 export class Entry {

@@ -10,6 +10,9 @@ import { addServerTiming, type NextFunction, onBeforeHead, routeLabel } from '@p
 import type { CacheEngine } from './engine.js';
 import { invalidationTargets, keyOf, requestOrigin, requestTarget, sameOriginKey } from './key.js';
 import { PKG } from './options.js';
+import { record } from './record.js';
+import { createState } from './state.js';
+import { planStorage } from './storability.js';
 import type { CacheEvent } from './store/redis.js';
 
 /** Unsafe methods and requests the cache does not look up: `X-Cache: BYPASS`; success invalidates (RFC 9111 §4.4). */
@@ -42,6 +45,7 @@ export function bypass(
       } else {
         invalidateLocal(engine, list, [], undefined);
       }
+      if (req.method === 'POST') storePostResponse(engine, req, r, keyOf(target, origin), start);
     }
   });
   next();
@@ -157,4 +161,29 @@ function onEvent(engine: CacheEngine, event: CacheEvent & { tags?: unknown; pref
     const prefix = typeof event.prefix === 'string' && event.prefix !== '' ? event.prefix : undefined;
     invalidateLocal(engine, keys, tags, prefix);
   }
+}
+
+/**
+ * RFC 9111 §4.4 / RFC 9110 §9.3.3: a POST response with explicit freshness and a
+ * `Content-Location` equal to the request's URL is a representation of that URL, and may
+ * answer later GETs. Stored under the GET key, after the URL was invalidated.
+ */
+function storePostResponse(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, key: string, start: number) {
+  if (sameOriginKey(res.getHeader('content-location'), requestOrigin(req), requestTarget(req)) !== key) return;
+  const credentialed = req.headers.authorization !== undefined || req.headers.cookie !== undefined;
+  const state = createState(engine, key, start, undefined, true, credentialed, undefined);
+  const now = engine.config.now();
+  const plan = planStorage(req, res.statusCode, res.getHeaders(), {
+    key,
+    route: routeLabel(req),
+    routeConfig: undefined,
+    tagHeader: undefined,
+    config: engine.config,
+    requestTime: now,
+    responseTime: now,
+    method: 'POST',
+  });
+  if (plan === undefined || (plan.source !== 's-maxage' && plan.source !== 'max-age' && plan.source !== 'expires'))
+    return;
+  record(engine, res, state, plan);
 }

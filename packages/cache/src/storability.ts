@@ -3,9 +3,9 @@
  * the response head goes out, from the status, the response headers, the request's
  * credentials and the route's opt-in. Pure: no side effects on the response.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { storableHeaders } from './entry.js';
-import { cachePolicy, formatHttpDate, hasValidator } from './freshness.js';
+import { cachePolicy, type FreshnessSource, formatHttpDate, hasValidator } from './freshness.js';
 import { headerString, parseVary, varyValue } from './http-semantics.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 
@@ -26,6 +26,8 @@ export interface Plan {
   readonly tags: readonly string[];
   readonly route: string;
   readonly contentLength: number | undefined;
+  /** Where the freshness lifetime came from. */
+  readonly source: FreshnessSource;
 }
 
 /** What {@link planStorage} needs besides the request and response. */
@@ -53,12 +55,16 @@ const MAX_HEADER_TAGS = 64;
  * are {@link cachePolicy}'s (RFC 9111 §3 and DESIGN.md's safety rules); this adds what
  * the engine needs: stale windows, vary, tags, the headers to keep.
  */
-export function planStorage(req: IncomingMessage, res: ServerResponse, input: PlanInput): Plan | undefined {
+export function planStorage(
+  req: IncomingMessage,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  input: PlanInput,
+): Plan | undefined {
   const { routeConfig, config, tagHeader, route } = input;
-  const headers = res.getHeaders();
   const policy = cachePolicy(
     { method: input.method ?? req.method, headers: req.headers },
-    { status: res.statusCode, headers },
+    { status, headers },
     input.requestTime,
     input.responseTime,
     {
@@ -105,7 +111,7 @@ export function planStorage(req: IncomingMessage, res: ServerResponse, input: Pl
   if (!config.forwardTargeted) for (const name of config.targeted) delete stored[name];
   return {
     key: input.key,
-    status: res.statusCode,
+    status,
     headers: stored,
     lifetime,
     swr,
@@ -117,5 +123,6 @@ export function planStorage(req: IncomingMessage, res: ServerResponse, input: Pl
     tags,
     route,
     contentLength,
+    source: policy.source,
   };
 }
