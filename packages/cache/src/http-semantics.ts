@@ -248,7 +248,49 @@ export function varyValue(headers: Readonly<Record<string, string | string[] | u
   // An over-long value is kept as a digest of the whole value, never a prefix: two requests
   // that differ only past the cap must never share a variant (one user's response to another).
   if (text.length > MAX_PARSED_LENGTH) return `#sha256:${createHash('sha256').update(text).digest('base64url')}`;
-  return text.trim();
+  return normaliseFieldValue(text);
+}
+
+const NEEDS_NORMALISING = /[,;\t"]|\s\s|^\s|\s$/;
+
+/**
+ * Normalises a field value for the secondary key (RFC 9111 §4.1 allows it): whitespace
+ * around list commas and parameter semicolons removed (`gzip ,br` ≡ `gzip, br`, the same
+ * value sent as two lines ≡ one combined line), empty list members dropped; quoted strings
+ * are left exactly as they are. Values with nothing to normalise are returned as they are.
+ */
+export function normaliseFieldValue(text: string): string {
+  if (!NEEDS_NORMALISING.test(text)) return text;
+  const members: string[] = [];
+  let current = '';
+  let quoted = false;
+  const flush = () => {
+    const member = current.trim();
+    if (member !== '') members.push(member);
+    current = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (quoted) {
+      current += c;
+      if (c === '\\' && i + 1 < text.length) current += text[++i];
+      else if (c === '"') quoted = false;
+    } else if (c === '"') {
+      quoted = true;
+      current += c;
+    } else if (c === ',') {
+      flush();
+    } else if (c === ';') {
+      current = `${current.trimEnd()};`;
+      while (i + 1 < text.length && (text[i + 1] === ' ' || text[i + 1] === '\t')) i++;
+    } else if (c === '\t') {
+      current += ' ';
+    } else {
+      current += c;
+    }
+  }
+  flush();
+  return members.join(', ');
 }
 
 /** Removes `W/` from an entity tag: weak comparison (RFC 9110 §8.8.3.2). */
