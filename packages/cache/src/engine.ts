@@ -19,7 +19,7 @@ import { OnceLogger } from '@perfstack/core';
 import { LRUCache } from 'lru-cache';
 import { settle } from './collapse.js';
 import { bypass, type InvalidateSelector, invalidateSelector, subscribe } from './invalidate.js';
-import { boundKey, defaultKey } from './key.js';
+import { boundKey, defaultKey, isUnkeyable } from './key.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 import { isUnsafe, read } from './request.js';
 import { tryServe } from './serve.js';
@@ -97,15 +97,22 @@ export class CacheEngine {
       return;
     }
     const method = req.method;
-    if (method === 'GET' || method === 'HEAD') read(this, req, res, next, undefined, defaultKey(req));
-    else bypass(this, req, res, next, isUnsafe(method));
+    if (method === 'GET' || method === 'HEAD') {
+      const key = defaultKey(req);
+      if (key === undefined) bypass(this, req, res, next, false);
+      else read(this, req, res, next, undefined, key);
+    } else {
+      bypass(this, req, res, next, isUnsafe(method));
+    }
   }
 
   /** A `cache()` route with no global layer (or another instance than the global one). */
   handleRoute(req: IncomingMessage, res: ServerResponse, next: NextFunction, route: RouteConfig): void {
     const method = req.method;
     if (method === 'GET' || method === 'HEAD') {
-      read(this, req, res, next, route, route.key === undefined ? defaultKey(req) : boundKey(route.key(req)));
+      const key = route.key === undefined ? defaultKey(req) : isUnkeyable(req) ? undefined : boundKey(route.key(req));
+      if (key === undefined) bypass(this, req, res, next, false);
+      else read(this, req, res, next, route, key);
     } else {
       bypass(this, req, res, next, isUnsafe(method));
     }

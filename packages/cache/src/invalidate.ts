@@ -8,9 +8,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { addServerTiming, type NextFunction, onBeforeHead, routeLabel } from '@perfstack/core';
 import type { CacheEngine } from './engine.js';
-import { headerString } from './http-semantics.js';
-import { boundKey, defaultKey, sameOriginKey } from './key.js';
+import { invalidationTargets, keyOf, requestOrigin, requestTarget, sameOriginKey } from './key.js';
 import { PKG } from './options.js';
+import { record } from './record.js';
+import { createState } from './state.js';
+import { planStorage } from './storability.js';
 import type { CacheEvent } from './store/redis.js';
 
 /** Unsafe methods and requests the cache does not look up: `X-Cache: BYPASS`; success invalidates (RFC 9111 §4.4). */
@@ -28,10 +30,12 @@ export function bypass(
     engine.counters.route(routeLabel(req)).count('bypass');
     const status = r.statusCode;
     if (invalidates && status >= 200 && status < 400) {
-      const host = headerString(req.headers.host);
-      const keys = new Set([defaultKey(req)]);
+      const origin = requestOrigin(req);
+      if (origin === undefined) return;
+      const target = requestTarget(req);
+      const keys = new Set([keyOf(target, origin)]);
       for (const header of ['location', 'content-location']) {
-        const key = sameOriginKey(r.getHeader(header), host);
+        const key = sameOriginKey(r.getHeader(header), origin, target);
         if (key !== undefined) keys.add(key);
       }
       // Redis is only told about URLs some instance stored (the others have nothing to drop).
@@ -41,6 +45,7 @@ export function bypass(
       } else {
         invalidateLocal(engine, list, [], undefined);
       }
+      if (req.method === 'POST') storePostResponse(engine, req, r, keyOf(target, origin), start);
     }
   });
   next();
@@ -69,7 +74,12 @@ export function invalidateSelector(engine: CacheEngine, selector: InvalidateSele
       new TypeError(`${PKG}: invalidate() takes { key: string } | { tags: string[] } | { prefix: non-empty string }`),
     );
   }
-  return invalidateEverywhere(engine, key === undefined ? [] : [boundKey(key)], tags ?? [], prefix);
+  if (key === undefined) return invalidateEverywhere(engine, [], tags ?? [], prefix);
+  // A path reaches that target on every origin (a prefix); tags/prefix given too run alongside.
+  const targets = invalidationTargets(key);
+  const byKey = invalidateEverywhere(engine, targets.keys, tags ?? [], targets.prefix);
+  if (prefix === undefined) return byKey;
+  return Promise.all([byKey, invalidateEverywhere(engine, [], [], prefix)]).then(([a, b]) => a + b);
 }
 
 /** Removes entries here, in Redis and (through pub/sub) on every other instance. */
@@ -151,4 +161,29 @@ function onEvent(engine: CacheEngine, event: CacheEvent & { tags?: unknown; pref
     const prefix = typeof event.prefix === 'string' && event.prefix !== '' ? event.prefix : undefined;
     invalidateLocal(engine, keys, tags, prefix);
   }
+}
+
+/**
+ * RFC 9111 §4.4 / RFC 9110 §9.3.3: a POST response with explicit freshness and a
+ * `Content-Location` equal to the request's URL is a representation of that URL, and may
+ * answer later GETs. Stored under the GET key, after the URL was invalidated.
+ */
+function storePostResponse(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, key: string, start: number) {
+  if (sameOriginKey(res.getHeader('content-location'), requestOrigin(req), requestTarget(req)) !== key) return;
+  const credentialed = req.headers.authorization !== undefined || req.headers.cookie !== undefined;
+  const state = createState(engine, key, start, undefined, true, credentialed, undefined);
+  const now = engine.config.now();
+  const plan = planStorage(req, res.statusCode, res.getHeaders(), {
+    key,
+    route: routeLabel(req),
+    routeConfig: undefined,
+    tagHeader: undefined,
+    config: engine.config,
+    requestTime: now,
+    responseTime: now,
+    method: 'POST',
+  });
+  if (plan === undefined || (plan.source !== 's-maxage' && plan.source !== 'max-age' && plan.source !== 'expires'))
+    return;
+  record(engine, res, state, plan);
 }

@@ -17,13 +17,14 @@ import {
 import { settle } from './collapse.js';
 import { compress } from './compression.js';
 import type { CacheEngine } from './engine.js';
-import { buildEntry, copyBody, deadAt } from './entry.js';
+import { buildEntry, copyBody, deadAt, type Entry } from './entry.js';
 import { isCompressibleType, mergeVary } from './http-semantics.js';
 import { serveStale } from './serve.js';
 import { gateServerErrors } from './stale-if-error.js';
 import type { RequestState } from './state.js';
 import type { Outcome } from './stats.js';
 import { type Plan, planStorage } from './storability.js';
+import { onNotModified, startValidation } from './validate.js';
 
 const NO_SINK = { write() {}, end() {} };
 
@@ -40,8 +41,14 @@ export function fetch(
   // while the head is written with the chunk that triggered the head, so the sink is
   // attached in record() only once the response is known to be storable.
   captureBody(res, NO_SINK)();
+  state.requestTime = engine.config.now();
+  if (state.validating !== undefined) startValidation(req, res, state);
   onBeforeHead(res, (r) => {
     if (state.served) return;
+    if (state.validating !== undefined && r.statusCode === 304) {
+      onNotModified(engine, req, r, state);
+      return;
+    }
     const plan = onHead(engine, req, r, state);
     if (plan !== undefined) record(engine, res, state, plan);
   });
@@ -63,7 +70,7 @@ export function fetch(
 }
 
 /** Buffers the body of a storable response (up to maxEntryBytes) and stores it when it ends. */
-function record(engine: CacheEngine, res: ServerResponse, state: RequestState, plan: Plan): void {
+export function record(engine: CacheEngine, res: ServerResponse, state: RequestState, plan: Plan): void {
   let chunks: Buffer[] = [];
   let length = 0;
   let recording = true;
@@ -102,14 +109,18 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
   if (routeConfig !== undefined && routeConfig.vary.length > 0) {
     res.setHeader('Vary', mergeVary(res.getHeader('vary'), routeConfig.vary));
   }
-  const plan = planStorage(req, res, {
+  const config = engine.config;
+  const plan = planStorage(req, res.statusCode, res.getHeaders(), {
     key: state.key,
     route,
     routeConfig: state.route,
-    credentialed: state.credentialed,
     tagHeader,
-    config: engine.config,
+    config,
+    requestTime: state.requestTime,
+    responseTime: config.now(),
   });
+  // Targeted fields (RFC 9213) are for this cache: removed before the response leaves.
+  if (!config.forwardTargeted) for (const name of config.targeted) res.removeHeader(name);
   const outcome: Outcome = plan === undefined && state.credentialed ? 'bypass' : 'miss';
   res.setHeader('X-Cache', outcome === 'bypass' ? 'BYPASS' : 'MISS');
   addServerTiming(res, 'cache', performance.now() - state.start, outcome);
@@ -143,17 +154,18 @@ function store(engine: CacheEngine, state: RequestState, plan: Plan, chunks: rea
   );
 }
 
-function commit(
+/** Stores an entry made from `plan` and `body` in L1, then L2; returns it (undefined once closed). */
+export function commit(
   engine: CacheEngine,
   state: RequestState,
   plan: Plan,
   body: Buffer,
   identityLength: number,
   encoding: 'br' | 'gzip' | undefined,
-): void {
+): Entry | undefined {
   if (engine.closed) {
     settle(engine, state);
-    return;
+    return undefined;
   }
   const headers = plan.headers;
   engine.counters.route(plan.route).ttlMs = plan.lifetime;
@@ -183,9 +195,9 @@ function commit(
   state.lockHeld = false;
   settle(engine, state);
   const l2 = engine.l2;
-  if (l2 === undefined) return;
+  if (l2 === undefined) return entry;
   engine.known?.set(key, true);
-  if (!l2.available) return;
+  if (!l2.available) return entry;
   const stored = engine.l1.peek(key);
   const variants = stored === undefined ? [entry] : Array.isArray(stored) ? stored : [stored];
   const ttl = Math.max(1, deadAt(entry) - now);
@@ -195,4 +207,5 @@ function commit(
     .finally(() => {
       if (lockHeld) l2.unlock(key).catch(() => {});
     });
+  return entry;
 }

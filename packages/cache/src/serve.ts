@@ -10,12 +10,20 @@ import { settle } from './collapse.js';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
 import type { Entry } from './entry.js';
-import { acceptsEncoding, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
+import { parseHttpDate } from './freshness.js';
+import {
+  acceptsEncoding,
+  type CacheControl,
+  ifNoneMatchMatches,
+  notModifiedSince,
+  parseCacheControl,
+} from './http-semantics.js';
+import { serveRange } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
 
 /** Headers kept when a stale entry replaces a response under way (set by outer layers for this request). */
-const KEPT_ON_REPLACE =
+export const KEPT_ON_REPLACE =
   /^(x-request-id|access-control-|ratelimit|x-ratelimit-|content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|server-timing|connection)/;
 
 /** Serves `entry` if it is fresh or within stale-while-revalidate; keeps it for stale-if-error otherwise. */
@@ -26,6 +34,7 @@ export function tryServe(
   state: RequestState,
   entry: Entry,
 ): boolean {
+  if (state.directives !== undefined) return tryServeDirected(engine, req, res, state, entry, state.directives);
   const now = engine.config.now();
   if (now < entry.expiresAt) {
     serve(engine, req, res, state, entry, 'HIT');
@@ -38,8 +47,50 @@ export function tryServe(
     return true;
   }
   if (late < entry.staleIfError) state.stale = entry;
-  else engine.l1.remove(state.key, entry);
+  // Stale with a validator: ask the app whether it is still good (§4.3) instead of refetching.
+  if (entry.etag !== undefined || entry.lastModified !== undefined) state.validating = entry;
+  else if (state.stale === undefined) engine.l1.remove(state.key, entry);
   return false;
+}
+
+/**
+ * {@link tryServe} for a request with its own `max-age`, `min-fresh` or `max-stale`
+ * (RFC 9111 §5.2.1, `requestCacheControl`): fresh enough for the client → HIT; stale but
+ * within `max-stale` and not must-revalidate → STALE; else validated or refetched.
+ */
+function tryServeDirected(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: RequestState,
+  entry: Entry,
+  cc: CacheControl,
+): boolean {
+  const now = engine.config.now();
+  const age = entry.initialAge + Math.max(0, now - entry.storedAt) / 1000;
+  const remaining = (entry.expiresAt - now) / 1000;
+  const tooOld = cc.maxAge !== undefined && !Number.isNaN(cc.maxAge) && age > cc.maxAge;
+  const notFreshEnough = cc.minFresh !== undefined && !Number.isNaN(cc.minFresh) && remaining < cc.minFresh;
+  if (!tooOld && !notFreshEnough) {
+    if (remaining > 0) {
+      serve(engine, req, res, state, entry, 'HIT');
+      return true;
+    }
+    const stale = -remaining;
+    if (cc.maxStale !== undefined && !Number.isNaN(cc.maxStale) && stale <= cc.maxStale && !forbidsStale(entry)) {
+      serve(engine, req, res, state, entry, 'STALE');
+      return true;
+    }
+  }
+  if (entry.etag !== undefined || entry.lastModified !== undefined) state.validating = entry;
+  if (now - entry.expiresAt < entry.staleIfError) state.stale = entry;
+  return false;
+}
+
+/** must-revalidate, proxy-revalidate, no-cache, s-maxage: never served stale (§4.2.4, §5.2.2). */
+function forbidsStale(entry: Entry): boolean {
+  const cc = parseCacheControl(entry.headers['cache-control']);
+  return cc.mustRevalidate || cc.proxyRevalidate || cc.noCache || cc.sMaxAge !== undefined;
 }
 
 /** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
@@ -54,25 +105,29 @@ export function serve(
   state.served = true;
   // A hit never reaches the router: name its route for timing, logs and the dashboard.
   if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
-  const age = entry.initialAge + Math.max(0, Math.floor((engine.config.now() - entry.storedAt) / 1000));
+  // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
+  const age = Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
   res.setHeader('X-Cache', kind);
   res.setHeader('Age', String(age));
   addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
   const headers = req.headers;
   const inm = headers['if-none-match'];
+  const ims = headers['if-modified-since'];
   // Preconditions only apply to a 2xx answer (RFC 9110 §13.2.1): a stored 404 stays a 404.
+  // If-Modified-Since is compared with Last-Modified, else the stored Date (RFC 9111 §4.3.2).
   if (
     entry.status >= 200 &&
     entry.status < 300 &&
     (inm !== undefined
       ? ifNoneMatchMatches(inm, entry.etag)
-      : notModifiedSince(headers['if-modified-since'], entry.lastModified))
+      : ims !== undefined && notModifiedSince(ims, entry.lastModified ?? parseHttpDate(entry.headers.date)))
   ) {
     res.writeHead(304, entry.notModifiedHeaders as OutgoingHttpHeaders);
     res.end();
     return;
   }
+  if (headers.range !== undefined && serveRange(req, res, entry)) return;
   let out = entry.headers;
   let body = entry.body;
   if (entry.encoding !== undefined) {
@@ -97,6 +152,12 @@ export function serveStale(
   // The origin failed: say so to the layers that judge it (the breaker), then answer stale.
   if (res.statusCode >= 500) markOriginStatus(res, res.statusCode);
   for (const name of res.getHeaderNames()) if (!KEPT_ON_REPLACE.test(name)) res.removeHeader(name);
+  // The cache's own validators went to the app; the client's conditions decide what it gets.
+  const client = state.clientConditionals;
+  if (client !== undefined) {
+    restore(req, 'if-none-match', client.ifNoneMatch);
+    restore(req, 'if-modified-since', client.ifModifiedSince);
+  }
   serve(engine, req, res, state, entry, 'STALE');
   settle(engine, state);
   return true;
@@ -119,4 +180,9 @@ export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage
     (acquired) => (acquired ? send() : done()),
     () => send(),
   );
+}
+
+function restore(req: IncomingMessage, name: string, value: unknown): void {
+  if (value === undefined) delete req.headers[name];
+  else req.headers[name] = value as string;
 }

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { CacheEngine } from './engine.js';
 import type { Entry } from './entry.js';
+import type { CacheControl } from './http-semantics.js';
 import type { RouteConfig } from './options.js';
 
 /** Set on the request by the global layer: the instance, for `cache()` routes. */
@@ -40,6 +41,16 @@ export interface RequestState {
   replaced: boolean;
   /** The key was marked hit-for-pass when the request came. */
   passed: boolean;
+  /** Clock (ms) when the request went to the origin (§4.2.3 request_time). */
+  requestTime: number;
+  /** The stored entry being revalidated with a conditional request (§4.3), if any. */
+  validating: Entry | undefined;
+  /** The client's own `If-None-Match`/`If-Modified-Since`, set aside while the cache validates. */
+  clientConditionals: { readonly ifNoneMatch: unknown; readonly ifModifiedSince: unknown } | undefined;
+  /** The request's own Cache-Control (max-age, min-fresh, max-stale), when `requestCacheControl` is on. */
+  directives: CacheControl | undefined;
+  /** After a 304 from the app: the body to send instead of the app's (null: none). */
+  answerBody: Buffer | null | undefined;
 }
 
 export type StateRequest = IncomingMessage & {
@@ -57,4 +68,35 @@ export function requestState(req: IncomingMessage): RequestState | undefined {
 export function requestInstance(req: IncomingMessage): { engine: CacheEngine | undefined; skipped: boolean } {
   const r = req as StateRequest;
   return { engine: r[INSTANCE], skipped: r[SKIPPED] === true };
+}
+
+/** A fresh state for a request the cache handles. */
+export function createState(
+  engine: CacheEngine,
+  key: string,
+  start: number,
+  route: RouteConfig | undefined,
+  refresh: boolean,
+  credentialed: boolean,
+  directives: CacheControl | undefined,
+): RequestState {
+  return {
+    engine,
+    key,
+    start,
+    route,
+    stale: undefined,
+    served: false,
+    refresh,
+    credentialed,
+    leader: undefined,
+    lockHeld: false,
+    replaced: false,
+    passed: false,
+    requestTime: 0,
+    validating: undefined,
+    clientConditionals: undefined,
+    directives,
+    answerBody: undefined,
+  };
 }
