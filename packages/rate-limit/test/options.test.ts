@@ -84,6 +84,7 @@ describe('options', () => {
       unavailable: 0,
       store: 'memory',
       keys: 0,
+      heldKeys: 0,
       limits: [
         {
           name: '100-in-1min',
