@@ -249,11 +249,12 @@ class Limiter {
       const timeout = config.failOpen ? redis.commandTimeout : redis.commandTimeout + config.storeWait;
       this.#redisStore = new RedisStore(redis, specs, plan, timeout);
       if (config.failOpen && config.fallbackLimit === 'share') void redis.joinFleet();
-      if (!config.failOpen) {
-        this.#statusListener = redis.onStatusChange((status) => {
-          if (status === 'up') this.#flushWaiting();
-        });
-      }
+      // The connection's own probe shows Redis answers again: stop failing (health says ok
+      // even before the next request), and decide the requests held meanwhile.
+      this.#statusListener = redis.onStatusChange((status) => {
+        if (status === 'up' && this.#failing) this.#recovered();
+        else if (status === 'up') this.#flushWaiting();
+      });
     }
   }
 
