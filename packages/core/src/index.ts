@@ -30,6 +30,7 @@ export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './durat
 export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
 export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';
 export {
   checkOptionsObject,
@@ -55,6 +56,7 @@ export {
 } from './problem.js';
 export {
   createSharedRedis,
+  FLEET_KEY,
   isRedisClient,
   isRedisCluster,
   type RedisClient,
