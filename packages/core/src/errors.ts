@@ -51,7 +51,7 @@ export function requestErrorOf(req: IncomingMessage): unknown {
   return (req as ErrorCarrier)[REQUEST_ERROR];
 }
 
-/** @internal Marks a response as answered by a perfstack layer with a problem. */
+/** Marks a response as answered by a perfstack layer (`sendProblem` does it; a custom refusal handler too). */
 export function markProblemSent(res: ServerResponse, code: ProblemCode): void {
   (res as MarkedResponse)[PROBLEM_SENT] = code;
 }

@@ -32,6 +32,7 @@ export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './durat
 export {
   clientErrorStatus,
   gateExpressErrorHandlers,
+  markProblemSent,
   problemSent,
   recordRequestError,
   requestErrorOf,
