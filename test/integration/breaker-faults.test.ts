@@ -88,7 +88,7 @@ describe.each(frameworks)('%s: a catch-all app and a proxy-like mount', (_name, 
     app.get('/orders/:id', (req, res) => {
       res.json({ id: req.params.id });
     });
-    app.use((req, res) => {
+    app.use((_req, res) => {
       res.status(500).send('catch-all');
     });
     const url = await serve(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);

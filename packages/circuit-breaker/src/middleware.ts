@@ -26,6 +26,7 @@ import {
   type Registry,
   requestErrorOf,
   sendProblem,
+  setRoute,
   tryFallback,
   warmShapes,
 } from '@perfstack/core';
@@ -130,7 +131,13 @@ class Engine {
         });
       }
     }
-    const pattern = getRoute(req) ?? this.matcher.match(path);
+    let pattern = getRoute(req);
+    if (pattern === undefined) {
+      pattern = this.matcher.match(path);
+      // Learned from an earlier response: pin it, so timing and the logs name this request the
+      // same way even when the breaker answers it before the app could name it.
+      if (pattern !== undefined) setRoute(req, pattern);
+    }
     return pattern === undefined ? undefined : { key: breakerKey(req.method, pattern), pattern };
   }
 
