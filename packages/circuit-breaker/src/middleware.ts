@@ -106,7 +106,11 @@ class Engine {
     this.config = config;
     this.events = new TypedEvents(config.log);
     this.matcher = new RouteMatcher(config.maxRoutes + config.routes.size, config.log);
-    for (const pattern of config.routes.keys()) if (pattern.startsWith('/')) this.matcher.learn(pattern);
+    for (const name of config.routes.keys()) {
+      // '/reports/:id' or 'GET /reports/:id': the pattern part is known from the first request.
+      const pattern = name.slice(name.indexOf('/'));
+      if (pattern.startsWith('/') && (name.startsWith('/') || /^[A-Z]+ \//.test(name))) this.matcher.learn(pattern);
+    }
     this.metrics = breakerMetrics(config.registry, () => [...this.routes.values()].map((r) => r.machine));
     this.monitor =
       config.overload === undefined
