@@ -8,6 +8,27 @@
  * - {@link createBreaker}: the same breaker for outbound calls, with timeout, bulkhead and
  *   retries with exponential backoff and full jitter.
  */
+
+export {
+  CLIENT_PRESETS,
+  type Client,
+  ClientDeadlineError,
+  type ClientOptions,
+  type ClientPresetName,
+  type ClientRequest,
+  type ClientResponse,
+  type ClientRetryOptions,
+  type ClientSnapshot,
+  createClient,
+  type HealthCheckOptions,
+  type HedgeOptions,
+  isClientDeadlineError,
+  isNoOriginAvailableError,
+  NoOriginAvailableError,
+  type OriginSnapshot,
+  type RetryBudgetOptions,
+  type TraceContext,
+} from './client/index.js';
 export { type BreakerClock, systemClock, type TimerHandle } from './clock.js';
 export {
   BreakerTimeoutError,

@@ -24,8 +24,13 @@ export {
 export {
   type CircuitBreakerMiddleware,
   type CircuitBreakerOptions,
+  type Client,
+  type ClientOptions,
+  type ClientRequest,
+  type ClientResponse,
   circuitBreaker,
   createBreaker,
+  createClient,
 } from '@perfstack/circuit-breaker';
 export {
   compose,
@@ -45,6 +50,7 @@ export { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/
 export { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
 export { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
 export { type Timing, type TimingOptions, timing } from '@perfstack/timing';
+export type { StackClientOptions } from './client.js';
 export { ENV_VARIABLES, type EnvVariable } from './env.js';
 export { DEFAULT_ORDER, type LayerName } from './layers.js';
 export {

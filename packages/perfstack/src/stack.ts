@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ResponseCache, type ResponseCacheOptions, responseCache } from '@perfstack/cache';
+import type { Client } from '@perfstack/circuit-breaker';
 import { type CircuitBreakerMiddleware, type CircuitBreakerOptions, circuitBreaker } from '@perfstack/circuit-breaker';
 import {
   checkOptionsObject,
@@ -41,6 +42,7 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
+import { type StackClientOptions, stackClient } from './client.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 
@@ -132,6 +134,8 @@ export interface PerformanceStack extends Middleware {
   readonly redis: SharedRedis | undefined;
   /** The shared metrics registry. */
   readonly registry: Registry;
+  /** A resilient outbound HTTP client on the shared registry, closed with the stack (see client.ts). */
+  client(name: string, options: StackClientOptions): Client;
   /** The internal paths in force. */
   readonly paths: Required<InternalPaths>;
   /** Closes every layer, timer and the Redis connection. Safe to call twice. */
@@ -370,6 +374,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     },
     metrics: { value: () => metricsHandler({ registry, logger: log, ...access }) },
     health: { value: getHealth },
+    client: { value: stackClient({ registry, logger: log }, healthChecks, opened) },
     cache: { value: layers.cache ?? disabledCache(), enumerable: true },
     layers: { value: Object.freeze({ ...layers }), enumerable: true },
     order: { value: Object.freeze([...order]), enumerable: true },
