@@ -293,6 +293,23 @@ scenarios.push({
   checks: [],
 });
 
+// Micro-benchmarks of the outbound HTTP client against one local origin (issue 19).
+for (const [impl, title] of [
+  ['undici', 'bare undici request(), one local origin'],
+  ['perfstack', '@perfstack/circuit-breaker createClient(), every protection on'],
+  ['fetch-opossum', 'fetch() in opossum with axios-retry-style retries'],
+]) {
+  scenarios.push({
+    name: `micro-client-${impl}`,
+    group: 'micro',
+    kind: 'micro',
+    title,
+    file: 'micro-client.js',
+    env: { MICRO_IMPL: impl },
+    checks: [],
+  });
+}
+
 for (const scenario of scenarios) scenario.file = scenarioFile(scenario.file);
 
 export const allScenarios = scenarios;

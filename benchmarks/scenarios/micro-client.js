@@ -1,0 +1,120 @@
+/**
+ * Micro-benchmark: the outbound HTTP client's cost per call against one local origin.
+ * The origin is a node:http server in a worker thread (its own event loop), answering a
+ * small JSON body; the calls run 16 at a time, each reading the whole body.
+ * MICRO_IMPL=undici:           bare undici request() (its global keep-alive agent);
+ * MICRO_IMPL=perfstack:        createClient() with every protection on (retries with
+ *                              deadline and budget, breaker, bulkhead, per-attempt timeout,
+ *                              trace propagation, metrics);
+ * MICRO_IMPL=fetch-opossum:    fetch() wrapped in an opossum breaker with axios-retry-style
+ *                              retries (3 retries, exponential delay, on network errors and 5xx).
+ * Every response is checked (status 200, body `{"ok":true}`). Prints `RESULT {json}`.
+ */
+import { Worker } from 'node:worker_threads';
+import CircuitBreaker from 'opossum';
+import { request } from 'undici';
+import { requireExports } from '../lib/perfstack.js';
+
+const impl = process.env.MICRO_IMPL;
+const durationMs = Number(process.env.MICRO_DURATION_MS ?? 2000);
+const warmupMs = Number(process.env.MICRO_WARMUP_MS ?? 500);
+const CONCURRENCY = 16;
+const BODY = '{"ok":true}';
+
+const origin = new Worker(
+  `const { createServer } = require('node:http');
+   const { parentPort } = require('node:worker_threads');
+   const server = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end('${BODY}'); });
+   server.keepAliveTimeout = 60000;
+   server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+  { eval: true },
+);
+const port = await new Promise((resolve, reject) => {
+  origin.once('message', resolve);
+  origin.once('error', reject);
+});
+const url = `http://127.0.0.1:${port}`;
+
+/** @type {() => Promise<string>} */
+let call;
+let close = async () => {};
+if (impl === 'undici') {
+  call = async () => {
+    const res = await request(`${url}/item`);
+    if (res.statusCode !== 200) throw new Error(`undici: status ${res.statusCode}`);
+    return res.body.text();
+  };
+} else if (impl === 'perfstack') {
+  const { createClient } = await requireExports('@perfstack/circuit-breaker', ['createClient']);
+  const client = createClient('bench', {
+    origins: [url],
+    retry: { maxAttempts: 3, initialDelay: 50, maxDelay: 1000, multiplier: 2, deadline: 5000 },
+    retryBudget: { ratio: 0.1, minPerSecond: 10 },
+    timeout: 3000,
+    maxConcurrent: 64,
+    maxQueue: 1024,
+    breaker: { failureThreshold: 5, resetTimeout: 30_000 },
+  });
+  call = async () => {
+    const res = await client.request({ path: '/item', requestId: 'bench-1' });
+    if (res.statusCode !== 200) throw new Error(`perfstack: status ${res.statusCode}`);
+    return res.body.text();
+  };
+  close = () => client.close();
+} else if (impl === 'fetch-opossum') {
+  const breaker = new CircuitBreaker(
+    async () => {
+      const res = await fetch(`${url}/item`);
+      if (res.status >= 500) throw new Error(`status ${res.status}`);
+      return res;
+    },
+    { timeout: 3000, errorThresholdPercentage: 50, resetTimeout: 30_000 },
+  );
+  call = async () => {
+    for (let retry = 0; ; retry++) {
+      try {
+        const res = await breaker.fire();
+        if (res.status !== 200) throw new Error(`fetch-opossum: status ${res.status}`);
+        return await res.text();
+      } catch (error) {
+        if (retry >= 3 || breaker.opened) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 2 ** retry * 100));
+      }
+    }
+  };
+} else {
+  throw new Error(`MICRO_IMPL must be undici, perfstack or fetch-opossum, got ${impl}`);
+}
+
+async function loop(ms) {
+  const end = performance.now() + ms;
+  let ops = 0;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const body = await call();
+      if (body !== BODY) throw new Error(`${impl}: body ${JSON.stringify(body)}, expected ${BODY}`);
+      ops++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return ops;
+}
+
+await loop(warmupMs);
+const cpuBefore = process.cpuUsage();
+const start = performance.now();
+const ops = await loop(durationMs);
+const elapsedMs = performance.now() - start;
+const cpu = process.cpuUsage(cpuBefore);
+await close();
+await origin.terminate();
+const result = {
+  ops,
+  opsPerSecond: ops / (elapsedMs / 1000),
+  nsPerOp: (elapsedMs * 1e6) / ops,
+  // Includes the origin worker's CPU (same process): compare the ratios, not the absolute figure.
+  cpuMicrosPerOp: (cpu.user + cpu.system) / ops,
+  maxRss: process.resourceUsage().maxRSS * 1024,
+};
+process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+process.exit(0);
