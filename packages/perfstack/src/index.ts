@@ -53,6 +53,7 @@ export { type Timing, type TimingOptions, timing } from '@perfstack/timing';
 export type { StackClientOptions } from './client.js';
 export { ENV_VARIABLES, type EnvVariable } from './env.js';
 export { DEFAULT_ORDER, type LayerName } from './layers.js';
+export { type OffloadHandler, type OffloadInput, type OffloadOptions, type OffloadStats, offload } from './offload.js';
 export {
   type InternalPaths,
   type PerformanceStack,
