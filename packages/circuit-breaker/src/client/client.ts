@@ -87,6 +87,9 @@ class Origin {
   pending = 0;
   /** Consecutive failed health probes. */
   failedProbes = 0;
+  /** Labelled metric children, made on first use. */
+  latency: { observe(value: number): void } | undefined;
+  readonly byStatus = new Map<string, { inc(): void }>();
   timer: unknown;
 
   constructor(client: string, url: URL, config: ClientConfig) {
@@ -431,12 +434,11 @@ class ResilientClient implements Client {
     origin.pending++;
     const startedAt = clock.now();
     const t0 = performance.now();
-    const labels = { client: this.name, origin: origin.label };
     const finish = () => {
       clock.clearTimeout(timer);
       call.signal?.removeEventListener('abort', onOuterAbort);
       origin.pending--;
-      this.#metrics.latency.observe(labels, (performance.now() - t0) / 1000);
+      this.#observe(origin, (performance.now() - t0) / 1000);
     };
     const promise = origin.pool
       .request({
@@ -450,7 +452,7 @@ class ResilientClient implements Client {
         (res): Outcome => {
           finish();
           const duration = clock.now() - startedAt;
-          this.#metrics.requests.inc({ ...labels, status: String(res.statusCode) });
+          this.#count(origin, String(res.statusCode));
           if (res.statusCode >= 500) origin.machine.onFailure(permit, duration);
           else origin.machine.onSuccess(permit, duration);
           return { origin, res };
@@ -463,7 +465,7 @@ class ResilientClient implements Client {
             return { origin, error: call.signal?.aborted ? call.signal.reason : error };
           }
           if (reason === 'timeout') {
-            this.#metrics.requests.inc({ ...labels, status: 'timeout' });
+            this.#count(origin, 'timeout');
             if (byDeadline) {
               origin.machine.onCancel(permit);
               return { origin, error, deadline: true };
@@ -471,7 +473,7 @@ class ResilientClient implements Client {
             origin.machine.onFailure(permit, duration, true);
             return { origin, error: new BreakerTimeoutError(origin.machine.name, budgetMs) };
           }
-          this.#metrics.requests.inc({ ...labels, status: 'error' });
+          this.#count(origin, 'error');
           origin.machine.onFailure(permit, duration);
           const code = (error as { code?: unknown } | null)?.code;
           if (config.healthCheck && typeof code === 'string' && UNREACHABLE.has(code)) origin.healthy = false;
@@ -486,6 +488,22 @@ class ResilientClient implements Client {
         controller.abort();
       },
     };
+  }
+
+  /** Latency of one attempt; the labelled child is made once per origin (prom-client's label lookup is per call otherwise). */
+  #observe(origin: Origin, seconds: number): void {
+    origin.latency ??= this.#metrics.latency.labels({ client: this.name, origin: origin.label });
+    origin.latency.observe(seconds);
+  }
+
+  /** One attempt by status, with a labelled child per origin and status. */
+  #count(origin: Origin, status: string): void {
+    let child = origin.byStatus.get(status);
+    if (child === undefined) {
+      child = this.#metrics.requests.labels({ client: this.name, origin: origin.label, status });
+      origin.byStatus.set(status, child);
+    }
+    child.inc();
   }
 
   #retryAfterMs(): number {
