@@ -14,6 +14,9 @@ import type { Entry } from './entry.js';
 import { parseHttpDate } from './freshness.js';
 import { headerString } from './http-semantics.js';
 
+/** `bytes=` then a comma-separated list of `first-last`, `first-` or `-suffix` (RFC 9110 §14.1.2). */
+const BYTE_RANGES = /^bytes=[ \t]*(?:\d+-\d*|-\d+)(?:[ \t]*,[ \t]*(?:\d+-\d*|-\d+))*[ \t]*$/i;
+
 /** True when `If-Range` lets the range apply: a strong ETag equal to the entry's, or its exact Last-Modified date. */
 export function ifRangeMatches(header: unknown, entry: Entry): boolean {
   const value = headerString(header)?.trim();
@@ -38,6 +41,8 @@ export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Ent
   if (entry.status !== 200 || req.method !== 'GET') return false;
   const range = headerString(req.headers.range);
   if (range === undefined || range.length > 1024) return false;
+  // A Range that is not valid bytes-range syntax is ignored (§14.2 allows ignoring), not a 416.
+  if (!BYTE_RANGES.test(range)) return false;
   if (!ifRangeMatches(req.headers['if-range'], entry)) return false;
   const body = entry.encoding === undefined ? entry.body : decompress(entry.body, entry.encoding);
   const size = body.length;
