@@ -6,6 +6,7 @@
  * stable and needs no web page (RFC 9457 §3.1.1 allows any URI).
  */
 import type { ServerResponse } from 'node:http';
+import { markProblemSent } from './errors.js';
 
 /** Every problem code perfstack sends, with its HTTP status and title. */
 export const PROBLEM_CODES = {
@@ -115,6 +116,7 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
     if (!res.writableEnded) res.end();
     return;
   }
+  markProblemSent(res, problem.code);
   const body = JSON.stringify(problemBody(problem));
   for (const name of res.getHeaderNames()) {
     if (!KEPT_HEADERS.test(name)) res.removeHeader(name);
