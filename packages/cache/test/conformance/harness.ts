@@ -29,7 +29,7 @@ export interface Step {
     readonly cache: string;
     /** `Age` (only on HIT/STALE; absent otherwise unless given). */
     readonly age?: string;
-    readonly headers?: Record<string, string | undefined>;
+    readonly headers?: Record<string, string | string[] | undefined>;
     readonly body?: string;
     /** Origin calls so far (the whole case). */
     readonly calls?: number;

@@ -53,7 +53,8 @@ const cases: Case[] = [
   {
     name: '§4.3.4 the 304’s headers are merged into the stored response (new Cache-Control, new header kept)',
     origin: etagOrigin('max-age=10', {
-      extra: (call) => (call === 1 ? { 'X-Version': 'one' } : { 'X-Version': 'two', 'Cache-Control': 'max-age=100' }),
+      extra: (call): Record<string, string> =>
+        call === 1 ? { 'X-Version': 'one' } : { 'X-Version': 'two', 'Cache-Control': 'max-age=100' },
     }),
     steps: [
       { expect: { status: 200, cache: 'MISS', headers: { 'x-version': 'one' }, calls: 1 } },
