@@ -50,6 +50,7 @@ const cases: Case[] = [
   }),
   ranged('§14.2 a malformed Range is ignored → 200', { range: 'bytes=abc' }, 200, BODY, { 'content-range': undefined }),
   ranged('§14.2 a unit other than bytes is ignored → 200', { range: 'items=0-1' }, 200, BODY),
+  ranged('§14.1.1 last < first makes the Range invalid: ignored → 200', { range: 'bytes=5-1' }, 200, BODY),
   ranged('§14.1.2 two ranges that overlap are combined → one 206 part', { range: 'bytes=0-3,2-5' }, 206, 'abcdef', {
     'content-range': 'bytes 0-5/26',
   }),
