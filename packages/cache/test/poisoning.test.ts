@@ -290,3 +290,37 @@ describe.each([
     expect((await get(p.victim, '/routed')).text).toBe(`routed on ${HOST}`);
   });
 });
+
+describe('cache poisoning on Koa: the key follows ctx.host (app.proxy)', () => {
+  async function koaApp(proxy: boolean) {
+    const { default: Koa } = await import('koa');
+    const { toKoa } = await import('@perfstack/core');
+    const c = responseCache({ logger: silentLogger });
+    closers.push(() => c.close());
+    const app = new Koa();
+    app.proxy = proxy;
+    app.use(toKoa(c));
+    app.use((ctx) => {
+      ctx.set('Cache-Control', 'public, max-age=600');
+      ctx.body = `canonical ${ctx.protocol}://${ctx.host}/`;
+    });
+    return servers.listen(app.callback());
+  }
+
+  it('app.proxy = false: X-Forwarded-Host is ignored by Koa and by the key', async () => {
+    const s = await koaApp(false);
+    expect((await get(s.url, '/', { 'x-forwarded-host': 'evil.example' })).text).toBe(`canonical http://${HOST}/`);
+    const victim = await get(s.url, '/');
+    expect(victim.headers['x-cache']).toBe('HIT');
+    expect(victim.text).toBe(`canonical http://${HOST}/`);
+  });
+
+  it('app.proxy = true: X-Forwarded-Host and -Proto are keyed, the forged ones stay with their sender', async () => {
+    const s = await koaApp(true);
+    const attack = await get(s.url, '/', { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' });
+    expect(attack.text).toBe('canonical https://evil.example/');
+    const victim = await get(s.url, '/');
+    expect(victim.headers['x-cache']).toBe('MISS');
+    expect(victim.text).toBe(`canonical http://${HOST}/`);
+  });
+});
