@@ -77,6 +77,28 @@ describe.each(frameworks)('%s: a catch-all app and a proxy-like mount', (_name, 
     expect(breakers(stack)).toEqual([]);
   });
 
+  it('a wildcard catch-all route (an SPA fallback) is not one shared breaker either', async () => {
+    const stack = performanceStack(stackOptions);
+    closers.push(() => stack.close());
+    const app = express();
+    app.use(stack);
+    const catchAll = express === express5 ? '/*splat' : '*';
+    app.get(catchAll, (req, res) => {
+      if (req.path === '/broken') res.status(500).send('broken');
+      else res.send('index.html');
+    });
+    const url = await serve(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
+    for (let i = 0; i < 20; i++) {
+      expect((await request(`${url}/broken`)).status).toBe(500);
+      expect((await request(`${url}/page/${i}`)).text).toBe('index.html');
+    }
+    expect(breakers(stack)).toEqual([]);
+    // Its label is still the route's own pattern, one series for the catch-all.
+    const metrics = await stack.registry.metrics();
+    expect(metrics).toContain(`route="${catchAll}"`);
+    expect(metrics).not.toContain('route="/page');
+  });
+
   it('a named route still opens its own METHOD /pattern breaker on real faults; other methods and routes keep answering', async () => {
     const stack = performanceStack(stackOptions);
     closers.push(() => stack.close());
