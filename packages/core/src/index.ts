@@ -40,6 +40,7 @@ export {
 export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
 export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';
 export {
   checkOptionsObject,
@@ -65,6 +66,7 @@ export {
 } from './problem.js';
 export {
   createSharedRedis,
+  FLEET_KEY,
   isRedisClient,
   isRedisCluster,
   type RedisClient,

@@ -27,6 +27,7 @@ export const PROBLEM_CODES = {
   OVERLOADED: { status: 503, title: 'Service Unavailable' },
   STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
   TIMEOUT: { status: 504, title: 'Gateway Timeout' },
+  ONLY_IF_CACHED: { status: 504, title: 'Gateway Timeout' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable problem code. */
