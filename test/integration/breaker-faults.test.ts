@@ -163,6 +163,30 @@ describe.each(frameworks)('%s: a catch-all app and a proxy-like mount', (_name, 
   });
 });
 
+describe("the stack's own refusals", () => {
+  it('a route-level breaker answering 503 CIRCUIT_OPEN is never a failure of the route on the global breaker', async () => {
+    const { circuitBreaker } = await import('perfstack');
+    const stack = performanceStack(stackOptions);
+    closers.push(() => stack.close());
+    const inner = circuitBreaker.route({ failureThreshold: 1, resetTimeout: '30s' });
+    closers.push(() => inner.close());
+    const app = express5();
+    app.use(stack);
+    app.get('/reports/:id', inner, (_req, res) => {
+      res.status(500).json({ error: 'report engine down' });
+    });
+    const url = await serve(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
+    expect((await request(`${url}/reports/1`)).status).toBe(500);
+    for (let i = 2; i <= 10; i++) {
+      const res = await request(`${url}/reports/${i}`);
+      expect([res.status, res.json<{ code: string }>().code]).toEqual([503, 'CIRCUIT_OPEN']);
+    }
+    // The global breaker saw one fault of the app (the 500) and nine refusals that are not the app's.
+    expect(breakers(stack)).toEqual([['GET /reports/:id', 'closed', 1]]);
+    expect(inner.snapshot().breakers.map((b) => [b.name, b.state])).toEqual([['GET /reports/:id', 'open']]);
+  });
+});
+
 describe('the Express example', () => {
   it('answers 50 malformed-JSON POSTs with 400 problem+json and over-limit bodies with 413; no breaker opens', async () => {
     const { app, stack } = createExpressExample({
