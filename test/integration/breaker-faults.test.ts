@@ -16,9 +16,12 @@ import { performanceStack } from 'perfstack';
 import { performanceStack as koaStack } from 'perfstack/koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp as createExpressExample } from '../../examples/express-api/app.js';
+import { createApp as createKoaExample } from '../../examples/koa-api/app.js';
+import { createApp as createNodeExample } from '../../examples/node-http/app.js';
 import { listen, request, type TestServer } from '../helpers/http.js';
 
 const quiet = { warn() {}, error() {} };
+const catalogOptions = { latencyMs: 1, failureRate: 0 };
 const stackOptions = {
   env: false,
   log: quiet,
@@ -226,6 +229,71 @@ describe('the Express example', () => {
     });
     expect((await request(`${url}/products`)).status).toBe(200);
     const snapshot = stack.layers.circuitBreaker?.snapshot().breakers ?? [];
+    expect(snapshot.filter((b) => b.state !== 'closed' || b.failures > 0)).toEqual([]);
+    expect(snapshot.map((b) => b.name).sort()).toEqual(['GET /products', 'POST /products']);
+  });
+});
+
+describe.each([
+  ['Koa', 'application/problem+json', { title: 'Bad Request', detail: 'the request body is not valid JSON' }],
+  ['node:http', 'application/problem+json; charset=utf-8', null],
+] as const)('the %s example', (name, contentType, koaBody400) => {
+  it('answers 50 malformed-JSON POSTs with 400 problem+json and an over-limit body with 413; no breaker opens', async () => {
+    const built =
+      name === 'Koa'
+        ? (() => {
+            const { app, stack } = createKoaExample({ redis: '', stackOptions: { ...stackOptions }, catalogOptions });
+            return { listener: createServer(app.callback()), stack: stack.stack, close: () => stack.close() };
+          })()
+        : (() => {
+            const { listener, stack } = createNodeExample({
+              redis: '',
+              stackOptions: { ...stackOptions },
+              catalogOptions,
+            });
+            return { listener, stack, close: () => stack.close() };
+          })();
+    closers.push(built.close);
+    const url = await serve(built.listener);
+    for (let i = 0; i < 50; i++) {
+      const res = await request(`${url}/products`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"name": ',
+      });
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe(contentType);
+      expect(res.json()).toEqual(
+        koaBody400 === null
+          ? {
+              type: 'urn:perfstack:problem:bad-request',
+              title: 'Bad Request',
+              status: 400,
+              detail: 'The request could not be processed.',
+              code: 'BAD_REQUEST',
+            }
+          : { type: 'about:blank', status: 400, ...koaBody400 },
+      );
+    }
+    const big = await request(`${url}/products`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x'.repeat(20_000) }),
+    });
+    expect(big.status).toBe(413);
+    expect(big.json()).toEqual(
+      name === 'Koa'
+        ? { type: 'about:blank', title: 'Payload Too Large', status: 413, detail: 'request entity too large' }
+        : {
+            type: 'urn:perfstack:problem:payload-too-large',
+            title: 'Payload Too Large',
+            status: 413,
+            detail: 'The request could not be processed.',
+            code: 'PAYLOAD_TOO_LARGE',
+          },
+    );
+    expect((await request(`${url}/products`)).status).toBe(200);
+    const snapshot = built.stack.layers.circuitBreaker?.snapshot().breakers ?? [];
     expect(snapshot.filter((b) => b.state !== 'closed' || b.failures > 0)).toEqual([]);
     expect(snapshot.map((b) => b.name).sort()).toEqual(['GET /products', 'POST /products']);
   });
