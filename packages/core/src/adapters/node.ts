@@ -76,6 +76,11 @@ export function withMiddleware(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? ((error: unknown) => console.error('[perfstack] unhandled error', error));
   const route = options.route;
+  if (route !== undefined && typeof route !== 'function') {
+    throw new TypeError(
+      `@perfstack/core: option "route" of withMiddleware must be a function (req) => pattern | undefined, got ${typeof route}`,
+    );
+  }
   const fail = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
     recordRequestError(req, error);
     if (!isHttpProblemError(error)) onError(error, req);
