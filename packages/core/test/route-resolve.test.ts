@@ -184,6 +184,34 @@ describe.each([
   });
 });
 
+describe('Express 4 string patterns with optional parts', () => {
+  it.each([
+    ['/acd', '/ab?cd'],
+    ['/abcd', '/ab?cd'],
+    ['/abbbcd', '/ab+cd'],
+    ['/about', '/about/'],
+    ['/ABOUT/', '/about/'],
+    ['/files', '/files/:name?'],
+    ['/files/a.txt', '/files/:name?'],
+  ])('%s → %s', async (path, pattern) => {
+    const app = express4();
+    const seen: Array<string | undefined> = [];
+    app.use((req, _res, next) => {
+      seen.push(resolveRoute(req));
+      next();
+    });
+    for (const route of ['/ab?cd', '/ab+cd', '/about/', '/files/:name?']) {
+      app.get(route, (_req, res) => {
+        res.end(route);
+      });
+    }
+    const server = await listen(app as unknown as Parameters<typeof listen>[0]);
+    servers.push(server);
+    const res = await request(`${server.url}${path}`);
+    expect([res.text, seen]).toEqual([pattern, [pattern]]);
+  });
+});
+
 describe('Koa (@koa/router)', () => {
   it.each([
     ['GET', '/users/3/posts/4', '/users/:uid/posts/:pid'],

@@ -48,7 +48,7 @@ interface ExpressApp {
   parent?: unknown;
 }
 
-/** Answers cached per router before the oldest half is dropped. */
+/** Answers cached per router before the cache starts over. */
 const CACHE_SIZE = 2048;
 /** How deep mounted routers are followed (a cycle guard). */
 const MAX_DEPTH = 16;
@@ -152,13 +152,9 @@ function resolveIn(app: ExpressApp, method: string, path: string, prefix: string
   if (cached !== undefined) return cached ?? undefined;
   const found = walk(router.stack, path, method, 0, app);
   const answer = found === undefined ? null : join(prefix, found);
-  if (cache.answers.size >= CACHE_SIZE) {
-    let drop = CACHE_SIZE >> 1;
-    for (const old of cache.answers.keys()) {
-      cache.answers.delete(old);
-      if (--drop === 0) break;
-    }
-  }
+  // Full (high-cardinality paths: `/users/1`, `/users/2`, ...): start over. Cheaper than any
+  // eviction, and the paths that matter come back at once.
+  if (cache.answers.size >= CACHE_SIZE) cache.answers.clear();
   cache.answers.set(key, answer);
   return answer ?? undefined;
 }
@@ -181,8 +177,12 @@ function walk(
   app: ExpressApp,
 ): string | undefined {
   if (depth > MAX_DEPTH) return undefined;
+  const lower = path.toLowerCase();
   for (const layer of stack) {
     const route = layer.route;
+    if (route !== undefined && !handlesMethod(route, method)) continue;
+    // Most layers are ruled out by their literal start, without running their matcher.
+    if (!lower.startsWith(literalPrefix(layer))) continue;
     let inner = layer.handle?.stack;
     let innerApp = app;
     if (route === undefined && !Array.isArray(inner)) {
@@ -197,7 +197,6 @@ function walk(
     const match = matchLayer(layer, path);
     if (match === undefined) continue;
     if (route !== undefined) {
-      if (!handlesMethod(route, method)) continue;
       const pattern = typeof route.path === 'string' ? route.path : match.pattern;
       if (pattern !== undefined) return pattern;
       continue;
@@ -208,6 +207,32 @@ function walk(
     if (found !== undefined) return join(match.pattern ?? match.matched, found);
   }
   return undefined;
+}
+
+/** Literal starts of layer patterns, lower-cased (`''` when unknown: Express 4 mounts, RegExps, arrays). */
+const literalPrefixes = new WeakMap<object, string>();
+
+/**
+ * The literal start of a layer's pattern, lower-cased (`/users/:id` → `/users/`): a path that
+ * does not start with it (lower-cased too, since routing is case-insensitive by default)
+ * cannot match, so the matcher need not run. A character made optional by `?`, `*` or `+`
+ * (Express 4 strings) is left out, so is the `/` before a parameter (`/:id?` may be absent),
+ * and so is the optional trailing slash of a literal pattern.
+ */
+function literalPrefix(layer: ExpressLayer): string {
+  let prefix = literalPrefixes.get(layer);
+  if (prefix !== undefined) return prefix;
+  const raw = layer.route !== undefined ? layer.route.path : layer.rawPath;
+  prefix = '';
+  if (typeof raw === 'string') {
+    const cut = raw.search(/[:*?+(){}[\]\\]/);
+    if (cut === -1) prefix = raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
+    // A char before `?`/`*`/`+` may be absent; so may the `/` before an optional `/:name?`.
+    else prefix = raw.slice(0, '?*+:'.includes(raw[cut] as string) ? Math.max(0, cut - 1) : cut);
+    prefix = prefix.toLowerCase();
+  }
+  literalPrefixes.set(layer, prefix);
+  return prefix;
 }
 
 /** The known sub-app of `app` mounted by this `mounted_app` layer (its mount path is the layer's pattern). */
