@@ -57,7 +57,7 @@ interface RequestKey {
 export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBreakerSource, HealthSource {
   /** Every breaker, the overload verdict and the number of shed requests (for the dashboard). */
   snapshot(): { readonly breakers: readonly BreakerSnapshot[]; readonly overloaded: boolean; readonly shed: number };
-  /** Closes one breaker (by name, e.g. `/users/:id`) or all of them. */
+  /** Closes one breaker (by name, e.g. `GET /users/:id`) or all of them. */
   reset(name?: string): void;
   /** `degraded` while a breaker is open or half-open or the process is shedding, else `ok`. */
   health(): HealthCheck;
