@@ -104,7 +104,8 @@ export class CacheEngine {
   readonly #log: OnceLogger;
   readonly #flights = new Map<string, Flight>();
   /** Keys whose last response was not storable: not collapsed for a while (Varnish's hit-for-pass). */
-  readonly #pass: LRUCache<string, true> | undefined;
+  /** Keys recently found unstorable (hit-for-pass); made at the first such key (lru-cache allocates every slot up front). */
+  #pass: LRUCache<string, true> | undefined;
   /** Keys known to have produced a storable response: only these are looked up in L2. */
   readonly #known: LRUCache<string, true> | undefined;
   readonly #refreshing = new Set<string>();
@@ -113,6 +114,14 @@ export class CacheEngine {
   readonly #disposables: Disposable[] = [];
   #subscribed = false;
   #closed = false;
+
+  /** Remembers `key` as not storable for `hitForPass` (nothing when hit-for-pass is off). */
+  #markPass(key: string): void {
+    const ttl = this.config.hitForPass;
+    if (ttl <= 0) return;
+    this.#pass ??= new LRUCache({ max: 10_000, ttl });
+    this.#pass.set(key, true);
+  }
 
   constructor(config: CacheConfig) {
     this.config = config;
@@ -123,7 +132,6 @@ export class CacheEngine {
       onEvict: (count) => this.counters.evicted(count),
     });
     this.#log = new OnceLogger(config.logger);
-    this.#pass = config.hitForPass > 0 ? new LRUCache({ max: 10_000, ttl: config.hitForPass }) : undefined;
     if (config.redis !== undefined) {
       this.l2 = new RedisStore(config.redis, config.redisTimeout);
       this.#known = new LRUCache({ max: Math.min(config.maxEntries * 4, 1_000_000) });
@@ -489,7 +497,7 @@ export class CacheEngine {
           recording = false;
           chunks = [];
           detach();
-          this.#pass?.set(state.key, true);
+          this.#markPass(state.key);
           this.#settle(state);
         } else {
           chunks.push(chunk);
@@ -529,7 +537,7 @@ export class CacheEngine {
     addServerTiming(res, 'cache', performance.now() - state.start, outcome);
     this.counters.route(route).count(outcome);
     if (plan === undefined) {
-      if (!state.passed && !state.credentialed && req.method === 'GET') this.#pass?.set(state.key, true);
+      if (!state.passed && !state.credentialed && req.method === 'GET') this.#markPass(state.key);
       this.#settle(state);
     }
     return plan;
