@@ -66,6 +66,7 @@ export {
   type SharedRedisOptions,
   UNRESPONSIVE_AFTER,
 } from './redis.js';
+export { markProblem, problemCodeOf, REFUSAL_CODES, refusalOf } from './refusal.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export { captureRoute, getRoute, pathOf, pathPrefixMatcher, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
 export {

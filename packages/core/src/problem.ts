@@ -6,6 +6,7 @@
  * stable and needs no web page (RFC 9457 §3.1.1 allows any URI).
  */
 import type { ServerResponse } from 'node:http';
+import { markProblem } from './refusal.js';
 
 /** Every problem code perfstack sends, with its HTTP status and title. */
 export const PROBLEM_CODES = {
@@ -114,6 +115,7 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
     if (!res.writableEnded) res.end();
     return;
   }
+  markProblem(res, problem.code);
   const body = JSON.stringify(problemBody(problem));
   for (const name of res.getHeaderNames()) {
     if (!KEPT_HEADERS.test(name)) res.removeHeader(name);
