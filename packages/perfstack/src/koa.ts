@@ -14,7 +14,7 @@
  * the route cache as Koa middleware: `router.get('/products', cache({ ttl: '5m' }), list)`.
  */
 import { cache as connectCache, type RouteCacheOptions } from '@perfstack/cache';
-import { type KoaLikeContext, type KoaMiddleware, pathOf, toKoa } from '@perfstack/core';
+import { type KoaLikeContext, type KoaMiddleware, toKoa } from '@perfstack/core';
 import { performanceStack as buildStack, type PerformanceStack, type PerformanceStackOptions } from './stack.js';
 
 export { type KoaMiddleware, toKoa } from '@perfstack/core';
@@ -57,15 +57,16 @@ export function performanceStack(options?: PerformanceStackOptions): KoaPerforma
     close: { value: () => stack.close() },
     endpoints: {
       value: (): KoaMiddleware => {
-        const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
-        const dashboard = toKoa(stack.dashboard({ basePath: dashboardPath }));
+        const dashboard = toKoa(stack.dashboard({ basePath: stack.paths.dashboard }));
         const metrics = toKoa(stack.metrics());
         const health = toKoa(stack.health());
+        // Routed by the same matcher that exempts them (any case, one trailing slash; GET and
+        // HEAD for /metrics and /health), so what is exempt is exactly what is served here.
         return function perfstackEndpoints(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
-          const path = pathOf(ctx.req.url);
-          if (path === metricsPath) return metrics(ctx, next);
-          if (path === healthPath) return health(ctx, next);
-          if (path === dashboardPath || path.startsWith(`${dashboardPath}/`)) return dashboard(ctx, next);
+          const endpoint = stack.endpointOf(ctx.req);
+          if (endpoint === 'metrics') return metrics(ctx, next);
+          if (endpoint === 'health') return health(ctx, next);
+          if (endpoint === 'dashboard') return dashboard(ctx, next);
           return next().then(() => undefined);
         };
       },

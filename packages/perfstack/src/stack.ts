@@ -17,8 +17,6 @@ import {
   type Middleware,
   type NextFunction,
   type PerfstackLogger,
-  pathOf,
-  pathPrefixMatcher,
   type RedisClient,
   type Registry,
   SharedRedis,
@@ -41,6 +39,7 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
+import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 
@@ -134,6 +133,13 @@ export interface PerformanceStack extends Middleware {
   readonly registry: Registry;
   /** The internal paths in force. */
   readonly paths: Required<InternalPaths>;
+  /**
+   * The stack's endpoint `req` is routed to, by the routing settings of the app handling it
+   * (Express's `case sensitive routing` and `strict routing`; any case and one trailing slash
+   * elsewhere), or `undefined`. Such requests skip the cache, the rate limits, the breakers,
+   * the timing windows and the access log (unless `logger.logEndpoints`).
+   */
+  endpointOf(req: IncomingMessage): EndpointName | undefined;
   /** Closes every layer, timer and the Redis connection. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -216,9 +222,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     metrics: normalisePath(opts.paths?.metrics, '/metrics', 'metrics'),
     health: normalisePath(opts.paths?.health, '/health', 'health'),
   };
-  const internal = [paths.dashboard, paths.metrics, paths.health];
-  const internalPath = pathPrefixMatcher(internal);
-  const isInternal = (req: IncomingMessage): boolean => internalPath(pathOf(req.url));
+  const endpoints = new EndpointMatcher(paths);
   const enabled = <T extends object>(name: LayerName, value: T | boolean | undefined): T | undefined =>
     disabled.has(name) ? undefined : layerOptions(value, name);
 
@@ -234,18 +238,16 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
     if (timingOptions) {
-      layers.timing = timing({ ...shared, exclude: internal, ...timingOptions });
+      layers.timing = timing({ ...shared, ...timingOptions });
       built.timing = layers.timing;
     }
     const cacheOptions = enabled<ResponseCacheOptions>('cache', opts.cache);
     if (cacheOptions) {
-      const userSkip = cacheOptions.skip;
       layers.cache = responseCache({
         ...shared,
         ...(redis ? { redis } : {}),
         ...(env.PERFSTACK_CACHE_TTL ? { ttl: env.PERFSTACK_CACHE_TTL } : {}),
         ...cacheOptions,
-        skip: userSkip ? (req) => isInternal(req) || userSkip(req) : isInternal,
       });
       built.cache = layers.cache;
     }
@@ -261,7 +263,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     const loggerOptions = enabled<AccessLogOptions>('logger', opts.logger);
     if (loggerOptions) {
       layers.logger = accessLog({
-        ignore: [paths.health, paths.metrics, `${paths.dashboard}/api/stream`, `${paths.dashboard}/api/snapshot`],
+        // The endpoints never reach the logger unless `logEndpoints` (see `endpointChain`).
+        ignore: [],
         ...(env.PERFSTACK_LOG_LEVEL ? { level: env.PERFSTACK_LOG_LEVEL as AccessLogOptions['level'] } : {}),
         ...loggerOptions,
       });
@@ -276,7 +279,6 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
-      const userSkip = limitOptions.skip;
       layers.rateLimit = rateLimit({
         ...shared,
         ...(redis ? { redis } : {}),
@@ -284,10 +286,6 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         ...(env.PERFSTACK_RATE_LIMIT_WINDOW ? { window: env.PERFSTACK_RATE_LIMIT_WINDOW } : {}),
         ...(env.PERFSTACK_TRUST_PROXY ? { trustProxy: parseTrust(env.PERFSTACK_TRUST_PROXY) } : {}),
         ...limitOptions,
-        skip: userSkip
-          ? (req: IncomingMessage, res: ServerResponse) =>
-              isInternal(req) ? true : userSkip(req as never, res as never)
-          : isInternal,
       } as RateLimitOptions);
       built.rateLimit = layers.rateLimit;
     }
@@ -297,7 +295,6 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         ...shared,
         ...(env.PERFSTACK_TIMEOUT ? { timeout: env.PERFSTACK_TIMEOUT } : {}),
         ...breakerOptions,
-        exempt: [...internal, ...(breakerOptions.exempt ?? [])],
       });
       built.circuitBreaker = layers.circuitBreaker;
     }
@@ -317,10 +314,21 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   // `app;dur=` in Server-Timing: the time from the last layer to the app's response head.
   if (layers.timing) members.push(appTiming());
   const chain = compose(members);
+  // The stack's endpoints pass only the layers that protect any endpoint (size limits,
+  // security headers, CORS) and the access log when asked for: no cache, no rate limit, no
+  // breaker, no timing windows. Decided once per request, so every layer agrees.
+  const endpointLayers = new Set<LayerName>(['sizeLimit', 'helmet', 'cors']);
+  if (layers.logger !== undefined && (opts.logger as AccessLogOptions | undefined)?.logEndpoints === true) {
+    endpointLayers.add('logger');
+  }
+  const endpointChain = compose(
+    order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
+  );
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     warmShapes(req, res);
     ensureRequestId(req, res);
-    chain(req, res, next);
+    if (endpoints.match(req) === undefined) chain(req, res, next);
+    else endpointChain(req, res, next);
   } as PerformanceStack;
 
   const dashboardOptions: StackDashboardOptions = {
@@ -376,6 +384,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     redis: { value: redis, enumerable: true },
     registry: { value: registry, enumerable: true },
     paths: { value: Object.freeze(paths), enumerable: true },
+    endpointOf: { value: (req: IncomingMessage) => endpoints.match(req) },
     close: {
       value: () => {
         closing ??= (async () => {
