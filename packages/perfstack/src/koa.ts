@@ -50,7 +50,22 @@ export interface KoaPerformanceStack extends KoaMiddleware {
  */
 export function performanceStack(options?: PerformanceStackOptions): KoaPerformanceStack {
   const stack = buildStack(options);
-  const middleware = toKoa(stack) as KoaPerformanceStack;
+  const connect = toKoa(stack);
+  const logger = stack.layers.logger;
+  // An error thrown downstream (a handler, `ctx.throw`, koa-compose's flow) passes back
+  // through the stack before Koa answers it: it goes on the access line with its own stack.
+  const middleware = (
+    logger === undefined
+      ? connect
+      : function perfstackKoaStack(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+          return connect(ctx, next).catch((error: unknown) => {
+            logger.recordError(ctx.req, error);
+            throw error;
+          });
+        }
+  ) as KoaPerformanceStack;
+  // Koa-native already: `toKoa(stack)` hands it back unchanged (core's marker).
+  if (middleware !== connect) Object.defineProperty(middleware, Symbol.for('perfstack.koaNative'), { value: true });
   Object.defineProperties(middleware, {
     stack: { value: stack },
     cache: { value: stack.cache },

@@ -101,6 +101,16 @@ export interface PerformanceStackOptions {
   readonly env?: boolean | NodeJS.ProcessEnv;
 }
 
+/**
+ * The preset's rate limit when none is configured: 1000 requests per client per minute.
+ * One ordinary user must never be refused: a page with 60 assets (each one a request when
+ * the app serves its own static files), reloaded five times a minute, is about 300; a
+ * household or an office behind one NAT address is several such users. Abuse at scale is
+ * still bounded (17 requests a second per address, sustained), and `rateLimit.limit`
+ * (or `PERFSTACK_RATE_LIMIT`) sets the limit an app needs.
+ */
+export const DEFAULT_RATE_LIMIT = Object.freeze({ limit: 1000, windowMs: 60_000 });
+
 const KNOWN_OPTIONS = [...DEFAULT_ORDER, 'redis', 'dashboard', 'paths', 'order', 'registry', 'log', 'env'];
 
 /** The layers the stack built (absent when turned off). */
@@ -140,7 +150,18 @@ export interface PerformanceStack extends Middleware {
    * the timing windows and the access log (unless `logger.logEndpoints`).
    */
   endpointOf(req: IncomingMessage): EndpointName | undefined;
-  /** Closes every layer, timer and the Redis connection. Safe to call twice. */
+  /**
+   * Express error middleware: puts the error an app passed to `next(err)` or threw on the
+   * request's access-log line (its own stack, redacted), then passes it on. Mount it after
+   * the routes and before the app's own error handler: `app.use(stack.errorHandler)`.
+   * (Koa and `perfstack/node` record errors without it.)
+   */
+  readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
+  /**
+   * Waits for the requests in flight (up to `logger.closeTimeout`, so each one served gets
+   * its access-log line), then closes every layer, timer and the Redis connection, and
+   * flushes the log. Safe to call twice.
+   */
   close(): Promise<void>;
 }
 
@@ -279,9 +300,17 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
+      const configured = limitOptions as { limits?: unknown; window?: unknown; windowMs?: unknown };
       layers.rateLimit = rateLimit({
         ...shared,
         ...(redis ? { redis } : {}),
+        ...(configured.limits === undefined ? { limit: DEFAULT_RATE_LIMIT.limit } : {}),
+        ...(configured.limits === undefined &&
+        configured.window === undefined &&
+        configured.windowMs === undefined &&
+        !env.PERFSTACK_RATE_LIMIT_WINDOW
+          ? { windowMs: DEFAULT_RATE_LIMIT.windowMs }
+          : {}),
         ...(env.PERFSTACK_RATE_LIMIT ? { limit: Number(env.PERFSTACK_RATE_LIMIT) } : {}),
         ...(env.PERFSTACK_RATE_LIMIT_WINDOW ? { window: env.PERFSTACK_RATE_LIMIT_WINDOW } : {}),
         ...(env.PERFSTACK_TRUST_PROXY ? { trustProxy: parseTrust(env.PERFSTACK_TRUST_PROXY) } : {}),
@@ -385,9 +414,23 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     registry: { value: registry, enumerable: true },
     paths: { value: Object.freeze(paths), enumerable: true },
     endpointOf: { value: (req: IncomingMessage) => endpoints.match(req) },
+    errorHandler: {
+      value: function perfstackErrorHandler(
+        error: unknown,
+        req: IncomingMessage,
+        _res: ServerResponse,
+        next: NextFunction,
+      ): void {
+        layers.logger?.recordError(req, error);
+        next(error);
+      },
+    },
     close: {
       value: () => {
         closing ??= (async () => {
+          // The access log first: it waits for the requests in flight, which the other
+          // layers (and Redis) still serve meanwhile, then flushes their lines.
+          await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await health?.close();
           if (ownsRedis) await redis?.close();
