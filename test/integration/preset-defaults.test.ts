@@ -7,10 +7,11 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
-import { DEFAULT_RATE_LIMIT, type PerformanceStack, performanceStack } from 'perfstack';
+import { DEFAULT_RATE_LIMIT, type PerformanceStack, performanceStack, protectServer, SERVER_TIMEOUTS } from 'perfstack';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listen, request, type TestServer } from '../helpers/http.js';
 
@@ -146,5 +147,99 @@ describe('construction', () => {
     times.sort((a, b) => a - b);
     // A generous bound (the target is < 3 ms on a quiet machine): a test must not be load-sensitive.
     expect(times[15]).toBeLessThan(15);
+  });
+});
+
+/** A client that sends a request a few bytes at a time and never finishes; resolves when the server cuts it. */
+function slowClient(port: number, head: string, trickle: string): Promise<{ afterMs: number; received: string }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let received = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(head));
+    const timer = setInterval(() => {
+      if (!socket.destroyed) socket.write(trickle);
+    }, 100);
+    socket.on('data', (d) => {
+      received += d.toString();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve({ afterMs: Date.now() - started, received });
+    });
+    setTimeout(() => {
+      clearInterval(timer);
+      socket.destroy();
+      reject(new Error('the slow client was never cut'));
+    }, 20_000).unref();
+  });
+}
+
+describe('protectServer()', () => {
+  it('sets the documented bounds by default', () => {
+    const server = protectServer(http.createServer());
+    expect({
+      headersTimeout: server.headersTimeout,
+      requestTimeout: server.requestTimeout,
+      keepAliveTimeout: server.keepAliveTimeout,
+      checkInterval: (server as unknown as { connectionsCheckingInterval: number }).connectionsCheckingInterval,
+    }).toEqual(SERVER_TIMEOUTS);
+    expect(SERVER_TIMEOUTS).toEqual({
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      keepAliveTimeout: 5_000,
+      checkInterval: 1_000,
+    });
+  });
+
+  it.each([
+    [{ headersTimeout: 0 }, RangeError],
+    [{ headersTimeout: '40s', requestTimeout: '30s' }, RangeError],
+    [{ keepAliveTimeout: 'soon' }, TypeError],
+    [{ idleTimeout: 5 }, TypeError],
+  ])('refuses %o', (options, error) => {
+    expect(() => protectServer(http.createServer(), options as never)).toThrow(error);
+  });
+
+  function app() {
+    stack = performanceStack({ env: false, logger: silentLog, log: { warn() {}, error() {} } });
+    const a = express();
+    a.use(stack);
+    a.all('/x', (_req, res) => {
+      res.send('x');
+    });
+    return a;
+  }
+
+  it('cuts a slowloris client (headers that never end) within headersTimeout + checkInterval, set before listen', async () => {
+    const server = protectServer(http.createServer(app()), { headersTimeout: 1000, checkInterval: 200 });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const cut = await slowClient(port, 'GET /x HTTP/1.1\r\nHost: a\r\n', 'X-a: b\r\n');
+      expect(cut.afterMs).toBeGreaterThanOrEqual(900);
+      expect(cut.afterMs).toBeLessThan(1000 + 200 + 2000);
+      expect(cut.received).toMatch(/^HTTP\/1\.1 408 Request Timeout/);
+      // an ordinary client is served meanwhile
+      expect((await request(`http://127.0.0.1:${port}/x`)).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('cuts a slow body within requestTimeout + checkInterval, on a server already listening', async () => {
+    const server = http.createServer(app());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    protectServer(server, { headersTimeout: 500, requestTimeout: 1500, checkInterval: 200 });
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const cut = await slowClient(port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n', 'a');
+      expect(cut.afterMs).toBeGreaterThanOrEqual(1300);
+      expect(cut.afterMs).toBeLessThan(1500 + 200 + 2000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -7,8 +7,9 @@
  * and costs more than the refusal itself. So the first refusal of a (reason, client) pair
  * is logged as usual; the next ones within `refusalInterval` are counted, not written; the
  * next line of the pair carries `suppressed: n`, the number of lines left out since the
- * last one. A pair that goes quiet gets a summary line (`msg: 'refusals suppressed'`) when
- * its interval is over, and `close()` writes the summaries still owed, so no count is lost.
+ * last one. A pair that goes quiet (no refusal for a whole interval) gets a summary line
+ * (`msg: 'refusals suppressed'`) instead, and `close()` writes the summaries still owed, so
+ * no count is lost and a pair never gets two lines within one interval.
  * Metrics are not touched: every refusal is still counted by the layer that refused it.
  *
  * Memory is bounded: at most {@link MAX_TRACKED_CLIENTS} pairs are tracked; past that,
@@ -28,6 +29,8 @@ interface Pair {
   start: number;
   /** Lines left out since the last written line. */
   suppressed: number;
+  /** When its last refusal was seen. */
+  last: number;
 }
 
 /** A summary of lines left out for a pair that went quiet. */
@@ -72,10 +75,11 @@ export class RefusalAggregator {
       client = OVERFLOW_CLIENT;
     }
     if (pair === undefined) {
-      this.#pairs.set(id, { reason, client, start: now, suppressed: 0 });
+      this.#pairs.set(id, { reason, client, start: now, suppressed: 0, last: now });
       this.#arm();
       return 0;
     }
+    pair.last = now;
     if (now - pair.start < this.#interval) {
       pair.suppressed++;
       return -1;
@@ -86,11 +90,14 @@ export class RefusalAggregator {
     return suppressed;
   }
 
-  /** Writes the summaries owed by pairs whose interval is over (all of them with `all`), and forgets those pairs. */
+  /**
+   * Writes the summaries owed by pairs quiet for a whole interval (all of them with `all`)
+   * and forgets those pairs. A pair still refused meanwhile keeps its count for its next line.
+   */
   sweep(all = false): void {
     const now = this.#clock();
     for (const [id, pair] of this.#pairs) {
-      if (!all && now - pair.start < this.#interval) continue;
+      if (!all && now - pair.last < this.#interval) continue;
       this.#pairs.delete(id);
       if (pair.suppressed > 0) {
         this.#summary({ refused: pair.reason, client: pair.client, suppressed: pair.suppressed });

@@ -101,6 +101,11 @@ describe('refusal aggregation', () => {
     now = 1000;
     expect(agg.admit('RATE_LIMITED', 'a')).toBe(2);
     expect(agg.admit('RATE_LIMITED', 'a')).toBe(-1);
+    now = 1900;
+    expect(agg.admit('OVERLOADED', 'a')).toBe(0); // a new interval for OVERLOADED/a, nothing left out before it
+    now = 1950;
+    agg.sweep();
+    expect(summaries).toEqual([]); // RATE_LIMITED/a was refused 950 ms ago: still active, keeps its count
     now = 2500;
     agg.sweep();
     expect(summaries).toEqual([{ refused: 'RATE_LIMITED', client: 'a', suppressed: 1 }]);
