@@ -220,6 +220,12 @@ export class CacheEngine {
       refresh = marker === this.#token;
       delete headers[REFRESH_HEADER];
     }
+    // A range request goes to the origin, which answers it (206, 416, or 200 for ranges it
+    // does not serve): a stored full response is never sent in place of a part (RFC 9110 §14.2).
+    if (headers.range !== undefined) {
+      this.bypass(req, res, next, false);
+      return;
+    }
     if (!refresh && this.config.requestCacheControl) {
       const cc = parseCacheControl(headers['cache-control']);
       if (cc.noStore) {
