@@ -162,6 +162,8 @@ export async function compareApps(bare: RunningApp, stacked: RunningApp, rows: r
       if (typeof value === 'string') captured[name] = value;
       else problems.push(`${row.name}: no ${header} to capture`);
     }
+    // proof that the preset ran in front of this exchange at all
+    if (b.headers['x-request-id'] === undefined) problems.push(`${row.name}: no X-Request-Id, the preset did not run`);
     for (const d of differences(a, b)) problems.push(`${row.name} (${row.method ?? 'GET'} ${row.path}): ${d}`);
   }
   return problems;
