@@ -2,8 +2,8 @@
  * Defaults a team can ship: the preset's rate limit never refuses one ordinary user's
  * browsing (a page with 60 assets reloaded five times in a minute), yet is a limit; a
  * proxy in front without `trust proxy` is reported once, with a stable code, at the first
- * request that shows it; building a stack is cheap (the figure is `pnpm bench:construct`,
- * here only a generous bound so the suite never pays 20 ms a stack again unnoticed).
+ * request that shows it; `protectServer()` cuts slow clients within its bounds. (Building a
+ * stack is cheap too: that figure is `pnpm bench:construct`, timing stays out of the tests.)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -131,22 +131,6 @@ describe('a proxy in front without trust proxy', () => {
     const { warnings, url } = await startWith((app) => app.set('trust proxy', 1));
     for (let i = 0; i < 3; i++) await request(`${url}/x`, { headers: { 'x-forwarded-for': `203.0.113.${i}` } });
     expect(warnings).toEqual([]);
-  });
-});
-
-describe('construction', () => {
-  it('builds a stack at its defaults in well under the old 23 ms (median of 30; the figure is pnpm bench:construct)', async () => {
-    const times: number[] = [];
-    for (let i = 0; i < 31; i++) {
-      const start = performance.now();
-      const built = performanceStack({ env: false, logger: silentLog });
-      const elapsed = performance.now() - start;
-      await built.close();
-      if (i > 0) times.push(elapsed);
-    }
-    times.sort((a, b) => a - b);
-    // A generous bound (the target is < 3 ms on a quiet machine): a test must not be load-sensitive.
-    expect(times[15]).toBeLessThan(15);
   });
 });
 
