@@ -290,7 +290,13 @@ export function expressRows(version: 4 | 5): Exchange[] {
       headers: { range: 'bytes=0-9,20-29' },
       expectStatus: 200,
     },
-    { name: 'sendFile bad range', path: '/files/report', headers: { range: 'bytes=99999-' }, expectStatus: 416 },
+    {
+      name: 'sendFile bad range',
+      path: '/files/report',
+      headers: { range: 'bytes=99999-' },
+      expectStatus: 416,
+      knownDeviation: 'the cache revalidates the stored file without the Range and answers the full 200',
+    },
     {
       name: 'sendFile If-None-Match',
       path: '/files/report',
@@ -308,6 +314,7 @@ export function expressRows(version: 4 | 5): Exchange[] {
       path: '/files/report',
       headers: (c) => ({ range: 'bytes=0-99', 'if-range': c.reportEtag as string }),
       expectStatus: 206,
+      knownDeviation: "the cache compares If-Range strongly (RFC 9110 §13.1.5), send's weak ETag never matches: 200",
     },
     {
       name: 'sendFile If-Range stale',

@@ -60,6 +60,11 @@ export interface Exchange {
   readonly capture?: Readonly<Record<string, string>>;
   /** What the bare app must answer, so a row proves what it claims to exercise. */
   readonly expectStatus: number;
+  /**
+   * A difference known and reported, not yet fixed: the row must still differ (so the mark
+   * is removed the day it is fixed), and its difference is listed in the README.
+   */
+  readonly knownDeviation?: string;
 }
 
 /** One response as received. */
@@ -164,7 +169,12 @@ export async function compareApps(bare: RunningApp, stacked: RunningApp, rows: r
     }
     // proof that the preset ran in front of this exchange at all
     if (b.headers['x-request-id'] === undefined) problems.push(`${row.name}: no X-Request-Id, the preset did not run`);
-    for (const d of differences(a, b)) problems.push(`${row.name} (${row.method ?? 'GET'} ${row.path}): ${d}`);
+    const found = differences(a, b);
+    if (row.knownDeviation !== undefined) {
+      if (found.length === 0) problems.push(`${row.name}: now transparent, remove its knownDeviation mark`);
+      continue;
+    }
+    for (const d of found) problems.push(`${row.name} (${row.method ?? 'GET'} ${row.path}): ${d}`);
   }
   return problems;
 }

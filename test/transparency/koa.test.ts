@@ -204,7 +204,13 @@ const rows: Exchange[] = [
   { name: 'unknown route', path: '/nowhere', expectStatus: 404 },
   { name: 'cacheable once', path: '/cached', expectStatus: 200 },
   { name: 'cacheable twice', path: '/cached', expectStatus: 200 },
-  { name: 'cacheable range', path: '/cached', headers: { range: 'bytes=0-3' }, expectStatus: 200 },
+  {
+    name: 'cacheable range',
+    path: '/cached',
+    headers: { range: 'bytes=0-3' },
+    expectStatus: 200,
+    knownDeviation: 'the cache answers a range from a fresh entry (206) where Koa ignores Range (200)',
+  },
 ];
 
 describe('Koa', () => {

@@ -198,7 +198,6 @@ const NEVER_STORED = new Set([
   'x-cache',
   'age',
   'cache-tag',
-  'date',
   'connection',
   'keep-alive',
   'transfer-encoding',

@@ -1,18 +1,17 @@
 /**
- * Which problem a response was answered with, for the layers that report on it (the access
- * log aggregates the stack's refusals instead of writing a line for each one). Typed state
- * kept beside the response (house style rule 18), never parsed back out of the body.
- *
- * A WeakMap, not a property on the response: nothing changes the response's hidden class,
- * and only responses answered with a problem pay for an entry.
+ * Which answers are the stack's refusals, for the layers that report on them (the access log
+ * aggregates refusals instead of writing a line for each one). Read from the problem code
+ * `sendProblem` marks the response with ({@link problemSent}): typed state, never parsed back
+ * out of the body (house style rule 18).
  */
 import type { ServerResponse } from 'node:http';
+import { problemSent } from './errors.js';
 import type { ProblemCode } from './problem.js';
 
 /**
- * Problems that refuse a request before the app sees it, because of the client or the
- * load (not a fault of the app): rate limits, open breakers, shedding, size limits,
- * slow bodies, an unavailable rate-limit store.
+ * Problems that refuse a request because of the client or the load, not because of a fault
+ * of the app: rate limits, open breakers, shedding, size limits, slow bodies, an unavailable
+ * rate-limit store. (`TIMEOUT`, a route over its time budget, is the app's fault: not here.)
  */
 export const REFUSAL_CODES: ReadonlySet<ProblemCode> = new Set<ProblemCode>([
   'RATE_LIMITED',
@@ -25,20 +24,8 @@ export const REFUSAL_CODES: ReadonlySet<ProblemCode> = new Set<ProblemCode>([
   'BODY_TIMEOUT',
 ]);
 
-const answered = new WeakMap<ServerResponse, ProblemCode>();
-
-/** Records that `res` was answered with the problem `code` (called by `sendProblem`). */
-export function markProblem(res: ServerResponse, code: ProblemCode): void {
-  answered.set(res, code);
-}
-
-/** The problem code `res` was answered with by `sendProblem`, if any. */
-export function problemCodeOf(res: ServerResponse): ProblemCode | undefined {
-  return answered.get(res);
-}
-
-/** The refusal code (one of {@link REFUSAL_CODES}) `res` was answered with, if any. */
+/** The refusal code (one of {@link REFUSAL_CODES}) a perfstack layer answered `res` with, if any. */
 export function refusalOf(res: ServerResponse): ProblemCode | undefined {
-  const code = answered.get(res);
+  const code = problemSent(res);
   return code !== undefined && REFUSAL_CODES.has(code) ? code : undefined;
 }

@@ -25,6 +25,7 @@ import {
   optionRangeError,
   pathOf,
   refusalOf,
+  requestErrorOf,
   routeLabel,
   warmShapes,
 } from '@perfstack/core';
@@ -152,7 +153,9 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
     // pinned earlier by another layer (timing's `captureRoute`) wins.
     value.route = routeLabel(req);
     if ('err' in value) {
-      const recorded = (req as LoggedRequest)[RECORDED_ERROR] ?? finishedError;
+      // recorded here, thrown at pino-http, or seen by core's adapters (Express error
+      // handlers, Koa, node:http)
+      const recorded = (req as LoggedRequest)[RECORDED_ERROR] ?? finishedError ?? requestErrorOf(req);
       // No error caused this 5xx: pino-http's stand-in error (and its stack) says nothing.
       if (recorded === undefined) delete value.err;
       else value.err = recorded;
@@ -221,7 +224,9 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
         },
         customSuccessObject: (req, _res, value) => accessLine(req, value),
         customErrorMessage: (req, res) =>
-          finishedError === undefined && (req as LoggedRequest)[RECORDED_ERROR] === undefined
+          finishedError === undefined &&
+          (req as LoggedRequest)[RECORDED_ERROR] === undefined &&
+          requestErrorOf(req) === undefined
             ? `request completed with status ${res.statusCode}`
             : 'request errored',
         customErrorObject: (req, _res, _error, value) => accessLine(req, value),
