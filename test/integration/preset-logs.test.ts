@@ -234,6 +234,27 @@ describe('errors on the line, through the preset', () => {
     expect(JSON.stringify(lines.all)).not.toContain('s3cr3t');
   });
 
+  it("Express: the app's own error handler alone is enough (core gates it and records the error)", async () => {
+    const lines = new Lines();
+    const built = performanceStack({ env: false, log: quiet, logger: { destination: lines } });
+    stack = built;
+    const app = express();
+    app.use(built);
+    app.get('/fails', () => {
+      throw new RangeError('out of range token=abc.def.ghi');
+    });
+    app.use((_e: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(502).json({ error: 'upstream' });
+    });
+    server = await listen(app);
+    expect((await request(`${server.url}/fails`)).status).toBe(502);
+    await waitFor(() => lines.access().length >= 1);
+    const [line] = lines.access();
+    expect(line?.err?.type).toBe('RangeError');
+    expect(line?.err?.stack.split('\n')[1]).toContain('preset-logs.test.ts');
+    expect(JSON.stringify(lines.all)).not.toContain('abc.def.ghi');
+  });
+
   it('Koa: an error thrown downstream is on the line with its own stack, without any app setup', async () => {
     const lines = new Lines();
     const built = koaStack({ env: false, log: quiet, logger: { destination: lines } });

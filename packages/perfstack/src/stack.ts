@@ -152,9 +152,9 @@ export interface PerformanceStack extends Middleware {
   endpointOf(req: IncomingMessage): EndpointName | undefined;
   /**
    * Express error middleware: puts the error an app passed to `next(err)` or threw on the
-   * request's access-log line (its own stack, redacted), then passes it on. Mount it after
-   * the routes and before the app's own error handler: `app.use(stack.errorHandler)`.
-   * (Koa and `perfstack/node` record errors without it.)
+   * request's access-log line (its own stack, redacted), then passes it on. Needed only by an
+   * app without an error handler of its own (core records the error when it reaches one):
+   * `app.use(stack.errorHandler)` after the routes. Koa and `perfstack/node` need nothing.
    */
   readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
   /**
