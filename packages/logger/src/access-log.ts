@@ -14,7 +14,7 @@
  * served gets its line, then writes the refusal summaries still owed and flushes.
  *
  * Everything costly is built here, once: the sensitive-key matcher, the compiled value
- * patterns, the serializers and the ignore set (house style rule 6).
+ * patterns, the serializers and the ignore set (ARCHITECTURE.md rule 6).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
