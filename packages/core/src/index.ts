@@ -79,6 +79,7 @@ export {
   type SharedRedisOptions,
   UNRESPONSIVE_AFTER,
 } from './redis.js';
+export { REFUSAL_CODES, refusalOf } from './refusal.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export {
   captureRoute,
