@@ -69,9 +69,16 @@ describe('overall deadline across retries', () => {
       clock,
     });
     clients.push(client);
+    // Record the fake timers' durations, to tell the backoff timer from the attempt's deadline timer.
+    const delays: number[] = [];
+    const set = clock.setTimeout;
+    clock.setTimeout = (callback: () => void, ms: number) => {
+      delays.push(ms);
+      return set(callback, ms);
+    };
     const pending = client.request({ path: '/' });
-    // The backoff timer is on the fake clock: move it on when it is set.
-    while (origin.hits < 1 || clock.pending === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The backoff timer is on the fake clock: move it on once it is set.
+    while (!delays.includes(360)) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(clock.now()).toBe(300);
     clock.advance(360);
     const res = await pending;
@@ -79,6 +86,8 @@ describe('overall deadline across retries', () => {
     await res.body.dump();
     expect(origin.hits).toBe(2);
     expect(clock.now()).toBe(960);
+    // Attempt 1 under the whole deadline, the backoff, attempt 2 under what was left.
+    expect(delays).toEqual([1000, 360, 340]);
   });
 });
 
