@@ -66,7 +66,7 @@ describe('stack.client()', () => {
     expect(health.checks.clients).toEqual({
       status: 'ok',
       detail: '1 outbound client(s)',
-      clients: { prices: { status: 'ok', detail: '1/1 origins available', out: [] } },
+      clients: { prices: { status: 'ok', detail: '1/1 origins available', out: [], retryRate: 0 } },
     });
 
     await stack.close();

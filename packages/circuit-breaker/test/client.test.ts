@@ -175,6 +175,33 @@ describe('retry budget', () => {
   });
 });
 
+describe('retry-rate KPI', () => {
+  it('degrades health() when retries exceed 10% of the calls', async () => {
+    const o = await new TestOrigin('x', (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    }).start();
+    origins.push(o);
+    const client = track(
+      createClient('kpi', {
+        origins: o.url,
+        retry: { maxAttempts: 2, initialDelay: 0, maxDelay: 0 },
+        retryBudget: false,
+        breaker: { failureThreshold: 100 },
+      }),
+    );
+    expect(client.health()).toEqual({ status: 'ok', detail: '1/1 origins available', out: [], retryRate: 0 });
+    for (let i = 0; i < 5; i++) await (await client.request({ path: '/' })).body.dump();
+    expect(o.hits).toBe(10);
+    expect(client.health()).toEqual({
+      status: 'degraded',
+      detail: '1/1 origins available; retry rate 100.0% over 10%',
+      out: [],
+      retryRate: 1,
+    });
+  });
+});
+
 describe('idempotency', () => {
   async function failing(): Promise<TestOrigin> {
     const o = await new TestOrigin('x', (_req, res) => {

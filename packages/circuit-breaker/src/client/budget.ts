@@ -35,6 +35,24 @@ export class RetryBudget {
     this.#requests[slot] = (this.#requests[slot] as number) + 1;
   }
 
+  /** Retries ÷ requests over the window (0 without requests): the retry-rate KPI. */
+  rate(): number {
+    this.#slot();
+    let requests = 0;
+    let retries = 0;
+    for (let i = 0; i < SLOTS; i++) {
+      requests += this.#requests[i] as number;
+      retries += this.#retries[i] as number;
+    }
+    return requests === 0 ? 0 : retries / requests;
+  }
+
+  /** Counts a retry made without asking the budget (budget off: only the rate is kept). */
+  onRetry(): void {
+    const slot = this.#slot();
+    this.#retries[slot] = (this.#retries[slot] as number) + 1;
+  }
+
   /** Takes one retry from the budget; false when the budget is spent. */
   tryRetry(): boolean {
     const slot = this.#slot();

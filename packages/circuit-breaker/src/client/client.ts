@@ -75,6 +75,8 @@ const UNREACHABLE = new Set([
 /** W3C Trace Context §3.2: version-traceid-parentid-flags. */
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const METHOD = /^[A-Z]+$/;
+/** The retry-rate alert: retries over 10 % of the calls in the window degrade `health()`. */
+const RETRY_RATE_ALERT = 0.1;
 
 class Origin {
   readonly url: URL;
@@ -143,6 +145,7 @@ class ResilientClient implements Client {
   readonly #config: ClientConfig;
   readonly #origins: Origin[];
   readonly #budget: RetryBudget | undefined;
+  readonly #rate: RetryBudget;
   readonly #bulkhead: Bulkhead | undefined;
   readonly #metrics: ClientMetrics;
   readonly #detachBreakers: () => void;
@@ -160,6 +163,8 @@ class ResilientClient implements Client {
     this.#origins = config.origins.map((url) => new Origin(config.name, url, config));
     const { budget } = config;
     this.#budget = budget && new RetryBudget(budget.ratio, budget.minPerSecond, budget.windowMs, config.clock);
+    // Without a budget the same window still measures the retry rate (never enforced).
+    this.#rate = this.#budget ?? new RetryBudget(1, 0, 10_000, config.clock);
     this.#bulkhead =
       config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
     const origins = this.#origins;
@@ -208,8 +213,13 @@ class ResilientClient implements Client {
   health(): HealthCheck {
     const out = this.#origins.filter((o) => !o.available).map((o) => o.label);
     const total = this.#origins.length;
-    const status = out.length === 0 ? 'ok' : out.length === total ? 'down' : 'degraded';
-    return { status, detail: `${total - out.length}/${total} origins available`, out };
+    const retryRate = this.#rate.rate();
+    const retrying = retryRate > RETRY_RATE_ALERT;
+    const status = out.length === total ? 'down' : out.length > 0 || retrying ? 'degraded' : 'ok';
+    const detail = `${total - out.length}/${total} origins available${
+      retrying ? `; retry rate ${(retryRate * 100).toFixed(1)}% over ${RETRY_RATE_ALERT * 100}%` : ''
+    }`;
+    return { status, detail, out, retryRate };
   }
 
   close(): Promise<void> {
@@ -270,7 +280,7 @@ class ResilientClient implements Client {
   async #call(call: Call): Promise<ClientResponse> {
     const config = this.#config;
     const clock = config.clock;
-    this.#budget?.onRequest();
+    this.#rate.onRequest();
     let attempts = 0;
     for (;;) {
       call.signal?.throwIfAborted();
@@ -289,7 +299,8 @@ class ResilientClient implements Client {
       if (clock.now() + delay >= call.deadlineAt) return settle(outcome);
       // Every origin out (breakers open, health checks failing): no retry, the caller gets the last answer.
       if (!this.#origins.some((o) => o.available)) return settle(outcome);
-      if (this.#budget !== undefined && !this.#budget.tryRetry()) {
+      if (this.#budget === undefined) this.#rate.onRetry();
+      else if (!this.#budget.tryRetry()) {
         this.#metrics.budgetExhausted.inc({ client: this.name });
         return settle(outcome);
       }
