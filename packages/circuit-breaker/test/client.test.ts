@@ -375,6 +375,26 @@ describe('bulkhead and per-attempt timeout', () => {
     expect(o.seen.map((s) => s.path)).toEqual(['/1', '/2']);
   });
 
+  it('lets a call waiting for a bulkhead slot leave the queue when its signal aborts', async () => {
+    const held: Array<() => void> = [];
+    const o = await new TestOrigin('slow', (_req, res) => {
+      held.push(() => res.end('done'));
+    }).start();
+    origins.push(o);
+    const client = track(createClient('bulk-abort', { origins: o.url, maxConcurrent: 1, maxQueue: 1 }));
+    const first = client.request({ path: '/1' });
+    const controller = new AbortController();
+    const waiting = client.request({ path: '/2', signal: controller.signal });
+    expect(client.snapshot()).toMatchObject({ active: 1, queued: 1 });
+    controller.abort(new Error('caller gave up'));
+    await expect(waiting).rejects.toThrow('caller gave up');
+    expect(client.snapshot()).toMatchObject({ active: 1, queued: 0 });
+    await until(() => held.length === 1);
+    held.shift()?.();
+    expect(await (await first).body.text()).toBe('done');
+    expect(o.seen.map((s) => s.path)).toEqual(['/1']);
+  });
+
   it('rejects options it does not know, naming them', () => {
     const registry = createRegistry();
     expect(() => createClient('x', { origins: [], registry })).toThrow(

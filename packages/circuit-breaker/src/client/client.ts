@@ -190,9 +190,19 @@ class ResilientClient implements Client {
           .then(resolve, reject)
           .finally(() => bulkhead.leave());
       };
-      const entry = bulkhead.enter(run);
+      const signal = call.signal;
+      const onAbort = () => {
+        if (bulkhead.cancel(waiter)) reject(signal?.reason);
+      };
+      const waiter = () => {
+        signal?.removeEventListener('abort', onAbort);
+        run();
+      };
+      const entry = bulkhead.enter(waiter);
       if (entry === 'run') run();
       else if (entry === 'full') reject(new BulkheadFullError(`client:${this.name}`));
+      // A caller that gives up while waiting for a slot leaves the queue.
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
