@@ -56,6 +56,7 @@ export {
   readStringArray,
 } from './options.js';
 export {
+  codeForStatus,
   HttpProblemError,
   isHttpProblemError,
   PROBLEM_CODES,
