@@ -52,7 +52,12 @@ export class ClusterStore implements DecisionStore {
   readonly #listener: { dispose(): void };
   #watchdog: NodeJS.Timeout | undefined;
 
-  constructor(channel: ClusterChannel, definition: ClusterStoreDefinition, timeout = 1000) {
+  /**
+   * @param timeout ms of loop time before a decision counts as failed (the limiter then
+   *   decides locally). Generous: a live primary on a busy machine is worth waiting for —
+   *   only it is exact — and a dead one is noticed at once (the IPC pipe closes).
+   */
+  constructor(channel: ClusterChannel, definition: ClusterStoreDefinition, timeout = 5000) {
     this.#channel = channel;
     this.#definition = definition;
     this.#timeout = timeout;
@@ -61,6 +66,7 @@ export class ClusterStore implements DecisionStore {
   }
 
   decide(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
+    if (!this.#channel.connected) return Promise.reject(new Error('the cluster primary is gone'));
     return new Promise<Decision>((resolve, reject) => {
       const id = nextId++;
       this.#pending.set(id, { at: loopNow(), resolve, reject });
