@@ -34,13 +34,19 @@ const probe = async () => (await request(`${control}/probe`)).json<Probe[]>();
 
 /**
  * Sum of `http_requests_total` for the requests this test sends to `/`, as one scrape (one
- * worker) answers it: route `/`, plus `unmatched` (a 429 is answered before the app's router).
+ * worker) answers it: route `/`, plus the 429s (answered before the app's router: `unmatched`).
  */
 async function scrape(): Promise<{ total: number; status: number }> {
   const res = await request(`${app}/metrics`);
   let total = 0;
-  for (const match of res.text.matchAll(/^http_requests_total\{[^}]*route="(\/|unmatched)"[^}]*\} (\d+)$/gm)) {
-    total += Number(match[2]);
+  for (const match of res.text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)$/gm)) {
+    const labels = match[1] as string;
+    if (
+      labels.includes('route="/"') ||
+      (labels.includes('route="unmatched"') && labels.includes('status_code="429"'))
+    ) {
+      total += Number(match[2]);
+    }
   }
   return { total, status: res.status };
 }
@@ -95,6 +101,18 @@ describe('node:cluster, 4 workers, no Redis', () => {
     expect(health.status).toBe('ok');
     expect(health.checks.rateLimit.store).toBe('cluster');
     expect(health.checks.cluster.workers).toBe(4);
+  });
+
+  it('the dashboard shows every worker (the fleet view, over the cluster channel)', async () => {
+    let instances: unknown[] = [];
+    await waitFor(async () => {
+      const snapshot = (await request(`${app}/dashboard/api/snapshot`)).json<{
+        fleet: { instances: unknown[]; connected: boolean } | null;
+      }>();
+      instances = snapshot.fleet?.instances ?? [];
+      return instances.length === 4 && snapshot.fleet?.connected === true;
+    }, 10_000);
+    expect(instances).toHaveLength(4);
   });
 
   it('/metrics: the request counter equals the requests sent, whichever worker answers the scrape', async () => {
