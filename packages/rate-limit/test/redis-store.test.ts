@@ -16,12 +16,12 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function privateRedis(): Promise<{ server: RedisServerHandle; redis: SharedRedis }> {
+async function privateRedis(commandTimeout = 200): Promise<{ server: RedisServerHandle; redis: SharedRedis }> {
   const server = await startRedisServer();
   cleanups.push(() => server.stop());
   const redis = createSharedRedis({
     url: server.url,
-    commandTimeout: 200,
+    commandTimeout,
     maxReconnectDelay: 100,
     connectTimeout: 500,
     logger: memoryLogger(),
@@ -106,7 +106,10 @@ describe('Redis store', () => {
   });
 
   it('failOpen (default): Redis stopped mid-run → no failed request, the local limiter still blocks a flood, recovery is automatic', async () => {
-    const { server, redis } = await privateRedis();
+    // A stopped server fails calls at once (the connection closes), so this test needs no short
+    // timeout; a long one keeps a loaded machine from turning a slow answer into a local decision
+    // (a timed-out call may still count in Redis: README "Failure policy").
+    const { server, redis } = await privateRedis(5000);
     const { url, limiter } = await serve({ redis, limit: 5, window: '1m', keyGenerator: byUser });
     const statuses: number[] = [];
     const run = async (user: string, count: number) => {
@@ -127,6 +130,14 @@ describe('Redis store', () => {
 
     await server.start();
     await waitFor(() => redis.isUp, 5000);
+    // The connection being up is not enough: if a call failed during the outage (whether one did
+    // depends on timing), the limiter goes back to Redis only once a probe gets an answer, and
+    // requests that arrive meanwhile are decided locally (README "Failure policy"). So probe, one
+    // request at a time, until the limiter itself reports that it is back on Redis.
+    await waitFor(async () => {
+      await request(url, userHeader('probe'));
+      return limiter.health().status === 'ok';
+    }, 5000);
     // Back on Redis (the restarted test server keeps no data, so "steady" starts afresh),
     // and no longer on the local limiter:
     const fallbackBefore = limiter.stats().fallback;
