@@ -162,7 +162,7 @@ describe('three instances on one Redis, limit 100 per client', () => {
     }
     // No instance ever fell back to its local limiter: Redis was never blamed.
     for (const h of await Promise.all(ports.map(health))) expect(h.status).toBe('ok');
-  }, 60_000);
+  }, 150_000);
 
   it(`Redis paused 1.5 s mid-burst: ≤ ${BOUND} per client, /health degraded on every instance, no request over 2 s, counting resumes in Redis`, async () => {
     const clients = ['pause-a', 'pause-b', 'pause-c'];
