@@ -72,6 +72,7 @@ export {
   readStringArray,
 } from './options.js';
 export {
+  codeForStatus,
   HttpProblemError,
   isHttpProblemError,
   PROBLEM_CODES,
@@ -94,6 +95,7 @@ export {
   type SharedRedisOptions,
   UNRESPONSIVE_AFTER,
 } from './redis.js';
+export { REFUSAL_CODES, refusalOf } from './refusal.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export {
   captureRoute,
