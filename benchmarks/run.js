@@ -134,7 +134,13 @@ async function main() {
         ? ['--cpu-prof', `--cpu-prof-dir=${options.profile}`, `--cpu-prof-name=${scenario.name}.cpuprofile`]
         : [];
       if (options.profile) row.profileFile = join(options.profile, `${scenario.name}.cpuprofile`);
-      server = await startServer({ file: scenario.file, env: envFor(row, index), core: serverCore, nodeArgs });
+      // `unpinned`: a multi-process server (node:cluster) that needs every core.
+      server = await startServer({
+        file: scenario.file,
+        env: envFor(row, index),
+        core: scenario.unpinned ? undefined : serverCore,
+        nodeArgs,
+      });
     } catch (error) {
       markFailed(row, `did not start: ${error.message}`);
       return;

@@ -34,7 +34,7 @@ const BASIC = () => [getProducts(), postProducts()];
 /**
  * @typedef {{
  *   name: string, title: string, group: string, kind: 'http' | 'micro', file: string,
- *   env?: Record<string,string>, redis?: boolean, logFile?: boolean,
+ *   env?: Record<string,string>, redis?: boolean, logFile?: boolean, unpinned?: boolean,
  *   request: { method: string, path: string, body?: string, headers?: Record<string,string> },
  *   checks: import('./checks.js').Check[]
  * }} Scenario
@@ -324,6 +324,35 @@ for (const framework of ['express', 'koa', 'node']) {
       request: POST_SMALL,
     });
   }
+}
+
+// node:cluster without Redis (issue 16): the full stack on 1 and on 2 workers, not pinned
+// (the scaling on 2 cores is the ratio of the two), and the IPC store's per-request cost.
+for (const workers of [1, 2]) {
+  add({
+    name: `stack-cluster-${workers}`,
+    group: 'perfstack cluster',
+    title: `performanceStack() on Express, node:cluster ${workers} worker${workers > 1 ? 's' : ''} (no Redis), uncached`,
+    file: 'perfstack-cluster.js',
+    env: { CLUSTER_WORKERS: String(workers) },
+    unpinned: true,
+    logFile: true,
+    checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+  });
+}
+for (const impl of ['cluster', 'memory']) {
+  scenarios.push({
+    name: `micro-rate-limit-store-${impl}`,
+    group: 'micro',
+    kind: 'micro',
+    title:
+      impl === 'cluster'
+        ? '@perfstack/rate-limit ClusterStore.decide() over node:cluster IPC (64 in flight)'
+        : '@perfstack/rate-limit MemoryStore.decide() in process (baseline)',
+    file: 'micro-ipc-store.js',
+    env: { MICRO_IMPL: impl },
+    checks: [],
+  });
 }
 
 // Micro-benchmarks without HTTP: the outbound breaker.

@@ -39,6 +39,7 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
+import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
@@ -249,6 +250,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
 
   const registry = opts.registry ?? createRegistry();
   const { redis, owned: ownsRedis } = makeRedis(opts.redis, env.REDIS_URL, log);
+  // In a worker of a `clusterPrimary()` (perfstack/cluster): undefined everywhere else.
+  const clusterParts = clusterWorkerParts(registry);
   const shared = { registry, logger: log };
   const built: Partial<Record<LayerName, Middleware>> = {};
   const layers: {
@@ -271,6 +274,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         ...cacheOptions,
       });
       built.cache = layers.cache;
+      // node:cluster without Redis: invalidations reach every worker through the primary.
+      if (clusterParts !== undefined && redis === undefined) clusterParts.shareInvalidations(layers.cache);
     }
     const sizeOptions = enabled<SizeLimitOptions>('sizeLimit', opts.sizeLimit);
     if (sizeOptions) {
@@ -374,6 +379,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   if (layers.cache) healthChecks.cache = layers.cache;
   if (layers.rateLimit) healthChecks.rateLimit = layers.rateLimit;
   if (layers.circuitBreaker) healthChecks.circuitBreaker = layers.circuitBreaker;
+  if (clusterParts !== undefined) healthChecks.cluster = clusterParts.health;
   let health: HealthHandler | undefined;
   const getHealth = () => {
     health ??= healthHandler({ checks: healthChecks, logger: log, ...access });
@@ -399,13 +405,16 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           },
           registry,
           logger: log,
-          ...(redis ? { redis } : {}),
+          ...(redis ? { redis } : clusterParts ? { fleetBus: clusterParts.fleetBus } : {}),
         });
         opened.push(mw);
         return mw;
       },
     },
-    metrics: { value: () => metricsHandler({ registry, logger: log, ...access }) },
+    metrics: {
+      value: () =>
+        metricsHandler({ registry: (clusterParts?.metricsRegistry ?? registry) as Registry, logger: log, ...access }),
+    },
     health: { value: getHealth },
     cache: { value: layers.cache ?? disabledCache(), enumerable: true },
     layers: { value: Object.freeze({ ...layers }), enumerable: true },
@@ -433,6 +442,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await health?.close();
+          clusterParts?.close();
           if (ownsRedis) await redis?.close();
         })();
         return closing;
