@@ -1,7 +1,7 @@
 /**
  * RFC 9457 problem details (`application/problem+json`) for every error perfstack answers.
  *
- * Each problem has a stable `code` (the table in DESIGN.md); clients switch on `code`,
+ * Each problem has a stable `code` (the table in ARCHITECTURE.md); clients switch on `code`,
  * humans read `title` and `detail`. `type` is a URN built from the code so that it is
  * stable and needs no web page (RFC 9457 §3.1.1 allows any URI).
  */
@@ -32,6 +32,17 @@ export const PROBLEM_CODES = {
 
 /** A stable problem code. */
 export type ProblemCode = keyof typeof PROBLEM_CODES;
+
+/**
+ * The problem code for a status (`413` → `PAYLOAD_TOO_LARGE`), for errors that carry only a
+ * status (a body parser's); `undefined` when no code has it.
+ */
+export function codeForStatus(status: number): ProblemCode | undefined {
+  for (const code of Object.keys(PROBLEM_CODES) as ProblemCode[]) {
+    if (PROBLEM_CODES[code].status === status) return code;
+  }
+  return undefined;
+}
 
 /** What {@link sendProblem} writes. */
 export interface Problem {
