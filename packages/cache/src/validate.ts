@@ -15,9 +15,10 @@ import { performance } from 'node:perf_hooks';
 import { addServerTiming, routeLabel } from '@perfstack/core';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
-import { type Entry, storableHeaders } from './entry.js';
+import { type Entry, type StoredHeaders, storableHeaders } from './entry.js';
 import { formatHttpDate, parseHttpDate } from './freshness.js';
 import { acceptsEncoding, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
+import { rangeAnswer } from './ranges.js';
 import { commit } from './record.js';
 import { KEPT_ON_REPLACE } from './serve.js';
 import type { RequestState } from './state.js';
@@ -120,7 +121,13 @@ export function onNotModified(engine: CacheEngine, req: IncomingMessage, res: Se
   let status = fresh.status;
   let headers = fresh.headers;
   let body: Buffer | null = fresh.body;
-  if (notModified) {
+  // The client's Range (set aside while validating) is answered from the freshened entry.
+  const range = notModified ? undefined : rangeAnswer(req.method, client?.range, client?.['if-range'], fresh);
+  if (range !== undefined) {
+    status = range.status;
+    headers = range.headers as StoredHeaders;
+    body = range.body ?? null;
+  } else if (notModified) {
     status = 304;
     headers = fresh.notModifiedHeaders;
     body = null;
