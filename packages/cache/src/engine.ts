@@ -27,6 +27,7 @@ import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } 
 import { CacheCounters } from './stats.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
+import { restoreClientConditionals } from './validate.js';
 
 export { INSTANCE, type RequestState, requestInstance, requestState, SKIPPED, STATE } from './state.js';
 
@@ -135,6 +136,11 @@ export class CacheEngine {
         settle(this, state);
         state.key = key;
         state.stale = undefined;
+        // The global layer was validating the entry of the other key: stop, untouched.
+        if (state.validating !== undefined) {
+          state.validating = undefined;
+          restoreClientConditionals(req, state);
+        }
         if (!state.refresh) {
           const entry = this.l1.select(key, req.headers);
           if (entry !== undefined && (!state.credentialed || entry.shared) && tryServe(this, req, res, state, entry)) {

@@ -21,6 +21,7 @@ import {
 import { serveRange } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
+import { restoreClientConditionals } from './validate.js';
 
 /** Headers kept when a stale entry replaces a response under way (set by outer layers for this request). */
 export const KEPT_ON_REPLACE =
@@ -153,11 +154,7 @@ export function serveStale(
   if (res.statusCode >= 500) markOriginStatus(res, res.statusCode);
   for (const name of res.getHeaderNames()) if (!KEPT_ON_REPLACE.test(name)) res.removeHeader(name);
   // The cache's own validators went to the app; the client's conditions decide what it gets.
-  const client = state.clientConditionals;
-  if (client !== undefined) {
-    restore(req, 'if-none-match', client.ifNoneMatch);
-    restore(req, 'if-modified-since', client.ifModifiedSince);
-  }
+  restoreClientConditionals(req, state);
   serve(engine, req, res, state, entry, 'STALE');
   settle(engine, state);
   return true;
@@ -181,9 +178,4 @@ export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage
     (acquired) => (acquired ? send() : done()),
     () => send(),
   );
-}
-
-function restore(req: IncomingMessage, name: string, value: unknown): void {
-  if (value === undefined) delete req.headers[name];
-  else req.headers[name] = value as string;
 }

@@ -46,7 +46,7 @@ export interface RequestState {
   /** The stored entry being revalidated with a conditional request (§4.3), if any. */
   validating: Entry | undefined;
   /** The client's own `If-None-Match`/`If-Modified-Since`, set aside while the cache validates. */
-  clientConditionals: { readonly ifNoneMatch: unknown; readonly ifModifiedSince: unknown } | undefined;
+  clientConditionals: Readonly<Record<string, string | string[] | undefined>> | undefined;
   /** The request's own Cache-Control (max-age, min-fresh, max-stale), when `requestCacheControl` is on. */
   directives: CacheControl | undefined;
   /** After a 304 from the app: the body to send instead of the app's (null: none). */
