@@ -49,8 +49,10 @@ import { REFRESH_HEADER, sendRefresh } from './revalidate.js';
 import { gateServerErrors } from './stale-if-error.js';
 import { CacheCounters, type Outcome } from './stats.js';
 import { type Plan, planStorage } from './storability.js';
+import { InvalidationFeed, type InvalidationOp } from './store/invalidation-feed.js';
 import { MemoryStore } from './store/memory.js';
 import { type CacheEvent, RedisStore } from './store/redis.js';
+import { requestVariantId } from './store/store.js';
 
 /** Set on the request by the global layer: the instance, for `cache()` routes. */
 export const INSTANCE = Symbol.for('perfstack.cache.instance');
@@ -59,8 +61,10 @@ export const STATE = Symbol.for('perfstack.cache.state');
 /** Set when the global layer skipped the request: `cache()` routes leave it alone too. */
 export const SKIPPED = Symbol.for('perfstack.cache.skipped');
 
-/** A fetch other requests for the same key can wait for. */
+/** A fetch other requests for the same key and variant can wait for. */
 interface Flight {
+  /** The key, plus the variant when the key's responses are known to vary (fleet: store/store.ts). */
+  readonly id: string;
   readonly promise: Promise<void>;
   readonly resolve: () => void;
 }
@@ -81,6 +85,8 @@ export interface RequestState {
   /** The flight this request leads, if any. */
   leader: Flight | undefined;
   lockHeld: boolean;
+  /** The fleet lock this request holds or waits on: its flight id (per variant). */
+  lockName: string;
   /** The origin's 5xx was swallowed and replaced by the stale entry. */
   replaced: boolean;
   /** The key was marked hit-for-pass when the request came. */
@@ -108,6 +114,10 @@ export class CacheEngine {
   /** Keys known to have produced a storable response: only these are looked up in L2. */
   readonly #known: LRUCache<string, true> | undefined;
   readonly #refreshing = new Set<string>();
+  /** Fleet: the request headers each key's responses vary on, so misses collapse per variant. */
+  readonly #varyNames = new LRUCache<string, readonly string[]>({ max: 100_000 });
+  /** Fleet: the durable invalidation stream (with Redis). */
+  readonly #feed: InvalidationFeed | undefined;
   readonly #id = randomUUID();
   readonly #token = randomBytes(18).toString('base64url');
   readonly #disposables: Disposable[] = [];
@@ -127,17 +137,21 @@ export class CacheEngine {
     if (config.redis !== undefined) {
       this.l2 = new RedisStore(config.redis, config.redisTimeout);
       this.#known = new LRUCache({ max: Math.min(config.maxEntries * 4, 1_000_000) });
-      let wasDown = false;
+      // Invalidations missed while away come from the stream when Redis answers again (no L1 flush).
+      this.#feed = new InvalidationFeed({
+        redis: config.redis,
+        store: this.l2,
+        timeout: config.redisTimeout,
+        onInvalidate: (op) => this.#invalidateLocal(op.keys, op.tags, op.prefix),
+        onReset: () => this.l1.clear(),
+        onError: (error) => this.#storeError(error),
+      });
+      this.#feed.start();
       this.#disposables.push(
         config.redis.onStatusChange((status) => {
           if (status === 'up') {
-            // Invalidations published while we were away were missed: forget what L1 holds.
-            if (wasDown) this.l1.clear();
-            wasDown = false;
             this.#log.reset('CACHE_STORE_UNAVAILABLE');
             this.#subscribe();
-          } else if (status === 'down') {
-            wasDown = true;
           }
         }),
       );
@@ -145,6 +159,7 @@ export class CacheEngine {
     } else {
       this.l2 = undefined;
       this.#known = undefined;
+      this.#feed = undefined;
     }
   }
 
@@ -231,6 +246,7 @@ export class CacheEngine {
       credentialed,
       leader: undefined,
       lockHeld: false,
+      lockName: key,
       replaced: false,
       passed: false,
     };
@@ -281,14 +297,16 @@ export class CacheEngine {
     attempt: number,
   ): void {
     const key = state.key;
-    const flight = this.#flights.get(key);
+    const id = this.#flightId(key, req);
+    state.lockName = id;
+    const flight = this.#flights.get(id);
     if (flight === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => {
         resolve = r;
       });
-      state.leader = { promise, resolve };
-      this.#flights.set(key, state.leader);
+      state.leader = { id, promise, resolve };
+      this.#flights.set(id, state.leader);
       if (viaL2) this.#readL2(req, res, next, state);
       else this.#fetch(req, res, next, state);
       return;
@@ -301,12 +319,27 @@ export class CacheEngine {
       if (res.writableEnded || res.destroyed) return;
       const entry = this.l1.select(key, req.headers);
       if (entry !== undefined && this.#tryServe(req, res, state, entry)) return;
-      if (attempt < 2 && this.#flights.has(key) && this.#pass?.has(key) !== true) {
+      if (attempt < 2 && this.#flights.has(this.#flightId(key, req)) && this.#pass?.has(key) !== true) {
         this.#collapse(req, res, next, state, false, attempt + 1);
       } else {
         this.#fetch(req, res, next, state);
       }
     });
+  }
+
+  /**
+   * Fleet: the flight (and fleet lock) of a request: its key, plus its variant once the
+   * key's responses are known to vary, so N variants of one URL fill in parallel.
+   */
+  #flightId(key: string, req: IncomingMessage): string {
+    const names = this.#varyNames.get(key);
+    if (names === undefined) return key;
+    return `${key}\n${requestVariantId(names, req.headers)}`;
+  }
+
+  /** Fleet: remembers the request headers a key's responses vary on. */
+  #learnVary(key: string, names: readonly string[] | undefined): void {
+    if (names !== undefined && names.length > 0) this.#varyNames.set(key, names);
   }
 
   #wait(promise: Promise<void>): Promise<void> {
@@ -328,6 +361,7 @@ export class CacheEngine {
       const now = this.config.now();
       const live = variants.filter((v) => deadAt(v) > now);
       if (live.length === 0) return false;
+      this.#learnVary(key, (live[0] as Entry).varyNames);
       this.l1.putAll(key, live);
       const entry = this.l1.select(key, req.headers);
       if (entry === undefined) return false;
@@ -337,12 +371,12 @@ export class CacheEngine {
       }
       return false;
     };
-    l2.get(key).then(
+    l2.readVariants(key).then(
       (variants) => {
         if (res.writableEnded || res.destroyed) return this.#settle(state);
         if (promoted(variants)) return;
         if (!l2.available) return this.#fetch(req, res, next, state);
-        l2.lock(key, this.#id, this.config.lockTimeout).then(
+        l2.lock(state.lockName, this.#id, this.config.lockTimeout).then(
           (acquired) => {
             if (acquired) {
               state.lockHeld = true;
@@ -367,7 +401,10 @@ export class CacheEngine {
     );
   }
 
-  /** Another instance holds the lock: look again every 50 ms until the lock time runs out. */
+  /**
+   * Another instance holds the lock: look again every 50 ms until the lock time runs out,
+   * or until the lock is gone with nothing stored (its holder got an unstorable response).
+   */
   #pollL2(
     req: IncomingMessage,
     res: ServerResponse,
@@ -380,10 +417,10 @@ export class CacheEngine {
     const timer = setTimeout(() => {
       if (res.writableEnded || res.destroyed) return this.#settle(state);
       if (!l2.available || this.#closed) return this.#fetch(req, res, next, state);
-      l2.get(state.key).then(
-        (variants) => {
+      Promise.all([l2.readVariants(state.key), l2.locked(state.lockName)]).then(
+        ([variants, locked]) => {
           if (promoted(variants)) return;
-          if (performance.now() >= deadline) this.#fetch(req, res, next, state);
+          if (!locked || performance.now() >= deadline) this.#fetch(req, res, next, state);
           else this.#pollL2(req, res, next, state, promoted, deadline);
         },
         (error: unknown) => {
@@ -591,6 +628,7 @@ export class CacheEngine {
     });
     const key = plan.key;
     this.l1.put(key, entry);
+    this.#learnVary(key, entry.varyNames);
     this.#pass?.delete(key);
     const lockHeld = state.lockHeld;
     state.lockHeld = false;
@@ -599,14 +637,14 @@ export class CacheEngine {
     if (l2 === undefined) return;
     this.#known?.set(key, true);
     if (!l2.available) return;
-    const stored = this.l1.peek(key);
-    const variants = stored === undefined ? [entry] : Array.isArray(stored) ? stored : [stored];
     const ttl = Math.max(1, deadAt(entry) - now);
-    l2.set(key, variants, ttl, entry.tags)
-      .then(() => l2.publish({ from: this.#id, op: 'stored', key }))
+    const lockName = state.lockName;
+    // One variant per write (a hash field in Redis): instances filling other variants are not overwritten.
+    l2.writeVariant(key, entry, ttl)
+      .then(() => l2.publish({ from: this.#id, op: 'stored', key, vary: entry.varyNames }))
       .catch((error: unknown) => this.#storeError(error))
       .finally(() => {
-        if (lockHeld) l2.unlock(key).catch(() => {});
+        if (lockHeld) l2.unlock(lockName, this.#id).catch(() => {});
       });
   }
 
@@ -615,12 +653,12 @@ export class CacheEngine {
     const leader = state.leader;
     if (leader !== undefined) {
       state.leader = undefined;
-      if (this.#flights.get(state.key) === leader) this.#flights.delete(state.key);
+      if (this.#flights.get(leader.id) === leader) this.#flights.delete(leader.id);
       leader.resolve();
     }
     if (state.lockHeld) {
       state.lockHeld = false;
-      this.l2?.unlock(state.key).catch(() => {});
+      this.l2?.unlock(state.lockName, this.#id).catch(() => {});
     }
   }
 
@@ -637,7 +675,7 @@ export class CacheEngine {
       send();
       return;
     }
-    l2.lock(key, this.#id, this.config.lockTimeout).then(
+    l2.lock(`${this.#flightId(key, req)}\nrefresh`, this.#id, this.config.lockTimeout).then(
       (acquired) => (acquired ? send() : done()),
       () => send(),
     );
@@ -700,28 +738,13 @@ export class CacheEngine {
 
   async #invalidate(keys: readonly string[], tags: readonly string[], prefix: string | undefined): Promise<number> {
     const removed = this.#invalidateLocal(keys, tags, prefix);
-    const l2 = this.l2;
-    if (l2 === undefined) return removed.size;
-    if (!l2.available) {
-      this.#log.warnOnce(
-        'CACHE_INVALIDATE_LOCAL_ONLY',
-        'Redis is down: invalidation applied to this instance only; other instances clear their memory when Redis is back',
-      );
-      return removed.size;
-    }
-    try {
-      const remote = new Set<string>(keys);
-      if (tags.length > 0) for (const k of await l2.takeTagged(tags)) remote.add(k);
-      if (prefix !== undefined) for (const k of await l2.keysWithPrefix(prefix)) remote.add(k);
-      for (const k of removed) remote.add(k);
-      const all = [...remote];
-      const deleted = await l2.delete(all);
-      await l2.publish({ from: this.#id, op: 'invalidate', keys: all, tags, prefix } as CacheEvent);
-      return Math.max(removed.size, deleted);
-    } catch (error) {
-      this.#storeError(error);
-      return removed.size;
-    }
+    const feed = this.#feed;
+    if (feed === undefined) return removed.size;
+    // Fleet: L2 records deleted and every instance told through the durable stream; queued
+    // while Redis does not answer and sent when it does (store/invalidation-feed.ts).
+    const op: InvalidationOp = { keys: [...new Set([...keys, ...removed])], tags, prefix };
+    const deleted = await feed.publish(op);
+    return Math.max(removed.size, deleted);
   }
 
   #invalidateLocal(keys: readonly string[], tags: readonly string[], prefix: string | undefined): Set<string> {
@@ -752,18 +775,18 @@ export class CacheEngine {
     );
   }
 
-  #onEvent(event: CacheEvent & { tags?: unknown; prefix?: unknown }): void {
+  #onEvent(event: CacheEvent): void {
     if (event.from === this.#id || this.#closed) return;
-    if (event.op === 'stored') {
-      if (typeof event.key === 'string') this.#known?.set(event.key, true);
-      return;
+    if (event.op === 'stored' && typeof event.key === 'string') {
+      this.#known?.set(event.key, true);
+      const vary = Array.isArray(event.vary) ? event.vary.filter((v): v is string => typeof v === 'string') : [];
+      this.#learnVary(event.key, vary);
     }
-    if (event.op === 'invalidate') {
-      const keys = Array.isArray(event.keys) ? event.keys.filter((k): k is string => typeof k === 'string') : [];
-      const tags = Array.isArray(event.tags) ? event.tags.filter((t): t is string => typeof t === 'string') : [];
-      const prefix = typeof event.prefix === 'string' && event.prefix !== '' ? event.prefix : undefined;
-      this.#invalidateLocal(keys, tags, prefix);
-    }
+  }
+
+  /** True once this instance knows `key` was stored by some instance (it then looks it up in L2). */
+  knows(key: string): boolean {
+    return this.#known?.has(key) === true;
   }
 
   #storeError(error: unknown): void {
@@ -779,24 +802,42 @@ export class CacheEngine {
     return this.counters.snapshot(this.l1.entries, this.l1.bytes);
   }
 
-  /** `degraded` while a configured Redis is down. */
+  /**
+   * `degraded` while a configured Redis is down, and also while it does not answer on an
+   * open socket (paused, stalled network): the invalidation feed has not been read within
+   * its bound, or invalidations made here wait for Redis.
+   */
   health(): HealthCheck {
     const entries = this.l1.entries;
     const redis = this.config.redis;
     if (redis === undefined) return { status: 'ok', l2: 'none', entries };
-    if (redis.isUp) return { status: 'ok', l2: 'up', entries };
-    return {
-      status: 'degraded',
-      detail: 'Redis (L2) is unreachable: serving from memory (L1) and the origin',
-      l2: redis.status,
-      entries,
-    };
+    const feed = (this.#feed as InvalidationFeed).health();
+    if (!redis.isUp) {
+      return {
+        status: 'degraded',
+        detail: 'Redis (L2) is unreachable: serving from memory (L1) and the origin',
+        l2: redis.status,
+        entries,
+        feed,
+      };
+    }
+    if (feed.stalled || feed.queued > 0) {
+      return {
+        status: 'degraded',
+        detail: `Redis (L2) does not answer: the invalidation feed was last read ${feed.lagMs}ms ago (bound ${feed.boundMs}ms), ${feed.queued} invalidation(s) queued`,
+        l2: 'unresponsive',
+        entries,
+        feed,
+      };
+    }
+    return { status: 'ok', l2: 'up', entries, feed };
   }
 
   /** Stops listening, releases waiters, closes the Redis connection if this instance made it. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#feed?.close();
     for (const d of this.#disposables.splice(0)) d.dispose();
     for (const flight of this.#flights.values()) flight.resolve();
     this.#flights.clear();

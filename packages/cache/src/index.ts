@@ -12,3 +12,4 @@ export { REFRESH_HEADER } from './revalidate.js';
 export { Cacheable, cache, defaultCache, type RouteHandler } from './route.js';
 export { MemoryStore } from './store/memory.js';
 export { RedisStore } from './store/redis.js';
+export type { Awaitable, CacheStore } from './store/store.js';
