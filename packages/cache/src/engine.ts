@@ -116,6 +116,8 @@ export class CacheEngine {
   readonly #refreshing = new Set<string>();
   /** Fleet: the request headers each key's responses vary on, so misses collapse per variant. */
   readonly #varyNames = new LRUCache<string, readonly string[]>({ max: 100_000 });
+  /** Fleet: requests polling L2 for a key another instance fills; woken by its "stored" announcement. */
+  readonly #pollers = new Map<string, Set<() => void>>();
   /** Fleet: the durable invalidation stream (with Redis). */
   readonly #feed: InvalidationFeed | undefined;
   readonly #id = randomUUID();
@@ -402,8 +404,9 @@ export class CacheEngine {
   }
 
   /**
-   * Another instance holds the lock: look again every 50 ms until the lock time runs out,
-   * or until the lock is gone with nothing stored (its holder got an unstorable response).
+   * Another instance holds the lock: look again every 50 ms (or at once when the holder
+   * announces the key stored) until the lock time runs out, or until the lock is gone with
+   * nothing stored (its holder got an unstorable response).
    */
   #pollL2(
     req: IncomingMessage,
@@ -414,7 +417,12 @@ export class CacheEngine {
     deadline: number,
   ): void {
     const l2 = this.l2 as RedisStore;
-    const timer = setTimeout(() => {
+    const key = state.key;
+    const poll = () => {
+      clearTimeout(timer);
+      const waiting = this.#pollers.get(key);
+      waiting?.delete(poll);
+      if (waiting?.size === 0) this.#pollers.delete(key);
       if (res.writableEnded || res.destroyed) return this.#settle(state);
       if (!l2.available || this.#closed) return this.#fetch(req, res, next, state);
       Promise.all([l2.readVariants(state.key), l2.locked(state.lockName)]).then(
@@ -428,8 +436,15 @@ export class CacheEngine {
           this.#fetch(req, res, next, state);
         },
       );
-    }, 50);
+    };
+    const timer = setTimeout(poll, 50);
     timer.unref();
+    let waiting = this.#pollers.get(key);
+    if (waiting === undefined) {
+      waiting = new Set();
+      this.#pollers.set(key, waiting);
+    }
+    waiting.add(poll);
   }
 
   // ---------------------------------------------------------------- serving
@@ -781,6 +796,8 @@ export class CacheEngine {
       this.#known?.set(event.key, true);
       const vary = Array.isArray(event.vary) ? event.vary.filter((v): v is string => typeof v === 'string') : [];
       this.#learnVary(event.key, vary);
+      const waiting = this.#pollers.get(event.key);
+      if (waiting !== undefined) for (const poll of [...waiting]) poll();
     }
   }
 

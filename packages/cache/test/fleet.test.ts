@@ -1,0 +1,246 @@
+/**
+ * Fleet behaviour with Redis (issue "Fleet behaviour with Redis"): two real instances
+ * (real HTTP servers) on real Redis.
+ *
+ * - The Vary lock: 20 variants of one URL, two instances, concurrent misses on a slow
+ *   origin: p99 below 2x the origin time, one origin call per variant for the fleet.
+ * - Invalidation during a paused Redis (SIGSTOP on a private redis-server, never the
+ *   shared one): the other instance stops serving the entry within the stated bound
+ *   (`500 ms + 5 × redisTimeout` after Redis answers again), health degraded during the pause.
+ * - A dropped feed connection catches up from its last id; a Redis restarted empty
+ *   makes the instances drop what they cannot vouch for.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { cache, type ResponseCache, responseCache } from '@perfstack/cache';
+import { createSharedRedis, type SharedRedis, silentLogger } from '@perfstack/core';
+import express from 'express';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cleanPrefix,
+  type RedisServerHandle,
+  redisUrl,
+  startRedisServer,
+  uniquePrefix,
+} from '../../../test/helpers/redis.js';
+import { request, serverTracker, waitFor } from './helpers.js';
+
+const servers = serverTracker();
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  await servers.closeAll();
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+const ENGINE = Symbol.for('perfstack.cache.engine');
+interface EngineView {
+  knows(key: string): boolean;
+}
+const engineOf = (c: ResponseCache) => (c as unknown as Record<symbol, EngineView>)[ENGINE] as EngineView;
+
+async function connected(url: string, keyPrefix: string): Promise<SharedRedis> {
+  const redis = createSharedRedis({ url, keyPrefix, logger: silentLogger, commandTimeout: 300, maxReconnectDelay: 50 });
+  closers.push(() => redis.close());
+  await waitFor(() => redis.isUp, 5000);
+  return redis;
+}
+
+/** Waits until `count` connections listen for the cache's "stored" announcements (pub/sub). */
+async function announcementsHeard(redis: SharedRedis, count: number): Promise<void> {
+  const channel = `${redis.keyPrefix}cache:events`;
+  await waitFor(async () => {
+    const reply = (await redis.client.sendCommand(['PUBSUB', 'NUMSUB', channel])) as [string, number];
+    return Number(reply[1]) >= count;
+  }, 5000);
+}
+
+function makeCache(redis: SharedRedis, options: Parameters<typeof responseCache>[0] = {}): ResponseCache {
+  const c = responseCache({ redis, logger: silentLogger, ...options });
+  closers.push(() => c.close());
+  return c;
+}
+
+/** The 99th percentile (nearest rank). */
+function p99(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.max(0, Math.ceil(sorted.length * 0.99) - 1)] as number;
+}
+
+describe('The Vary lock: per-variant flights and fill locks', () => {
+  let url: string;
+  const prefix = uniquePrefix('fleet-vary');
+  beforeAll(async () => {
+    url = await redisUrl();
+  });
+  afterAll(async () => {
+    await cleanPrefix(url, prefix);
+  });
+
+  it('20 variants of one URL on two instances, concurrent misses: p99 below 2x the origin time, one origin call per variant', async () => {
+    const ORIGIN_MS = 1000;
+    const [ra, rb] = [await connected(url, prefix), await connected(url, prefix)];
+    const a = makeCache(ra);
+    const b = makeCache(rb);
+    const calls = new Map<string, number>();
+    const instance = async (c: ResponseCache) => {
+      const e = express();
+      e.use(c);
+      e.get('/v', cache({ ttl: '5m', vary: ['x-variant'] }), (req, res) => {
+        const variant = String(req.headers['x-variant']);
+        calls.set(variant, (calls.get(variant) ?? 0) + 1);
+        setTimeout(() => res.json({ variant }), ORIGIN_MS);
+      });
+      return servers.listen(e);
+    };
+    const sa = await instance(a);
+    const sb = await instance(b);
+    await announcementsHeard(ra, 2);
+    // The URL has been stored once (one variant): both instances know it, and that it varies.
+    const warm = await request(`${sa.url}/v`, { headers: { 'x-variant': 'warm' } });
+    expect(warm.headers['x-cache']).toBe('MISS');
+    await waitFor(() => engineOf(b).knows('/v'), 5000);
+
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+    const variants = Array.from({ length: 20 }, (_, i) => `v${i}`);
+    const started = performance.now();
+    const results = await Promise.all(
+      variants.flatMap((variant) =>
+        [sa.url, sb.url, sa.url, sb.url].map(async (base) => {
+          const t0 = performance.now();
+          const res = await request(`${base}/v`, { agent, headers: { 'x-variant': variant }, timeout: 10_000 });
+          return { variant, res, ms: performance.now() - t0 };
+        }),
+      ),
+    );
+    const wall = performance.now() - started;
+    agent.destroy();
+    for (const { variant, res } of results) {
+      expect(res.status).toBe(200);
+      expect(res.json()).toEqual({ variant });
+    }
+    // one origin call per variant for the whole fleet (per-variant lock, then L2)
+    for (const variant of variants) expect(calls.get(variant)).toBe(1);
+    expect(results.filter((r) => r.res.headers['x-cache'] === 'MISS')).toHaveLength(20);
+    const slowest = p99(results.map((r) => r.ms));
+    expect(slowest, `p99 ${Math.round(slowest)} ms (wall ${Math.round(wall)} ms)`).toBeLessThan(2 * ORIGIN_MS);
+  });
+});
+
+/** Two instances on a private redis-server, serving `/doc` = `{ v: version }`. */
+async function pair(server: RedisServerHandle, redisTimeout = 100) {
+  const prefix = uniquePrefix('fleet');
+  const [ra, rb] = [await connected(server.url, prefix), await connected(server.url, prefix)];
+  const a = makeCache(ra, { redisTimeout });
+  const b = makeCache(rb, { redisTimeout });
+  const state = { version: 1, calls: 0 };
+  const listen = (c: ResponseCache) => {
+    const e = express();
+    e.use(c);
+    e.get('/doc', cache({ ttl: '5m', tags: ['docs'] }), (_req, res) => {
+      state.calls++;
+      res.json({ v: state.version });
+    });
+    return servers.listen(e);
+  };
+  const sa = await listen(a);
+  const sb = await listen(b);
+  await announcementsHeard(ra, 2);
+  // Both feeds are reading (health ok), A stores /doc, B reads it from L2 into its memory.
+  await waitFor(() => a.health().status === 'ok' && b.health().status === 'ok', 5000).catch((e) => {
+    throw new Error(`${e} ${JSON.stringify([a.health(), b.health()])}`);
+  });
+  expect((await request(`${sa.url}/doc`)).json()).toEqual({ v: 1 });
+  await waitFor(() => engineOf(b).knows('/doc'), 5000);
+  const hit = await request(`${sb.url}/doc`);
+  expect(hit.headers['x-cache']).toBe('HIT');
+  expect(hit.json()).toEqual({ v: 1 });
+  expect(state.calls).toBe(1);
+  // The bound stated in the README (Fleet): 500 ms + 5 × redisTimeout after Redis answers again.
+  const bound = 500 + 5 * redisTimeout;
+  /** Polls B until it serves version `v`; resolves with the ms it took. */
+  const untilB = async (v: number, limit: number): Promise<number> => {
+    const t0 = performance.now();
+    await waitFor(async () => (await request(`${sb.url}/doc`, { timeout: 3000 })).json().v === v, limit, 10);
+    return performance.now() - t0;
+  };
+  return { a, b, ra, rb, sa, sb, state, bound, untilB };
+}
+
+describe('Invalidation that survives a Redis stall', () => {
+  let server: RedisServerHandle;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    server.resume();
+    await server.stop();
+  });
+
+  it('invalidated on A while Redis is paused: B stops serving it within the bound after SIGCONT; health degraded during the pause', async () => {
+    const { a, b, sa, sb, state, bound, untilB } = await pair(server);
+    server.pause();
+    state.version = 2;
+    // A applies it at once and queues it for Redis (the call times out instead of hanging).
+    expect(await a.invalidate({ key: '/doc' })).toBe(1);
+    expect((await request(`${sa.url}/doc`, { timeout: 3000 })).json()).toEqual({ v: 2 });
+    // B cannot know yet: it keeps serving its memory copy (the cache keeps serving without Redis)...
+    const during = await request(`${sb.url}/doc`, { timeout: 3000 });
+    expect(during.headers['x-cache']).toBe('HIT');
+    expect(during.json()).toEqual({ v: 1 });
+    // ...and both say degraded while Redis does not answer, though no socket dropped.
+    await waitFor(() => a.health().status === 'degraded' && b.health().status === 'degraded', bound + 2000);
+    expect(a.health()).toMatchObject({ status: 'degraded', l2: 'unresponsive', feed: { queued: 1 } });
+    expect(b.health()).toMatchObject({ status: 'degraded', l2: 'unresponsive', feed: { stalled: true } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await request(`${sb.url}/doc`, { timeout: 3000 })).json()).toEqual({ v: 1 });
+    server.resume();
+    const converged = await untilB(2, 5000);
+    expect(converged, `B converged ${Math.round(converged)} ms after SIGCONT (bound ${bound} ms)`).toBeLessThan(bound);
+    for (let i = 0; i < 5; i++) expect((await request(`${sb.url}/doc`)).json()).toEqual({ v: 2 });
+    await waitFor(() => a.health().status === 'ok' && b.health().status === 'ok', bound);
+  });
+
+  it('a dropped feed connection that cannot come back at once catches up from its last id', async () => {
+    const { a, sb, state, bound, untilB } = await pair(server);
+    const admin = await connected(server.url, '');
+    // New connections now need a password (the connections already open stay authenticated).
+    await admin.client.configSet('requirepass', 'fleet-test-secret');
+    try {
+      const list = String(await admin.client.sendCommand(['CLIENT', 'LIST']));
+      const readers = list
+        .split('\n')
+        .filter((line) => line.includes('cmd=xread'))
+        .map((line) => /\bid=(\d+)/.exec(line)?.[1] as string);
+      expect(readers.length).toBeGreaterThanOrEqual(2);
+      for (const id of readers) await admin.client.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+      state.version = 2;
+      // A's command connection is still open: the invalidation reaches L2 and the stream.
+      expect(await a.invalidate({ tags: ['docs'] })).toBe(1);
+      await new Promise((r) => setTimeout(r, 300));
+      // B's reader cannot reconnect: B has not heard of it and still serves its copy.
+      const missed = await request(`${sb.url}/doc`);
+      expect(missed.headers['x-cache']).toBe('HIT');
+      expect(missed.json()).toEqual({ v: 1 });
+    } finally {
+      await admin.client.configSet('requirepass', '');
+    }
+    const converged = await untilB(2, 5000);
+    expect(converged).toBeLessThan(bound);
+  });
+
+  it('a Redis restarted empty: invalidations queued meanwhile are sent, and instances drop what they cannot vouch for', async () => {
+    const { a, b, ra, rb, state, bound, untilB } = await pair(server);
+    await server.stop();
+    state.version = 2;
+    expect(await a.invalidate({ key: '/doc' })).toBe(1);
+    expect(a.health()).toMatchObject({ status: 'degraded', feed: { queued: 1 } });
+    await server.start();
+    await waitFor(() => ra.isUp && rb.isUp, 5000);
+    const converged = await untilB(2, 5000);
+    expect(converged).toBeLessThan(bound);
+    await waitFor(() => a.health().status === 'ok' && b.health().status === 'ok', bound);
+    // The stream of the new Redis carries A's queued invalidation.
+    const entries = (await ra.client.sendCommand(['XRANGE', `${ra.keyPrefix}cache-inv`, '-', '+'])) as unknown[];
+    expect(entries).toHaveLength(1);
+  });
+});
