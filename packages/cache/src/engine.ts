@@ -120,6 +120,8 @@ export class CacheEngine {
   readonly #pollers = new Map<string, Set<() => void>>();
   /** Fleet: the durable invalidation stream (with Redis). */
   readonly #feed: InvalidationFeed | undefined;
+  /** Fleet: `serveMemoryWhenStalled: false` with Redis. */
+  readonly #distrustStalled: boolean;
   readonly #id = randomUUID();
   readonly #token = randomBytes(18).toString('base64url');
   readonly #disposables: Disposable[] = [];
@@ -149,6 +151,7 @@ export class CacheEngine {
         onError: (error) => this.#storeError(error),
       });
       this.#feed.start();
+      this.#distrustStalled = !config.serveMemoryWhenStalled;
       this.#disposables.push(
         config.redis.onStatusChange((status) => {
           if (status === 'up') {
@@ -162,6 +165,7 @@ export class CacheEngine {
       this.l2 = undefined;
       this.#known = undefined;
       this.#feed = undefined;
+      this.#distrustStalled = false;
     }
   }
 
@@ -274,6 +278,8 @@ export class CacheEngine {
   /** Serves `entry` if it is fresh or within stale-while-revalidate; keeps it for stale-if-error otherwise. */
   #tryServe(req: IncomingMessage, res: ServerResponse, state: RequestState, entry: Entry): boolean {
     const now = this.config.now();
+    // Fleet: a stalled invalidation feed may hide an invalidation made elsewhere (serveMemoryWhenStalled).
+    if (this.#distrustStalled && (this.#feed as InvalidationFeed).stalled) return false;
     if (now < entry.expiresAt) {
       this.serve(req, res, state, entry, 'HIT');
       return true;
