@@ -431,7 +431,13 @@ export class CacheEngine {
       if (waiting?.size === 0) this.#pollers.delete(key);
       if (res.writableEnded || res.destroyed) return this.#settle(state);
       if (!l2.available || this.#closed) return this.#fetch(req, res, next, state);
-      Promise.all([l2.readVariants(state.key), l2.locked(state.lockName)]).then(
+      // Only this request's variant (and a record that does not vary) is read and decoded.
+      const names = this.#varyNames.get(key);
+      const read =
+        names === undefined
+          ? l2.readVariants(key)
+          : l2.readVariantFields(key, [requestVariantId(names, req.headers), '']);
+      Promise.all([read, l2.locked(state.lockName)]).then(
         ([variants, locked]) => {
           if (promoted(variants)) return;
           if (!locked || performance.now() >= deadline) this.#fetch(req, res, next, state);

@@ -126,6 +126,19 @@ export class RedisStore implements CacheStore {
     return out;
   }
 
+  /**
+   * Reads the variants of `key` stored under these fields (see {@link variantId}): one
+   * `HMGET`, for a request waiting on one variant (it need not decode the others).
+   */
+  async readVariantFields(key: string, fields: readonly string[]): Promise<Entry[]> {
+    const values = await withTimeout(this.redis.client.hmGet(this.entryKey(key), [...fields]), this.#timeout, 'HMGET');
+    const out: Entry[] = [];
+    for (const value of values ?? []) {
+      if (typeof value === 'string') for (const entry of deserializeVariants(value)) out.push(entry);
+    }
+    return out;
+  }
+
   /** True when the shared connection is a Redis Cluster client. */
   get #cluster(): boolean {
     return isClusterClient(this.redis.client);
