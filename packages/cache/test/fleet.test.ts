@@ -248,6 +248,26 @@ describe('Invalidation that survives a Redis stall', () => {
     expect(converged).toBeLessThan(bound);
   });
 
+  it('messages trimmed from the stream before B read them: B drops its memory when it reconnects', async () => {
+    const { a, ra, sb, state, bound, untilB } = await pair(server);
+    const admin = await connected(server.url, '');
+    await admin.client.configSet('requirepass', 'fleet-test-secret');
+    try {
+      const list = String(await admin.client.sendCommand(['CLIENT', 'LIST']));
+      for (const line of list.split('\n').filter((l) => l.includes('cmd=xread'))) {
+        await admin.client.sendCommand(['CLIENT', 'KILL', 'ID', /\bid=(\d+)/.exec(line)?.[1] as string]);
+      }
+      state.version = 2;
+      expect(await a.invalidate({ key: '/doc' })).toBe(1);
+      // The message B has not read is trimmed away (as MAXLEN does past 10 000 entries).
+      expect(Number(await ra.client.sendCommand(['XTRIM', `${ra.keyPrefix}cache-inv`, 'MAXLEN', '0']))).toBe(1);
+      expect((await request(`${sb.url}/doc`)).json()).toEqual({ v: 1 });
+    } finally {
+      await admin.client.configSet('requirepass', '');
+    }
+    expect(await untilB(2, 5000)).toBeLessThan(bound);
+  });
+
   it('a Redis restarted empty: invalidations queued meanwhile are sent, and instances drop what they cannot vouch for', async () => {
     const { a, b, ra, rb, state, bound, untilB } = await pair(server);
     await server.stop();

@@ -14,8 +14,9 @@
  * reconnects (backing off up to {@link MAX_BACKOFF_MS}) and carries on from its last id,
  * so messages sent meanwhile are applied then. On every (re)connect it checks that
  * nothing it has not read was lost: the stream's epoch key (a random value set once per
- * Redis dataset: a Redis restarted empty or flushed has a new one) and the highest
- * trimmed id (`XINFO STREAM` `max-deleted-entry-id`). If something may have been lost,
+ * Redis dataset: a Redis restarted empty or flushed has a new one) and the stream's
+ * counts (`XINFO STREAM`: entries added since our last id versus entries left after it,
+ * so entries trimmed unread are noticed). If something may have been lost,
  * the instance drops its whole L1 ({@link FeedOptions.onReset}).
  *
  * The bound: an instance applies an invalidation made anywhere at most
@@ -86,6 +87,8 @@ export class InvalidationFeed {
   #flushing = false;
   #reader: Reader | undefined;
   #lastId = '0-0';
+  /** The stream's `entries-added` count at our last id. */
+  #added = 0;
   #epoch: string | undefined;
   #lastContact = performance.now();
   #closed = false;
@@ -265,18 +268,20 @@ export class InvalidationFeed {
       return at === -1 ? undefined : fields[at + 1];
     };
     const firstRun = this.#epoch === undefined;
+    const added = Number(field('entries-added') ?? Number.NaN);
     let lost = false;
     if (!firstRun && epoch !== this.#epoch) {
       lost = true;
       this.#lastId = '0-0';
-    } else if (!firstRun && this.#lastId !== '0-0') {
-      const deleted = field('max-deleted-entry-id');
-      if (typeof deleted === 'string' && compareIds(deleted, this.#lastId) > 0) lost = true;
+      this.#added = 0;
+    } else if (!firstRun) {
+      lost = this.#trimmedPastUs(field, added);
     }
     if (firstRun) {
       // Start after what is already there: older invalidations concern entries made before us.
       const last = field('last-generated-id');
       this.#lastId = typeof last === 'string' ? last : '0-0';
+      this.#added = Number.isFinite(added) ? added : 0;
     }
     this.#epoch = epoch;
     if (lost) this.#o.onReset();
@@ -284,8 +289,29 @@ export class InvalidationFeed {
     return reader;
   }
 
+  /**
+   * True when entries after our last id were trimmed away unread. Trimming removes the
+   * oldest entries: if the first entry left is not after our last id, nothing after it went.
+   * Otherwise every entry left is after it, and `entries-added` (Redis 7) tells how many
+   * were added after it: more than are left means some were lost. Without that count,
+   * assume the worst.
+   */
+  #trimmedPastUs(field: (name: string) => unknown, added: number): boolean {
+    const length = Number(field('length') ?? 0);
+    const first = field('recorded-first-entry-id');
+    const firstEntry = field('first-entry');
+    const firstId = typeof first === 'string' ? first : Array.isArray(firstEntry) ? String(firstEntry[0]) : undefined;
+    const last = field('last-generated-id');
+    if (typeof last !== 'string' || compareIds(last, this.#lastId) <= 0) return false;
+    if (length > 0 && firstId !== undefined && firstId !== '0-0' && compareIds(firstId, this.#lastId) <= 0)
+      return false;
+    if (!Number.isFinite(added)) return true;
+    return added - this.#added > length;
+  }
+
   #apply(id: string, fields: string[]): void {
     this.#lastId = id;
+    this.#added++;
     const read = (name: string): string | undefined => {
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
       return undefined;
