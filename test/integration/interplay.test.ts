@@ -163,17 +163,19 @@ describe('with Redis: one cache, one set of counters, one invalidation stream', 
       return Number(reply?.[1]) >= 2;
     });
 
-    const fromA = await request(`${a.url}/products`);
+    // Both instances sit behind one load balancer: requests carry the public Host (part of the cache key).
+    const lb = { headers: { host: 'shop.example' } };
+    const fromA = await request(`${a.url}/products`, lb);
     expect(fromA.headers['x-cache']).toBe('MISS');
     // B learns over pub/sub that the route is cacheable (until then it costs B no Redis round trip)
     const engineOfB = (b.stack.cache as unknown as Record<symbol, { knows(key: string): boolean }>)[
       Symbol.for('perfstack.cache.engine')
     ];
-    await waitFor(() => engineOfB?.knows('/products') === true, 5000);
-    await waitFor(async () => (await request(`${b.url}/products`)).headers['x-cache'] === 'HIT');
+    await waitFor(() => engineOfB?.knows('/products http://shop.example') === true, 5000);
+    await waitFor(async () => (await request(`${b.url}/products`, lb)).headers['x-cache'] === 'HIT');
     expect(calls).toBe(1);
     expect(await a.stack.cache.invalidate({ tags: ['products'] })).toBeGreaterThan(0);
-    await waitFor(async () => (await request(`${b.url}/products`)).headers['x-cache'] === 'MISS', 2000);
+    await waitFor(async () => (await request(`${b.url}/products`, lb)).headers['x-cache'] === 'MISS', 2000);
     expect(calls).toBe(2);
 
     // one limit across both instances (the cached route is exempt from it here)

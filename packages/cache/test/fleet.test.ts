@@ -23,7 +23,17 @@ import {
   startRedisServer,
   uniquePrefix,
 } from '../../../test/helpers/redis.js';
-import { request, serverTracker, waitFor } from './helpers.js';
+import { request as direct, serverTracker, waitFor } from './helpers.js';
+
+/**
+ * Instances of one app sit behind one load balancer: every request carries the public
+ * Host, whatever instance answers it (the cache key includes the authority).
+ */
+const HOST = 'shop.example';
+const request: typeof direct = (url, options = {}) =>
+  direct(url, { ...options, headers: { host: HOST, ...options.headers } });
+/** The cache key of a path on the public host. */
+const keyOf = (path: string) => `${path} http://${HOST}`;
 
 const servers = serverTracker();
 const closers: Array<() => Promise<void>> = [];
@@ -98,7 +108,7 @@ describe('The Vary lock: per-variant flights and fill locks', () => {
     // The URL has been stored once (one variant): both instances know it, and that it varies.
     const warm = await request(`${sa.url}/v`, { headers: { 'x-variant': 'warm' } });
     expect(warm.headers['x-cache']).toBe('MISS');
-    await waitFor(() => engineOf(b).knows('/v'), 5000);
+    await waitFor(() => engineOf(b).knows(keyOf('/v')), 5000);
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
     const variants = Array.from({ length: 20 }, (_, i) => `v${i}`);
@@ -150,7 +160,7 @@ async function pair(server: RedisServerHandle, redisTimeout = 100, serveMemoryWh
     throw new Error(`${e} ${JSON.stringify([a.health(), b.health()])}`);
   });
   expect((await request(`${sa.url}/doc`)).json()).toEqual({ v: 1 });
-  await waitFor(() => engineOf(b).knows('/doc'), 5000);
+  await waitFor(() => engineOf(b).knows(keyOf('/doc')), 5000);
   const hit = await request(`${sb.url}/doc`);
   expect(hit.headers['x-cache']).toBe('HIT');
   expect(hit.json()).toEqual({ v: 1 });
@@ -160,7 +170,11 @@ async function pair(server: RedisServerHandle, redisTimeout = 100, serveMemoryWh
   /** Polls B until it serves version `v`; resolves with the ms it took. */
   const untilB = async (v: number, limit: number): Promise<number> => {
     const t0 = performance.now();
-    await waitFor(async () => (await request(`${sb.url}/doc`, { timeout: 3000 })).json().v === v, limit, 10);
+    await waitFor(
+      async () => (await request(`${sb.url}/doc`, { timeout: 3000 })).json<{ v: number }>().v === v,
+      limit,
+      10,
+    );
     return performance.now() - t0;
   };
   return { a, b, ra, rb, sa, sb, state, bound, untilB };
@@ -209,7 +223,11 @@ describe('Invalidation that survives a Redis stall', () => {
     state.version = 2;
     expect(await a.invalidate({ key: '/doc' })).toBe(1);
     // B cannot hear of it, but stops trusting its copy once its feed is older than the bound.
-    await waitFor(async () => (await request(`${sb.url}/doc`, { timeout: 3000 })).json().v === 2, bound + 2000, 10);
+    await waitFor(
+      async () => (await request(`${sb.url}/doc`, { timeout: 3000 })).json<{ v: number }>().v === 2,
+      bound + 2000,
+      10,
+    );
     const after = performance.now() - paused;
     expect(after, `B stopped serving its copy ${Math.round(after)} ms into the pause`).toBeLessThan(bound + 500);
     const fromOrigin = await request(`${sb.url}/doc`, { timeout: 3000 });
