@@ -189,6 +189,8 @@ describe('Invalidation that survives a Redis stall', () => {
     server.resume();
     await server.stop();
   });
+  // A failed test must not leave the server paused for the next one (or for closing).
+  afterEach(() => server.resume());
 
   it('invalidated on A while Redis is paused: B stops serving it within the bound after SIGCONT; health degraded during the pause', async () => {
     const { a, b, sa, sb, state, bound, untilB } = await pair(server);
@@ -202,7 +204,10 @@ describe('Invalidation that survives a Redis stall', () => {
     expect(during.headers['x-cache']).toBe('HIT');
     expect(during.json()).toEqual({ v: 1 });
     // ...and both say degraded while Redis does not answer, though no socket dropped.
-    await waitFor(() => a.health().status === 'degraded' && b.health().status === 'degraded', bound + 2000);
+    await waitFor(
+      () => a.health().status === 'degraded' && (b.health().feed as { stalled: boolean }).stalled,
+      bound + 2000,
+    );
     // (l2 is 'unresponsive' from the cache's own evidence, or 'down' once core's heartbeat says so)
     expect(a.health()).toMatchObject({ status: 'degraded', feed: { queued: 1 } });
     expect(b.health()).toMatchObject({ status: 'degraded', feed: { stalled: true } });

@@ -13,10 +13,10 @@
  * does not answer within `BLOCK + 2 × timeout` drops the connection; the reader
  * reconnects (backing off up to {@link MAX_BACKOFF_MS}) and carries on from its last id,
  * so messages sent meanwhile are applied then. On every (re)connect it checks that
- * nothing it has not read was lost: the stream's epoch key (a random value set once per
- * Redis dataset: a Redis restarted empty or flushed has a new one) and the stream's
- * counts (`XINFO STREAM`: entries added since our last id versus entries left after it,
- * so entries trimmed unread are noticed). If something may have been lost,
+ * nothing it has not read was lost: the server's `run_id` (a restarted Redis has a new
+ * one), the stream itself (gone after a flush while we had read from it) and its counts
+ * (`XINFO STREAM`: entries added since our last id versus entries left after it, so
+ * entries trimmed unread are noticed). If something may have been lost,
  * the instance drops its whole L1 ({@link FeedOptions.onReset}).
  *
  * The bound: an instance applies an invalidation made anywhere at most
@@ -24,9 +24,8 @@
  * and the feed counts as stalled (health `degraded`) when no read has answered for that
  * long.
  */
-import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import type { SharedRedis } from '@perfstack/core';
+import { loopNow, type SharedRedis, useLoopTime } from '@perfstack/core';
+import { CacheStoreError } from '../errors.js';
 import type { RedisStore } from './redis.js';
 import { withTimeout } from './redis.js';
 
@@ -80,7 +79,6 @@ export function compareIds(a: string, b: string): number {
 export class InvalidationFeed {
   readonly #o: FeedOptions;
   readonly #stream: string;
-  readonly #epochKey: string;
   readonly #block: number;
   readonly #queue: InvalidationOp[] = [];
   #retry: NodeJS.Timeout | undefined;
@@ -90,7 +88,8 @@ export class InvalidationFeed {
   /** The stream's `entries-added` count at our last id. */
   #added = 0;
   #epoch: string | undefined;
-  #lastContact = performance.now();
+  #lastContact = loopNow();
+  #releaseLoopTime: (() => void) | undefined;
   #closed = false;
   #running: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -98,7 +97,6 @@ export class InvalidationFeed {
   constructor(options: FeedOptions) {
     this.#o = options;
     this.#stream = `${options.redis.keyPrefix}cache-inv`;
-    this.#epochKey = `${options.redis.keyPrefix}cache-inv-epoch`;
     this.#block = options.blockMs ?? 250;
   }
 
@@ -107,9 +105,12 @@ export class InvalidationFeed {
     return 500 + 5 * this.#o.timeout;
   }
 
-  /** ms since a read of the stream last answered. */
+  /**
+   * ms since a read of the stream last answered, in loop time (core's `loopNow`): time this
+   * process spent starved of CPU does not count against Redis.
+   */
   get lag(): number {
-    return performance.now() - this.#lastContact;
+    return loopNow() - this.#lastContact;
   }
 
   /** True when no read has answered within {@link bound}: invalidations from others may be missing. */
@@ -129,7 +130,10 @@ export class InvalidationFeed {
 
   /** Starts reading (idempotent). */
   start(): void {
-    this.#running ??= this.#run();
+    if (this.#running !== undefined) return;
+    this.#releaseLoopTime = useLoopTime();
+    this.#lastContact = loopNow();
+    this.#running = this.#run();
   }
 
   /**
@@ -219,44 +223,60 @@ export class InvalidationFeed {
     while (!this.#closed) {
       try {
         const reader = this.#reader ?? (await this.#connect());
+        // A cluster client shares its node connections: read without blocking them, every BLOCK ms.
+        const cluster = this.#o.redis.isCluster;
+        const block = cluster ? [] : ['BLOCK', String(this.#block)];
         const reply = (await withTimeout(
-          this.#command(
-            reader,
-            ['XREAD', 'COUNT', '500', 'BLOCK', String(this.#block), 'STREAMS', this.#stream, this.#lastId],
-            true,
-          ),
-          this.#block + 2 * this.#o.timeout,
+          this.#command(reader, ['XREAD', 'COUNT', '500', ...block, 'STREAMS', this.#stream, this.#lastId], true),
+          (cluster ? 0 : this.#block) + 2 * this.#o.timeout,
           'XREAD',
         )) as StreamReply;
-        this.#lastContact = performance.now();
+        this.#lastContact = loopNow();
         backoff = 25;
         for (const [, entries] of reply ?? []) for (const [id, fields] of entries) this.#apply(id, fields);
+        if (cluster && (reply === null || reply.length === 0)) await this.#pause(this.#block);
       } catch (error) {
         if (this.#closed) break;
         this.#drop();
         this.#o.onError(error);
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          setTimeout(resolve, backoff).unref();
-        });
-        this.#wake = undefined;
+        await this.#pause(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
     this.#drop();
   }
 
-  /** Opens the reader's connection and checks that no message was lost while away. */
+  /** Waits `ms` (cut short by close()). */
+  async #pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      setTimeout(resolve, ms).unref();
+    });
+    this.#wake = undefined;
+  }
+
+  /**
+   * Opens the reader's connection (a duplicate of the shared one, since `XREAD BLOCK`
+   * holds its connection; on a cluster, the shared client itself, read without blocking)
+   * and checks that no message was lost while away.
+   */
   async #connect(): Promise<Reader> {
-    const reader = this.#o.redis.client.duplicate() as Reader;
-    reader.on('error', () => {});
-    this.#reader = reader;
+    const redis = this.#o.redis;
     const limit = 2 * this.#o.timeout;
-    await withTimeout(reader.connect(), limit, 'connect');
-    // One epoch per Redis dataset: a Redis restarted empty (or flushed) gets a new one.
-    const candidate = randomBytes(9).toString('base64url');
-    await withTimeout(reader.set(this.#epochKey, candidate, { condition: 'NX' }), limit, 'SET NX');
-    const epoch = String(await withTimeout(reader.get(this.#epochKey), limit, 'GET'));
+    let reader: Reader;
+    if (redis.isCluster) {
+      if (!redis.isUp) throw new CacheStoreError('Redis is unavailable');
+      reader = redis.client;
+    } else {
+      reader = redis.client.duplicate() as Reader;
+      reader.on('error', () => {});
+      this.#reader = reader;
+      // A new connection's handshake is slower than a command: its own, wider limit.
+      await withTimeout(reader.connect(), Math.max(2000, limit), 'connect');
+    }
+    // The server's run id changes when Redis restarts (emptied, or not: either way, assume the worst).
+    const server = String(await withTimeout(this.#command(reader, ['INFO', 'server'], true), limit, 'INFO'));
+    const epoch = /run_id:(\w+)/.exec(server)?.[1] ?? 'unknown';
     const info = await withTimeout(
       this.#command(reader, ['XINFO', 'STREAM', this.#stream], true).catch(() => undefined),
       limit,
@@ -270,7 +290,7 @@ export class InvalidationFeed {
     const firstRun = this.#epoch === undefined;
     const added = Number(field('entries-added') ?? Number.NaN);
     let lost = false;
-    if (!firstRun && epoch !== this.#epoch) {
+    if (!firstRun && (epoch !== this.#epoch || (info === undefined && this.#lastId !== '0-0'))) {
       lost = true;
       this.#lastId = '0-0';
       this.#added = 0;
@@ -285,7 +305,8 @@ export class InvalidationFeed {
     }
     this.#epoch = epoch;
     if (lost) this.#o.onReset();
-    this.#lastContact = performance.now();
+    this.#lastContact = loopNow();
+    this.#reader = reader;
     return reader;
   }
 
@@ -331,7 +352,8 @@ export class InvalidationFeed {
   #drop(): void {
     const reader = this.#reader;
     this.#reader = undefined;
-    if (reader === undefined) return;
+    // The shared (cluster) client is not ours to close.
+    if (reader === undefined || reader === this.#o.redis.client) return;
     try {
       reader.destroy();
     } catch {
@@ -350,6 +372,7 @@ export class InvalidationFeed {
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#drop();
     this.#wake?.();
+    this.#releaseLoopTime?.();
     await this.#running?.catch(() => {});
   }
 }

@@ -18,7 +18,7 @@
  * waiting; callers treat a failure as a miss (reads) or skip (writes). While the
  * connection is down, callers do not call at all ({@link RedisStore.available}).
  */
-import type { Disposable, SharedRedis } from '@perfstack/core';
+import { armDeadline, type Disposable, type SharedRedis } from '@perfstack/core';
 import { deserializeVariants, type Entry, serializeVariants } from '../entry.js';
 import { CacheStoreError } from '../errors.js';
 import { type CacheStore, variantId } from './store.js';
@@ -34,18 +34,28 @@ export interface CacheEvent {
 
 const CHANNEL = 'cache:events';
 
-/** Runs `work` with a time limit. */
+/**
+ * Runs `work` with a time limit, measured in loop time (core's `armDeadline`): when this
+ * process was starved of CPU, the reply that waited in the socket settles the call
+ * instead of a timeout blaming a healthy Redis.
+ */
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new CacheStoreError(`Redis ${what} took longer than ${ms}ms`)), ms);
-    timer.unref();
+    let settled = false;
+    const disarm = armDeadline(
+      ms,
+      () => settled,
+      () => reject(new CacheStoreError(`Redis ${what} took longer than ${ms}ms`)),
+    );
     work.then(
       (value) => {
-        clearTimeout(timer);
+        settled = true;
+        disarm();
         resolve(value);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        settled = true;
+        disarm();
         reject(error instanceof CacheStoreError ? error : new CacheStoreError(`Redis ${what} failed`, error));
       },
     );
