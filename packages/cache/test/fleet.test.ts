@@ -243,6 +243,19 @@ describe('Invalidation that survives a Redis stall', () => {
     await waitFor(async () => (await request(`${sb.url}/doc`)).headers['x-cache'] === 'HIT', bound + 2000);
   });
 
+  it('more invalidations than the queue keeps while Redis is paused fold into one "everything"', async () => {
+    const { a, b, sb, state, bound, untilB } = await pair(server);
+    server.pause();
+    state.version = 2;
+    // None of these keys is /doc: only the fold into "everything" can reach B's copy of it.
+    for (let i = 0; i <= 1000; i++) await a.invalidate({ key: `/gone/${i}` });
+    expect(a.health()).toMatchObject({ status: 'degraded', feed: { queued: 1 } });
+    expect((await request(`${sb.url}/doc`, { timeout: 3000 })).json()).toEqual({ v: 1 });
+    server.resume();
+    expect(await untilB(2, 5000)).toBeLessThan(bound);
+    await waitFor(() => a.health().status === 'ok' && b.health().status === 'ok', bound);
+  });
+
   it('a dropped feed connection that cannot come back at once catches up from its last id', async () => {
     const { a, sb, state, bound, untilB } = await pair(server);
     const admin = await connected(server.url, '');
