@@ -1,5 +1,5 @@
 /**
- * Fleet behaviour with Redis (issue "Fleet behaviour with Redis"): two real instances
+ * Fleet behaviour with Redis (README "Fleet behaviour with Redis"): two real instances
  * (real HTTP servers) on real Redis.
  *
  * - The Vary lock: 20 variants of one URL, two instances, concurrent misses on a slow
