@@ -35,6 +35,8 @@ export function tryServe(
   state: RequestState,
   entry: Entry,
 ): boolean {
+  // Fleet: a stalled invalidation feed may hide an invalidation made elsewhere (serveMemoryWhenStalled: false).
+  if (engine.fleet.distrustStalled && engine.fleet.memoryUntrusted) return false;
   if (state.directives !== undefined) return tryServeDirected(engine, req, res, state, entry, state.directives);
   const now = engine.config.now();
   if (now < entry.expiresAt) {
@@ -174,7 +176,7 @@ export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage
     send();
     return;
   }
-  l2.lock(key, engine.id, engine.config.lockTimeout).then(
+  l2.lock(`${engine.fleet.flightId(key, req)}\nrefresh`, engine.id, engine.config.lockTimeout).then(
     (acquired) => (acquired ? send() : done()),
     () => send(),
   );
