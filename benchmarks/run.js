@@ -36,6 +36,17 @@ import {
 
 const log = (message) => process.stderr.write(`${message}\n`);
 
+/**
+ * Answers of a load run that were not what the scenario expects: non-2xx ones, or for a
+ * refusal scenario (`expectStatus`, always ≥ 400) the ones that were not refused — both
+ * loaders count every answer ≥ 400 (wrk) or non-2xx (autocannon), so a refusal scenario's
+ * count must equal its requests.
+ */
+function unexpectedAnswers(scenario, result) {
+  if (scenario.expectStatus === undefined) return result.non2xx;
+  return Math.max(0, result.requests - result.non2xx);
+}
+
 async function main() {
   let options;
   try {
@@ -157,9 +168,10 @@ async function main() {
       }
       row.request = timedRequest(scenario, options.override);
       const probe = await request(`${server.url}${row.request.path}`, row.request);
-      if (probe.status < 200 || probe.status >= 300) {
+      const wanted = scenario.expectStatus;
+      if (wanted === undefined ? probe.status < 200 || probe.status >= 300 : probe.status !== wanted) {
         throw new Error(
-          `timed request ${row.request.method} ${row.request.path} answered ${probe.status}, expected 2xx`,
+          `timed request ${row.request.method} ${row.request.path} answered ${probe.status}, expected ${wanted ?? '2xx'}`,
         );
       }
       row.status = 'ready';
@@ -226,8 +238,12 @@ async function main() {
               connections: 10,
               amount: 300,
             });
-            if (burst.non2xx > 0 || burst.errors > 0) {
-              markFailed(row, `burst of 300 requests: ${burst.non2xx} non-2xx, ${burst.errors} errors`);
+            const unexpected = unexpectedAnswers(row.scenario, burst);
+            if (unexpected > 0 || burst.errors > 0) {
+              markFailed(
+                row,
+                `burst of 300 requests: ${unexpected} not ${row.scenario.expectStatus ?? '2xx'}, ${burst.errors} errors`,
+              );
             } else row.status = 'ok';
           } finally {
             await row.server.stop();
@@ -294,7 +310,7 @@ async function main() {
           if (!best || row.status === 'failed') continue;
           row.rounds.push(best);
           log(
-            `  ${row.scenario.name.padEnd(30)} ${Math.round(best.rps).toString().padStart(7)} req/s  p99 ${best.p99.toFixed(2)} ms  ${best.cpuMicros === undefined ? '' : `${(best.cpuMicros / best.requests).toFixed(1)} µs/req`}${best.foreign === undefined ? '' : `  other load ${(best.foreign * 100).toFixed(0)}%`}${best.non2xx || best.errors ? `  ⚠ ${best.non2xx} non-2xx ${best.errors} errors` : ''}`,
+            `  ${row.scenario.name.padEnd(30)} ${Math.round(best.rps).toString().padStart(7)} req/s  p99 ${best.p99.toFixed(2)} ms  ${best.cpuMicros === undefined ? '' : `${(best.cpuMicros / best.requests).toFixed(1)} µs/req`}${best.foreign === undefined ? '' : `  other load ${(best.foreign * 100).toFixed(0)}%`}${unexpectedAnswers(row.scenario, best) || best.errors ? `  ⚠ ${unexpectedAnswers(row.scenario, best)} not ${row.scenario.expectStatus ?? '2xx'}, ${best.errors} errors` : ''}`,
           );
         }
         for (const row of microRows) {
