@@ -38,6 +38,14 @@ import type { RouteSizeLimitConfig } from './options.js';
 
 export const GUARD = Symbol.for('perfstack.sizeLimit.guard');
 
+/**
+ * A refused body with a `Content-Length` of which at most this many bytes are still to come
+ * is read off and dropped instead of closing the connection: a keep-alive client then pays
+ * for no new connection (under load, a 413 that closes cost several times a served request),
+ * while a large body still closes at once.
+ */
+export const DRAIN_LIMIT = 64 * 1024;
+
 type PushFn = (chunk: unknown, encoding?: BufferEncoding) => boolean;
 type ReadFn = (size: number) => void;
 type ResumeFn = () => IncomingMessage;
@@ -83,6 +91,8 @@ export class BodyGuard implements TimerOwner {
   endHeld = false;
   /** The response was switched to `Connection: close` because the unread body is over the limit. */
   closing = false;
+  /** The refused body is small enough to be read off and dropped, keeping the connection. */
+  draining = false;
   timer: NodeJS.Timeout | undefined = undefined;
   decoder: Transform | undefined = undefined;
   encoding: string | undefined = undefined;
@@ -258,11 +268,27 @@ export class BodyGuard implements TimerOwner {
     const req = this.req;
     req.removeListener('newListener', onNewListener);
     req.resume = this.resume;
+    // A small rest of a Content-Length body is dropped as it arrives (guardedPush), and the
+    // connection kept; anything else closes it (see connection.ts).
+    this.draining =
+      error.code === 'PAYLOAD_TOO_LARGE' &&
+      this.decoder === undefined &&
+      this.keepAlive &&
+      this.contentLength >= 0 &&
+      this.contentLength - this.received <= DRAIN_LIMIT;
+    if (this.draining && this.closing && !this.res.headersSent) {
+      // closeIfTooLarge() gave up the connection while nobody read; draining keeps it.
+      this.closing = false;
+      this.res.shouldKeepAlive = this.keepAlive;
+    }
     if (this.decoder !== undefined) {
       this.decoder.destroy();
       this.decoder = undefined;
     }
-    this.enforcer.reject(req, this.res, error, true);
+    this.enforcer.reject(req, this.res, error, !this.draining);
+    // A client that stops sending the rest does not keep the connection: after the linger
+    // time, an unfinished drained body closes it like any refused body.
+    if (this.draining && !req.complete) setTimeout(closeUndrained, this.enforcer.lingerTimeout, req).unref();
   }
 
   /** Sets up decoding of a `Content-Encoding` this layer knows; leaves others alone. */
@@ -299,9 +325,11 @@ export class BodyGuard implements TimerOwner {
 /** Replaces `req.push`: every body chunk from Node's HTTP parser passes here. */
 function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
   const guard = this[GUARD] as BodyGuard;
-  // A refused body is dropped. Returning false pauses the socket until the answer is out;
-  // after that, the lingering close drains what the client still sends (see connection.ts).
-  if (guard.rejected) return guard.res.writableFinished;
+  // A refused body is dropped, its end too (the reader never sees the request complete, so
+  // no parser reports a second error). Returning false pauses the socket until the answer
+  // is out; after that, the lingering close drains what the client still sends (see
+  // connection.ts). A draining body keeps the socket reading: the next request follows it.
+  if (guard.rejected) return guard.draining || guard.res.writableFinished;
   if (chunk === null) return guard.finish();
   guard.received += (chunk as Buffer).length;
   if (!guard.reading) {
@@ -314,6 +342,10 @@ function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEnco
   const decoder = guard.decoder;
   if (decoder !== undefined) return decoder.write(chunk);
   return guard.push.call(this, chunk, encoding);
+}
+
+function closeUndrained(req: IncomingMessage): void {
+  if (!req.complete) req.socket?.destroy();
 }
 
 /** Replaces `req.resume` until reading starts: `pipe()`, `on('data')` and `resume()` all call it. */
