@@ -46,6 +46,16 @@ export const GUARD = Symbol.for('perfstack.sizeLimit.guard');
  */
 export const DRAIN_LIMIT = 64 * 1024;
 
+/**
+ * Refusals drained on one connection before it is closed anyway. A body parser that was
+ * reading a refused body waits for the request to finish (on-finished), which then happens
+ * only when the socket closes: each drained refusal leaves such a waiter on the socket, so a
+ * client sending nothing but refused bodies gets a new connection every few refusals.
+ */
+export const MAX_DRAINS_PER_CONNECTION = 8;
+
+const DRAINED = Symbol.for('perfstack.sizeLimit.drained');
+
 type PushFn = (chunk: unknown, encoding?: BufferEncoding) => boolean;
 type ReadFn = (size: number) => void;
 type ResumeFn = () => IncomingMessage;
@@ -275,7 +285,8 @@ export class BodyGuard implements TimerOwner {
       this.decoder === undefined &&
       this.keepAlive &&
       this.contentLength >= 0 &&
-      this.contentLength - this.received <= DRAIN_LIMIT;
+      this.contentLength - this.received <= DRAIN_LIMIT &&
+      countDrain(req.socket);
     if (this.draining && this.closing && !this.res.headersSent) {
       // closeIfTooLarge() gave up the connection while nobody read; draining keeps it.
       this.closing = false;
@@ -342,6 +353,14 @@ function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEnco
   const decoder = guard.decoder;
   if (decoder !== undefined) return decoder.write(chunk);
   return guard.push.call(this, chunk, encoding);
+}
+
+/** Counts a drained refusal on `socket`; false once it had {@link MAX_DRAINS_PER_CONNECTION}. */
+function countDrain(socket: (IncomingMessage['socket'] & { [DRAINED]?: number }) | null | undefined): boolean {
+  if (socket === null || socket === undefined) return false;
+  const drained = (socket[DRAINED] ?? 0) + 1;
+  socket[DRAINED] = drained;
+  return drained <= MAX_DRAINS_PER_CONNECTION;
 }
 
 function closeUndrained(req: IncomingMessage): void {

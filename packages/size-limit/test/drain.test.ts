@@ -9,7 +9,7 @@ import { sizeLimit } from '@perfstack/size-limit';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listen, type TestServer } from '../../../test/helpers/http.js';
-import { DRAIN_LIMIT } from '../src/body-guard.js';
+import { DRAIN_LIMIT, MAX_DRAINS_PER_CONNECTION } from '../src/body-guard.js';
 
 let server: TestServer | undefined;
 let closeLimiter: (() => Promise<void>) | undefined;
@@ -58,7 +58,7 @@ interface RawAnswer {
  * generator does (the GET right behind the body), and reads the answers until the server
  * has answered both or closed the connection.
  */
-function postThenGet(url: string, payload: string): Promise<RawAnswer[]> {
+function postThenGet(url: string, payload: string, posts = 1): Promise<RawAnswer[]> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), '127.0.0.1');
@@ -83,7 +83,7 @@ function postThenGet(url: string, payload: string): Promise<RawAnswer[]> {
           body: JSON.parse(body),
         });
         buffer = buffer.subarray(end + 4 + length);
-        if (answers.length === 2) socket.end();
+        if (answers.length === posts + 1) socket.end();
       }
     };
     socket.on('data', (chunk: Buffer) => {
@@ -92,10 +92,8 @@ function postThenGet(url: string, payload: string): Promise<RawAnswer[]> {
     });
     socket.on('error', reject);
     socket.on('close', () => resolve(answers));
-    socket.write(
-      `POST /json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}` +
-        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
-    );
+    const post = `POST /json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`;
+    socket.write(`${post.repeat(posts)}GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
   });
 }
 
@@ -125,6 +123,18 @@ describe('a refused body with a small rest is drained', () => {
     expect(answers[0]?.connection).toBe('close');
     expect(counts.connections).toBe(1);
     expect(counts.handlerErrors).toBe(0);
+  });
+
+  it(`closes the connection after MAX_DRAINS_PER_CONNECTION (${MAX_DRAINS_PER_CONNECTION}) drained refusals`, async () => {
+    const { url, counts } = await start();
+    const answers = await postThenGet(url, jsonOf(20 * 1024), MAX_DRAINS_PER_CONNECTION + 2);
+    // Every refusal up to the cap keeps the connection; the next one closes it, and the
+    // requests behind it are not answered on this connection.
+    expect(answers.map((a) => `${a.status} ${a.connection}`)).toEqual([
+      ...Array.from({ length: MAX_DRAINS_PER_CONNECTION }, () => '413 keep-alive'),
+      '413 close',
+    ]);
+    expect(counts.connections).toBe(1);
   });
 
   it('closes the connection of a client that stops sending the rest, after lingerTimeout', async () => {
