@@ -6,6 +6,12 @@ import { createCatalog, exampleStackOptions, invalidProduct } from '@perfstack/e
 import express from 'express';
 import { cache, performanceStack } from 'perfstack';
 
+const CLIENT_ERROR_TITLES = {
+  400: 'Bad Request',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+};
+
 export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, catalogOptions = {} } = {}) {
   const catalog = createCatalog(catalogOptions);
   const stack = performanceStack(exampleStackOptions(redis, stackOptions));
@@ -50,9 +56,29 @@ export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, ca
       next(error);
     }
   });
-  app.use((error, _req, res, _next) => {
+  // The error handler a real app needs: a client's error (a body parser's malformed JSON 400,
+  // over-limit 413, bad charset 415: `err.status`) is answered with its own status as
+  // problem+json, so it never counts against the route's breaker; only the upstream's failure
+  // is a 502. A response already under way cannot be answered again: Express closes it.
+  app.use((error, _req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const status = error.status ?? error.statusCode;
+    if (Number.isInteger(status) && status >= 400 && status < 500) {
+      res
+        .status(status)
+        .type('application/problem+json')
+        .json({
+          type: 'about:blank',
+          title: CLIENT_ERROR_TITLES[status] ?? 'Bad Request',
+          status,
+          detail: error.expose ? error.message : 'The request could not be processed.',
+        });
+      return;
+    }
     res.status(502).json({ error: 'upstream failed' });
-    void error;
   });
   return { app, stack, catalog };
 }

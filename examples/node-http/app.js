@@ -1,6 +1,6 @@
 /** The plain node:http example: the same catalog and stack, with a tiny hand-written router. */
 import { createCatalog, exampleStackOptions, invalidProduct, readJson } from '@perfstack/example-catalog';
-import { cache, createListener, performanceStack, setRoute } from 'perfstack/node';
+import { cache, createListener, performanceStack } from 'perfstack/node';
 
 function json(res, status, body) {
   const text = JSON.stringify(body);
@@ -9,6 +9,17 @@ function json(res, status, body) {
     'Content-Length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/**
+ * The route pattern of a request, named before the stack runs (the `route` option), so the
+ * breaker guards `/products/:id` from its first request and the metrics never see raw ids.
+ */
+function routeOf(req) {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/' || path === '/products' || path === '/quote') return path;
+  if (/^\/products\/[^/]+$/.test(path)) return '/products/:id';
+  return undefined;
 }
 
 /** Runs a Connect-style route middleware, then the handler. */
@@ -35,38 +46,37 @@ export function createApp({ redis = process.env.REDIS_URL, stackOptions = {}, ca
     }
   });
 
-  const listener = createListener(stack, async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const product = /^\/products\/([^/]+)$/.exec(path);
-    if (path === '/' && req.method === 'GET') {
-      setRoute(req, '/');
-      return json(res, 200, {
-        name: 'perfstack example catalog (node:http)',
-        try: ['/products', '/products/1', '/quote', '/dashboard'],
-      });
-    }
-    if (path === '/products' && (req.method === 'GET' || req.method === 'HEAD')) {
-      setRoute(req, '/products');
-      return listProducts(req, res);
-    }
-    if (path === '/products' && req.method === 'POST') {
-      setRoute(req, '/products');
-      const body = await readJson(req);
-      const problem = invalidProduct(body);
-      if (problem) return json(res, 400, { error: problem });
-      const created = await catalog.create(body);
-      await stack.cache.invalidate({ tags: ['products'] });
-      return json(res, 201, created);
-    }
-    if (product && (req.method === 'GET' || req.method === 'HEAD')) {
-      setRoute(req, '/products/:id');
-      return getProduct(product[1])(req, res);
-    }
-    if (path === '/quote' && req.method === 'GET') {
-      setRoute(req, '/quote');
-      return quote(req, res);
-    }
-    return json(res, 404, { error: 'not found' });
-  });
+  const listener = createListener(
+    stack,
+    async (req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const product = /^\/products\/([^/]+)$/.exec(path);
+      if (path === '/' && req.method === 'GET') {
+        return json(res, 200, {
+          name: 'perfstack example catalog (node:http)',
+          try: ['/products', '/products/1', '/quote', '/dashboard'],
+        });
+      }
+      if (path === '/products' && (req.method === 'GET' || req.method === 'HEAD')) {
+        return listProducts(req, res);
+      }
+      if (path === '/products' && req.method === 'POST') {
+        const body = await readJson(req);
+        const problem = invalidProduct(body);
+        if (problem) return json(res, 400, { error: problem });
+        const created = await catalog.create(body);
+        await stack.cache.invalidate({ tags: ['products'] });
+        return json(res, 201, created);
+      }
+      if (product && (req.method === 'GET' || req.method === 'HEAD')) {
+        return getProduct(product[1])(req, res);
+      }
+      if (path === '/quote' && req.method === 'GET') {
+        return quote(req, res);
+      }
+      return json(res, 404, { error: 'not found' });
+    },
+    { route: routeOf },
+  );
   return { listener, stack, catalog };
 }

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * End to end: the Express example running the full preset, its dashboard opened in Debian's
  * Chromium (playwright-core, no browser download) under the preset's own helmet CSP. The

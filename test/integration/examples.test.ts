@@ -19,7 +19,7 @@ afterEach(() => {
 describe.each([['express-api'], ['koa-api'], ['node-http']])('examples/%s/server.js', (name) => {
   it('starts from the built packages, answers through the stack, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
-    const env = { ...process.env, PORT: String(port) };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
     delete env.REDIS_URL;
     child = spawn(process.execPath, [`examples/${name}/server.js`], {
       cwd: root,

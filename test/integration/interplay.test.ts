@@ -156,14 +156,16 @@ describe('with Redis: one cache, one set of counters, one invalidation stream', 
     const b = await serve(options, routes);
     await waitFor(() => Boolean(a.stack.redis?.isUp && b.stack.redis?.isUp));
 
-    const fromA = await request(`${a.url}/products`);
+    // Both instances sit behind one load balancer: requests carry the public Host (part of the cache key).
+    const lb = { headers: { host: 'shop.example' } };
+    const fromA = await request(`${a.url}/products`, lb);
     expect(fromA.headers['x-cache']).toBe('MISS');
     // B learns over pub/sub that the route is cacheable (until then it costs B no Redis round trip)
     await new Promise((r) => setTimeout(r, 300));
-    await waitFor(async () => (await request(`${b.url}/products`)).headers['x-cache'] === 'HIT');
+    await waitFor(async () => (await request(`${b.url}/products`, lb)).headers['x-cache'] === 'HIT');
     expect(calls).toBe(1);
     expect(await a.stack.cache.invalidate({ tags: ['products'] })).toBeGreaterThan(0);
-    await waitFor(async () => (await request(`${b.url}/products`)).headers['x-cache'] === 'MISS', 2000);
+    await waitFor(async () => (await request(`${b.url}/products`, lb)).headers['x-cache'] === 'MISS', 2000);
     expect(calls).toBe(2);
 
     // one limit across both instances (the cached route is exempt from it here)

@@ -7,9 +7,14 @@ import { createSharedRedis, silentLogger } from '@perfstack/core';
 import express from 'express';
 import { cache, type PerformanceStack, performanceStack } from 'perfstack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listen, request, type TestServer, waitFor } from '../helpers/http.js';
+import { request as direct, listen, type TestServer, waitFor } from '../helpers/http.js';
+
 import { uniquePrefix } from '../helpers/redis.js';
 import { hasClusterTools, type RedisCluster, startRedisCluster } from './cluster.js';
+
+/** The instances sit behind one load balancer: requests carry the public Host (part of the cache key). */
+const request: typeof direct = (url, options = {}) =>
+  direct(url, { ...options, headers: { host: 'shop.example', ...options.headers } });
 
 const required = hasClusterTools() || process.env.CI === 'true';
 let cluster: RedisCluster | undefined;

@@ -13,8 +13,13 @@ import { cache, type PerformanceStack, performanceStack } from 'perfstack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @keyv/redis is core's dependency (not the test package's): reach it through core.
 import { createCluster } from '../../packages/core/node_modules/@keyv/redis/dist/index.js';
-import { listen, request, type TestServer, waitFor } from '../helpers/http.js';
+import { request as direct, listen, type TestServer, waitFor } from '../helpers/http.js';
+
 import { hasClusterTools, type RedisCluster, startRedisCluster } from './cluster.js';
+
+/** The instances sit behind one load balancer: requests carry the public Host (part of the cache key). */
+const request: typeof direct = (url, options = {}) =>
+  direct(url, { ...options, headers: { host: 'shop.example', ...options.headers } });
 
 type Cluster = ReturnType<typeof createCluster>;
 

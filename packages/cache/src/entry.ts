@@ -45,7 +45,7 @@ function policyOf(init: Omit<EntryPolicy, never>): EntryPolicy {
   return policy;
 }
 
-const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'vary', 'last-modified', 'expires', 'content-location'];
+const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'vary', 'last-modified', 'expires', 'content-location', 'date'];
 
 /** One stored representation of a URL. Immutable. */
 export class Entry {
@@ -185,7 +185,6 @@ const NEVER_STORED = new Set([
   'x-cache',
   'age',
   'cache-tag',
-  'date',
   'connection',
   'keep-alive',
   'transfer-encoding',

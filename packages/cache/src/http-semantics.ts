@@ -10,32 +10,55 @@ import { createHash } from 'node:crypto';
 /** Longest request header value the parsers look at; longer values are ignored. */
 const MAX_PARSED_LENGTH = 4096;
 
-/** Cache-Control directives the cache acts on (RFC 9111 §5.2). */
+/**
+ * Cache-Control directives the cache acts on (RFC 9111 §5.2), request or response.
+ *
+ * Numeric directives are `undefined` when absent and `NaN` when present but invalid
+ * (`max-age=-1`, `max-age="3600"`, `max-age=1.5`, two different values): a response
+ * with invalid freshness information is treated as stale (§4.2.1), a request directive
+ * that cannot be read is ignored.
+ */
 export interface CacheControl {
   readonly noStore: boolean;
   readonly noCache: boolean;
   readonly private: boolean;
   readonly public: boolean;
+  /** `must-revalidate` (§5.2.2.2). */
   readonly mustRevalidate: boolean;
-  /** Seconds, or undefined when absent or unreadable. */
+  /** `proxy-revalidate` (§5.2.2.8): must-revalidate for shared caches. */
+  readonly proxyRevalidate: boolean;
+  /** `must-understand` (§5.2.2.3). */
+  readonly mustUnderstand: boolean;
+  /** `only-if-cached` (request, §5.2.1.7). */
+  readonly onlyIfCached: boolean;
+  /** Seconds. */
   readonly maxAge: number | undefined;
   readonly sMaxAge: number | undefined;
+  /** Request `min-fresh` seconds. */
+  readonly minFresh: number | undefined;
+  /** Request `max-stale`: seconds, `Infinity` without a value. */
+  readonly maxStale: number | undefined;
   /** RFC 5861 extensions, seconds. */
   readonly staleWhileRevalidate: number | undefined;
   readonly staleIfError: number | undefined;
 }
 
-const EMPTY_CACHE_CONTROL: CacheControl = {
+export const EMPTY_CACHE_CONTROL: CacheControl = Object.freeze({
   noStore: false,
   noCache: false,
   private: false,
   public: false,
   mustRevalidate: false,
+  proxyRevalidate: false,
+  mustUnderstand: false,
+  onlyIfCached: false,
   maxAge: undefined,
   sMaxAge: undefined,
+  minFresh: undefined,
+  maxStale: undefined,
   staleWhileRevalidate: undefined,
   staleIfError: undefined,
-};
+});
 
 /** Joins a header that Node may give as a string, an array or a number. */
 export function headerString(value: unknown): string | undefined {
@@ -45,17 +68,37 @@ export function headerString(value: unknown): string | undefined {
   return String(value);
 }
 
-/** Reads a delta-seconds value (RFC 9111 §1.2.2): digits only, capped at 2^31 s. */
-function deltaSeconds(raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const value = raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
-  if (!/^\d{1,12}$/.test(value)) return undefined;
-  return Math.min(Number(value), 2_147_483_648);
+/** The largest delta-seconds value kept (RFC 9111 §1.2.2: 2^31). */
+export const DELTA_SECONDS_CAP = 2_147_483_648;
+
+/**
+ * Reads a delta-seconds value (RFC 9111 §1.2.2): 1*DIGIT, leading zeros allowed, values
+ * past 2^31 capped at 2^31. Anything else — a sign, a fraction, a quoted value
+ * (`"3600"`: §5.2.2.9 forbids the quoted form for these directives), nothing — is
+ * `NaN` (invalid), never a number.
+ */
+export function deltaSeconds(raw: string | undefined): number {
+  if (raw === undefined || raw.length === 0) return Number.NaN;
+  let value = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 48 || c > 57) return Number.NaN;
+    if (value < DELTA_SECONDS_CAP) value = value * 10 + (c - 48);
+  }
+  return Math.min(value, DELTA_SECONDS_CAP);
+}
+
+/** Keeps the first value of a directive; a repeat with another value makes it invalid (§4.2.1). */
+function once(current: number | undefined, next: number): number {
+  if (current === undefined) return next;
+  return current === next || (Number.isNaN(current) && Number.isNaN(next)) ? current : Number.NaN;
 }
 
 /**
- * Parses a Cache-Control header (request or response). Unknown directives and
- * malformed values are ignored; a directive repeated keeps its first value.
+ * Parses a Cache-Control header (request or response). Directive names are compared
+ * case-insensitively, unknown directives (extensions) are ignored, values may be quoted
+ * where the grammar allows (`no-cache="Set-Cookie"`); see {@link CacheControl} for
+ * invalid numeric values.
  */
 export function parseCacheControl(value: unknown): CacheControl {
   const header = headerString(value);
@@ -65,11 +108,16 @@ export function parseCacheControl(value: unknown): CacheControl {
   let isPrivate = false;
   let isPublic = false;
   let mustRevalidate = false;
+  let proxyRevalidate = false;
+  let mustUnderstand = false;
+  let onlyIfCached = false;
   let maxAge: number | undefined;
   let sMaxAge: number | undefined;
+  let minFresh: number | undefined;
+  let maxStale: number | undefined;
   let swr: number | undefined;
   let sie: number | undefined;
-  for (const part of header.split(',')) {
+  for (const part of splitDirectives(header)) {
     const eq = part.indexOf('=');
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
     const arg = eq === -1 ? undefined : part.slice(eq + 1).trim();
@@ -87,20 +135,34 @@ export function parseCacheControl(value: unknown): CacheControl {
         isPublic = true;
         break;
       case 'must-revalidate':
-      case 'proxy-revalidate':
         mustRevalidate = true;
         break;
+      case 'proxy-revalidate':
+        proxyRevalidate = true;
+        break;
+      case 'must-understand':
+        mustUnderstand = true;
+        break;
+      case 'only-if-cached':
+        onlyIfCached = true;
+        break;
       case 'max-age':
-        maxAge ??= deltaSeconds(arg);
+        maxAge = once(maxAge, deltaSeconds(arg));
         break;
       case 's-maxage':
-        sMaxAge ??= deltaSeconds(arg);
+        sMaxAge = once(sMaxAge, deltaSeconds(arg));
+        break;
+      case 'min-fresh':
+        minFresh = once(minFresh, deltaSeconds(arg));
+        break;
+      case 'max-stale':
+        maxStale = once(maxStale, arg === undefined ? Number.POSITIVE_INFINITY : deltaSeconds(arg));
         break;
       case 'stale-while-revalidate':
-        swr ??= deltaSeconds(arg);
+        swr = once(swr, deltaSeconds(arg));
         break;
       case 'stale-if-error':
-        sie ??= deltaSeconds(arg);
+        sie = once(sie, deltaSeconds(arg));
         break;
       default:
         break;
@@ -112,11 +174,35 @@ export function parseCacheControl(value: unknown): CacheControl {
     private: isPrivate,
     public: isPublic,
     mustRevalidate,
+    proxyRevalidate,
+    mustUnderstand,
+    onlyIfCached,
     maxAge,
     sMaxAge,
+    minFresh,
+    maxStale,
     staleWhileRevalidate: swr,
     staleIfError: sie,
   };
+}
+
+/** Splits a directive list at commas outside quoted strings (`no-cache="a, b"` is one directive). */
+function splitDirectives(header: string): string[] {
+  if (!header.includes('"')) return header.split(',');
+  const out: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < header.length; i++) {
+    const c = header.charCodeAt(i);
+    if (c === 34 /* " */) quoted = !quoted;
+    else if (c === 92 /* \ */ && quoted) i++;
+    else if (c === 44 /* , */ && !quoted) {
+      out.push(header.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(header.slice(start));
+  return out;
 }
 
 /**
@@ -162,7 +248,49 @@ export function varyValue(headers: Readonly<Record<string, string | string[] | u
   // An over-long value is kept as a digest of the whole value, never a prefix: two requests
   // that differ only past the cap must never share a variant (one user's response to another).
   if (text.length > MAX_PARSED_LENGTH) return `#sha256:${createHash('sha256').update(text).digest('base64url')}`;
-  return text.trim();
+  return normaliseFieldValue(text);
+}
+
+const NEEDS_NORMALISING = /[,;\t"]|\s\s|^\s|\s$/;
+
+/**
+ * Normalises a field value for the secondary key (RFC 9111 §4.1 allows it): whitespace
+ * around list commas and parameter semicolons removed (`gzip ,br` ≡ `gzip, br`, the same
+ * value sent as two lines ≡ one combined line), empty list members dropped; quoted strings
+ * are left exactly as they are. Values with nothing to normalise are returned as they are.
+ */
+export function normaliseFieldValue(text: string): string {
+  if (!NEEDS_NORMALISING.test(text)) return text;
+  const members: string[] = [];
+  let current = '';
+  let quoted = false;
+  const flush = () => {
+    const member = current.trim();
+    if (member !== '') members.push(member);
+    current = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (quoted) {
+      current += c;
+      if (c === '\\' && i + 1 < text.length) current += text[++i];
+      else if (c === '"') quoted = false;
+    } else if (c === '"') {
+      quoted = true;
+      current += c;
+    } else if (c === ',') {
+      flush();
+    } else if (c === ';') {
+      current = `${current.trimEnd()};`;
+      while (i + 1 < text.length && (text[i + 1] === ' ' || text[i + 1] === '\t')) i++;
+    } else if (c === '\t') {
+      current += ' ';
+    } else {
+      current += c;
+    }
+  }
+  flush();
+  return members.join(', ');
 }
 
 /** Removes `W/` from an entity tag: weak comparison (RFC 9110 §8.8.3.2). */

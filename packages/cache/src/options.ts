@@ -23,10 +23,16 @@ import {
   SharedRedis,
 } from '@perfstack/core';
 
+import type { HeuristicPolicy } from './freshness.js';
+
 export const PKG = '@perfstack/cache';
 
-/** Statuses stored by default (RFC 9110 §15.1 "heuristically cacheable", minus 206/405/414/501). */
-export const DEFAULT_STATUSES: readonly number[] = [200, 203, 204, 300, 301, 308, 404, 410];
+/**
+ * Statuses stored without explicit freshness (heuristic, `public`, a route's ttl): RFC 9110
+ * §15.1's heuristically cacheable statuses, minus 206 (partial responses are never stored).
+ * Any other final status is stored only with explicit freshness (`max-age`, `Expires`...).
+ */
+export const DEFAULT_STATUSES: readonly number[] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /** Options of {@link responseCache}. Every option is optional. */
 export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
@@ -42,15 +48,37 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly staleWhileRevalidate?: number | string;
   /** Default RFC 5861 `stale-if-error` window. @default 0 */
   readonly staleIfError?: number | string;
-  /** Statuses that may be stored. @default [200, 203, 204, 300, 301, 308, 404, 410] */
+  /**
+   * Statuses stored without explicit freshness (heuristic freshness, `public`, a route's
+   * ttl); any final status but 206 is stored when the response gives explicit freshness.
+   * @default [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
+   */
   readonly statuses?: readonly number[];
+  /**
+   * Heuristic freshness (RFC 9111 §4.2.2) for responses with `Last-Modified` and no explicit
+   * freshness: `fraction` of the time since Last-Modified, at most `max`; false for none.
+   * @default { fraction: 0.1, max: '1d' }
+   */
+  readonly heuristicFreshness?: { readonly fraction?: number; readonly max?: number | string } | false;
+  /**
+   * A targeted cache-control field for this cache (RFC 9213), e.g. `'Perfstack-Cache-Control'`
+   * or `'Surrogate-Control'`; it takes precedence over `CDN-Cache-Control`, which takes
+   * precedence over `Cache-Control`. @default none (only `CDN-Cache-Control`)
+   */
+  readonly targetedCacheControl?: string;
+  /** Leave the targeted fields on responses (for a CDN in front). @default false (removed) */
+  readonly forwardTargetedCacheControl?: boolean;
   /** Coding used to store compressible bodies, or false. @default 'br' */
   readonly compression?: 'br' | 'gzip' | false;
   /** Bodies at least this large are stored compressed. @default '1400b' */
   readonly compressThreshold?: number | string;
   /** Requests for which the layer does nothing at all (no lookup, no `X-Cache`). @default none */
   readonly skip?: (req: IncomingMessage) => boolean;
-  /** Honour request `Cache-Control: no-cache | max-age=0` (refetch) and `no-store` (bypass). @default false */
+  /**
+   * Honour request Cache-Control (RFC 9111 §5.2.1): `no-cache`/`max-age=0` (revalidate),
+   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` (504 when nothing is stored) and
+   * `no-store` (bypass). @default false
+   */
   readonly requestCacheControl?: boolean;
   /** Longest a request waits for another request (or instance) fetching the same key. @default '5s' */
   readonly lockTimeout?: number | string;
@@ -80,6 +108,12 @@ export interface RouteCacheOptions {
   readonly staleIfError?: number | string;
   /** When false, responses to requests with `Authorization`/`Cookie` may be stored and shared. @default true */
   readonly private?: boolean;
+  /**
+   * The route's `ttl` wins over the response's freshness (`s-maxage`, `max-age`, `Expires`,
+   * heuristics, `no-cache`), like nginx's `proxy_ignore_headers`. `no-store`, `private` and
+   * the credential rules still apply. @default false
+   */
+  readonly overrideFreshness?: boolean;
   /** The cache instance to use when no global `responseCache()` runs. @default a shared in-memory instance */
   readonly store?: unknown;
 }
@@ -93,6 +127,10 @@ export interface CacheConfig {
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
   readonly statuses: ReadonlySet<number>;
+  readonly heuristic: HeuristicPolicy | false;
+  /** Targeted field names, most specific first, lower case (RFC 9213). */
+  readonly targeted: readonly string[];
+  readonly forwardTargeted: boolean;
   readonly compression: 'br' | 'gzip' | false;
   readonly compressThreshold: number;
   readonly skip: ((req: IncomingMessage) => boolean) | undefined;
@@ -117,6 +155,7 @@ export interface RouteConfig {
   readonly staleWhileRevalidate: number | undefined;
   readonly staleIfError: number | undefined;
   readonly private: boolean;
+  readonly overrideFreshness: boolean;
 }
 
 const KNOWN: readonly string[] = [
@@ -127,6 +166,9 @@ const KNOWN: readonly string[] = [
   'staleWhileRevalidate',
   'staleIfError',
   'statuses',
+  'heuristicFreshness',
+  'targetedCacheControl',
+  'forwardTargetedCacheControl',
   'compression',
   'compressThreshold',
   'skip',
@@ -148,6 +190,7 @@ const ROUTE_KNOWN: readonly string[] = [
   'staleWhileRevalidate',
   'staleIfError',
   'private',
+  'overrideFreshness',
   'store',
 ];
 
@@ -221,8 +264,20 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
   } else if (rawRedis !== undefined) {
     throw optionTypeError(PKG, 'redis', rawRedis, 'a SharedRedis, a redis:// URL or a node-redis client');
   }
+  const targetedName = o.targetedCacheControl;
+  if (
+    targetedName !== undefined &&
+    (typeof targetedName !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(targetedName))
+  ) {
+    throw optionTypeError(PKG, 'targetedCacheControl', targetedName, 'a header name (an RFC 9110 token)');
+  }
+  const targeted =
+    targetedName === undefined ? ['cdn-cache-control'] : [targetedName.toLowerCase(), 'cdn-cache-control'];
   return {
     ttl: duration(o.ttl, 'ttl', 60_000, 1),
+    heuristic: readHeuristic(o.heuristicFreshness),
+    targeted: [...new Set(targeted)],
+    forwardTargeted: readBoolean(PKG, 'forwardTargetedCacheControl', o.forwardTargetedCacheControl, false),
     maxEntries: readInteger(PKG, 'maxEntries', o.maxEntries, 10_000, 1, 100_000_000),
     maxBytes,
     maxEntryBytes,
@@ -242,6 +297,19 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     ownsRedis,
     logger,
   };
+}
+
+function readHeuristic(value: ResponseCacheOptions['heuristicFreshness']): HeuristicPolicy | false {
+  if (value === false) return false;
+  if (value === undefined) return { fraction: 0.1, max: 86_400_000 };
+  if (typeof value !== 'object' || value === null) {
+    throw optionTypeError(PKG, 'heuristicFreshness', value, 'false or { fraction, max }');
+  }
+  const fraction = value.fraction ?? 0.1;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
+    throw optionRangeError(PKG, 'heuristicFreshness.fraction', fraction, 'a number above 0, at most 1');
+  }
+  return { fraction, max: duration(value.max, 'heuristicFreshness.max', 86_400_000, 1) };
 }
 
 /** Accepts a SharedRedis from another copy of core (duck-typed). */
@@ -287,6 +355,7 @@ export function resolveRouteOptions(
     staleIfError:
       o.staleIfError === undefined ? undefined : parseDuration(o.staleIfError, 'staleIfError', { pkg: PKG }),
     private: readBoolean(PKG, 'private', o.private, true),
+    overrideFreshness: readBoolean(PKG, 'overrideFreshness', o.overrideFreshness, false),
     store: o.store,
   };
 }

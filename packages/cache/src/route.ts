@@ -8,9 +8,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Middleware, type NextFunction, optionTypeError, warmShapes } from '@perfstack/core';
-import { requestInstance, requestState } from './engine.js';
 import { PKG, type RouteCacheOptions, resolveRouteOptions } from './options.js';
 import { ENGINE, isResponseCache, type ResponseCache, responseCache } from './response-cache.js';
+import { requestInstance, requestState } from './state.js';
 
 let fallbackInstance: ResponseCache | undefined;
 

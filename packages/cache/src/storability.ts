@@ -3,9 +3,10 @@
  * the response head goes out, from the status, the response headers, the request's
  * credentials and the route's opt-in. Pure: no side effects on the response.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { storableHeaders } from './entry.js';
-import { headerString, parseCacheControl, parseVary, varyValue } from './http-semantics.js';
+import { cachePolicy, type FreshnessSource, formatHttpDate, hasValidator } from './freshness.js';
+import { headerString, parseVary, varyValue } from './http-semantics.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 
 /** What a storable response will be stored as. */
@@ -13,10 +14,11 @@ export interface Plan {
   readonly key: string;
   readonly status: number;
   readonly headers: Record<string, string | string[]>;
-  /** Freshness lifetime in ms, upstream Age already subtracted. */
+  /** Freshness lifetime in ms, corrected initial age already subtracted (may be ≤ 0: stale at once). */
   readonly lifetime: number;
   readonly swr: number;
   readonly sie: number;
+  /** Corrected initial age, seconds. */
   readonly initialAge: number;
   readonly shared: boolean;
   readonly varyNames: readonly string[];
@@ -24,6 +26,8 @@ export interface Plan {
   readonly tags: readonly string[];
   readonly route: string;
   readonly contentLength: number | undefined;
+  /** Where the freshness lifetime came from. */
+  readonly source: FreshnessSource;
 }
 
 /** What {@link planStorage} needs besides the request and response. */
@@ -33,44 +37,66 @@ export interface PlanInput {
   readonly route: string;
   /** The route's opt-in, if it opted in. */
   readonly routeConfig: RouteConfig | undefined;
-  /** The request carried `Authorization` or `Cookie`. */
-  readonly credentialed: boolean;
   /** The app's `Cache-Tag` header (already removed from the response). */
   readonly tagHeader: unknown;
   readonly config: CacheConfig;
+  /** Clock (ms) when the request came and when the response head went out (§4.2.3). */
+  readonly requestTime: number;
+  readonly responseTime: number;
+  /** The method the response is stored for, when not the request's (POST stored for GET). */
+  readonly method?: string;
 }
 
 const TAG_TOKEN = /^[\x21-\x7e]{1,128}$/;
 const MAX_HEADER_TAGS = 64;
 
-/** Returns how to store the response, or undefined when it must not be stored. */
-export function planStorage(req: IncomingMessage, res: ServerResponse, input: PlanInput): Plan | undefined {
+/**
+ * Returns how to store the response, or undefined when it must not be stored. The rules
+ * are {@link cachePolicy}'s (RFC 9111 §3 and DESIGN.md's safety rules); this adds what
+ * the engine needs: stale windows, vary, tags, the headers to keep.
+ */
+export function planStorage(
+  req: IncomingMessage,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  input: PlanInput,
+): Plan | undefined {
   const { routeConfig, config, tagHeader, route } = input;
-  const ccHeader = res.getHeader('cache-control');
-  if (routeConfig === undefined && ccHeader === undefined) return undefined;
-  if (req.method !== 'GET' || !config.statuses.has(res.statusCode)) return undefined;
-  if (res.getHeader('set-cookie') !== undefined) return undefined;
-  const cc = parseCacheControl(ccHeader);
-  if (cc.noStore || cc.private || cc.noCache) return undefined;
-  const explicitlyShared = cc.public || cc.sMaxAge !== undefined || cc.mustRevalidate;
-  const shared = explicitlyShared || (routeConfig !== undefined && !routeConfig.private);
-  if (input.credentialed && !shared) return undefined;
-  let lifetime: number | undefined;
-  if (cc.sMaxAge !== undefined) lifetime = cc.sMaxAge * 1000;
-  else if (cc.maxAge !== undefined && (routeConfig !== undefined || cc.public)) lifetime = cc.maxAge * 1000;
-  else if (routeConfig !== undefined) lifetime = routeConfig.ttl ?? config.ttl;
-  if (lifetime === undefined || lifetime <= 0) return undefined;
-  const vary = parseVary(res.getHeader('vary'));
+  const policy = cachePolicy(
+    { method: input.method ?? req.method, headers: req.headers },
+    { status, headers },
+    input.requestTime,
+    input.responseTime,
+    {
+      statuses: config.statuses,
+      heuristic: config.heuristic,
+      targeted: config.targeted,
+      routeTtl: routeConfig === undefined ? undefined : (routeConfig.ttl ?? config.ttl),
+      overrideFreshness: routeConfig?.overrideFreshness === true,
+      routeShares: routeConfig !== undefined && !routeConfig.private,
+    },
+  );
+  if (!policy.storable) return undefined;
+  const vary = parseVary(headers.vary);
   if (vary === '*') return undefined;
-  const rawLength = res.getHeader('content-length');
+  const rawLength = headers['content-length'];
   const contentLength = rawLength === undefined ? undefined : Number(rawLength);
   if (contentLength !== undefined && !(contentLength <= config.maxEntryBytes)) return undefined;
-  const ageHeader = Number(res.getHeader('age'));
-  const initialAge = Number.isInteger(ageHeader) && ageHeader > 0 ? ageHeader : 0;
-  lifetime -= initialAge * 1000;
-  if (lifetime <= 0) return undefined;
+  const lifetime = policy.lifetime - policy.initialAge;
+  const ms = (value: number | undefined) => (value === undefined ? undefined : value * 1000);
+  // must-revalidate / proxy-revalidate / no-cache forbid serving stale (§4.2.4), stale-if-error included.
+  const swr = policy.mustRevalidate
+    ? 0
+    : (routeConfig?.staleWhileRevalidate ??
+      ms(policy.staleWhileRevalidate) ??
+      (policy.sMaxAge ? 0 : config.staleWhileRevalidate));
+  const sie = policy.mustRevalidate
+    ? 0
+    : (routeConfig?.staleIfError ?? ms(policy.staleIfError) ?? (policy.sMaxAge ? 0 : config.staleIfError));
+  // Stale from the start: only worth storing when it can be revalidated or served stale.
+  if (lifetime <= 0 && !hasValidator(headers) && swr <= 0 && sie <= 0) return undefined;
   // The cache picks the coding itself, so an identity body does not vary on Accept-Encoding.
-  const appEncoded = res.getHeader('content-encoding') !== undefined;
+  const appEncoded = headers['content-encoding'] !== undefined;
   const varyNames = appEncoded ? vary : vary.filter((name) => name !== 'accept-encoding');
   const tags = [...(routeConfig?.tags ?? [])];
   if (tagHeader !== undefined) {
@@ -79,20 +105,24 @@ export function planStorage(req: IncomingMessage, res: ServerResponse, input: Pl
       if (TAG_TOKEN.test(t) && !tags.includes(t) && tags.length < MAX_HEADER_TAGS) tags.push(t);
     }
   }
-  const seconds = (value: number | undefined) => (value === undefined ? undefined : value * 1000);
+  const stored = storableHeaders(headers);
+  // The stored Date is served as stored (§4.2.3 computes Age from it); Node writes one at send time.
+  if (stored.date === undefined) stored.date = formatHttpDate(input.responseTime);
+  if (!config.forwardTargeted) for (const name of config.targeted) delete stored[name];
   return {
     key: input.key,
-    status: res.statusCode,
-    headers: storableHeaders(res.getHeaders()),
+    status,
+    headers: stored,
     lifetime,
-    swr: routeConfig?.staleWhileRevalidate ?? seconds(cc.staleWhileRevalidate) ?? config.staleWhileRevalidate,
-    sie: routeConfig?.staleIfError ?? seconds(cc.staleIfError) ?? config.staleIfError,
-    initialAge,
-    shared,
+    swr,
+    sie,
+    initialAge: policy.initialAge / 1000,
+    shared: policy.shared,
     varyNames,
     varyValues: varyNames.map((name) => varyValue(req.headers, name)),
     tags,
     route,
     contentLength,
+    source: policy.source,
   };
 }

@@ -7,7 +7,11 @@ import { createSharedRedis, silentLogger } from '@perfstack/core';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServerHandle, startRedisServer } from '../../../test/helpers/redis.js';
-import { request, serverTracker, waitFor } from './helpers.js';
+import { request as direct, serverTracker, waitFor } from './helpers.js';
+
+/** Both processes sit behind one load balancer: requests carry the public Host (part of the key). */
+const request: typeof direct = (url, options = {}) =>
+  direct(url, { ...options, headers: { host: 'shop.example', ...options.headers } });
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixtures/instance.mjs', import.meta.url));
@@ -66,7 +70,7 @@ describe('two server processes sharing one Redis (the child runs the built dist)
       await waitFor(() => events.some((e) => e.includes('"stored"')));
       await listener.close();
       await new Promise((r) => setTimeout(r, 20));
-      expect(await admin.exists('perfstack:cache::/shared')).toBe(1);
+      expect(await admin.exists('perfstack:cache::/shared http://shop.example')).toBe(1);
       // The child learns about the entry through pub/sub, then reads it from Redis.
       await waitFor(async () => (await request(`${childUrl}/shared`)).headers['x-cache'] === 'HIT', 5000);
       expect((await request(`${childUrl}/calls`)).json()).toEqual({ products: 0 });

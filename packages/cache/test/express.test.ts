@@ -72,7 +72,7 @@ describe('responseCache on Express 5: storing and serving', () => {
     });
   });
 
-  it('stores what the app itself marks public with max-age, and s-maxage overrides the route ttl', async () => {
+  it('stores what the app itself marks cacheable (RFC 9111 shared cache: max-age with or without public), and s-maxage overrides the route ttl', async () => {
     const clock = manualClock();
     const c = make({ now: clock.now, ttl: '1h' });
     const app = appWith(c);
@@ -91,15 +91,17 @@ describe('responseCache on Express 5: storing and serving', () => {
     });
     app.get('/max-age-only', (_req, res) => {
       calls++;
-      res.set('Cache-Control', 'max-age=60').send('not public');
+      // Before issue 14 only `public` responses were stored; RFC 9111 §3 stores any explicit freshness.
+      res.set('Cache-Control', 'max-age=60').send('not public, still storable');
     });
     const { url } = await servers.listen(app);
     for (const path of ['/public', '/shared', '/plain', '/max-age-only']) {
       await request(`${url}${path}`);
       await request(`${url}${path}`);
     }
-    expect(calls).toBe(6);
+    expect(calls).toBe(5);
     expect((await request(`${url}/public`)).headers['x-cache']).toBe('HIT');
+    expect((await request(`${url}/max-age-only`)).headers['x-cache']).toBe('HIT');
     expect((await request(`${url}/plain`)).headers['x-cache']).toBe('MISS');
     clock.advance(2000);
     expect((await request(`${url}/shared`)).headers['x-cache']).toBe('MISS');

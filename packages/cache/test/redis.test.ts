@@ -11,7 +11,17 @@ import {
   startRedisServer,
   uniquePrefix,
 } from '../../../test/helpers/redis.js';
-import { request, serverTracker, waitFor } from './helpers.js';
+import { request as direct, serverTracker, waitFor } from './helpers.js';
+
+/**
+ * Instances of one app sit behind one load balancer: every request carries the public
+ * Host, whatever instance answers it (the cache key includes the authority).
+ */
+const HOST = 'shop.example';
+const request: typeof direct = (url, options = {}) =>
+  direct(url, { ...options, headers: { host: HOST, ...options.headers } });
+/** The Redis key of an entry for a path on the public host. */
+const entry = (prefix: string, path: string) => `${prefix}cache::${path} http://${HOST}`;
 
 const servers = serverTracker();
 const closers: Array<() => Promise<void>> = [];
@@ -123,8 +133,11 @@ describe('L2 on a shared Redis: two instances', () => {
     const announced = nextEvent(url, `${prefix}cache:events`);
     await (await announced).ready;
     expect((await request(`${sa.url}/products`)).headers['x-cache']).toBe('MISS');
-    expect(JSON.parse(await (await announced).message)).toMatchObject({ op: 'stored', key: '/products' });
-    expect(await ra.client.exists(`${prefix}cache::/products`)).toBe(1);
+    expect(JSON.parse(await (await announced).message)).toMatchObject({
+      op: 'stored',
+      key: `/products http://${HOST}`,
+    });
+    expect(await ra.client.exists(entry(prefix, '/products'))).toBe(1);
     expect(b.stats().entries).toBe(0);
     const fromL2 = await request(`${sb.url}/products`);
     expect(fromL2.headers['x-cache']).toBe('HIT');
@@ -152,7 +165,7 @@ describe('L2 on a shared Redis: two instances', () => {
     await waitFor(async () => (await request(`${sa.url}/item/2`)).headers['x-cache'] === 'HIT');
     expect(calls.item).toBe(2);
     expect(await a.invalidate({ tags: ['items'] })).toBe(2);
-    expect(await ra.client.exists(`${prefix}cache::/item/1`)).toBe(0);
+    expect(await ra.client.exists(entry(prefix, '/item/1'))).toBe(0);
     expect(await ra.client.exists(`${prefix}cache-tag:items`)).toBe(0);
     await waitFor(() => b.stats().entries === 0, 1000);
     const after = await request(`${sb.url}/item/1`);
@@ -305,7 +318,7 @@ describe('Redis trouble', () => {
     // L2 is in use again after the restart.
     await c.invalidate({ key: '/products?n=3' });
     await request(`${s.url}/products?n=3`);
-    await waitFor(async () => (await redis.client.exists(`${prefix}cache::/products?n=3`)) === 1, 5000);
+    await waitFor(async () => (await redis.client.exists(entry(prefix, '/products?n=3'))) === 1, 5000);
   });
 
   it('a paused (unresponsive) Redis costs at most redisTimeout per L2 read, then the origin answers', async () => {

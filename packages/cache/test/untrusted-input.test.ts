@@ -69,8 +69,10 @@ describe('Vary naming an Object.prototype member', () => {
       ['accept-language', 'origin'],
       [varyValue(headers, 'accept-language'), varyValue(headers, 'origin')],
     );
-    expect(stored.varyValues).toEqual(['en , fr', 'https://a.example']);
+    // Issue 14: whitespace around list commas is normalised too (combined lines ≡ one line).
+    expect(stored.varyValues).toEqual(['en, fr', 'https://a.example']);
     expect(matchesVariant(stored, headers)).toBe(true);
+    expect(matchesVariant(stored, { 'accept-language': 'en,fr', origin: 'https://a.example' })).toBe(true);
     expect(matchesVariant(stored, { 'accept-language': ' en , fr ', origin: 'https://a.example' })).toBe(true);
     expect(matchesVariant(stored, { 'accept-language': 'fr', origin: 'https://a.example' })).toBe(false);
   });

@@ -12,6 +12,7 @@ import {
   type CircuitBreakerSource,
   type ClosableMiddleware,
   captureRoute,
+  clientErrorStatus,
   type Disposable,
   getRoute,
   type HealthCheck,
@@ -21,10 +22,12 @@ import {
   originStatus,
   type Problem,
   pathOf,
+  problemSent,
   type Registry,
+  requestErrorOf,
   sendProblem,
+  setRoute,
   tryFallback,
-  UNMATCHED_ROUTE,
   warmShapes,
 } from '@perfstack/core';
 import { Bulkhead } from './bulkhead.js';
@@ -42,6 +45,13 @@ import {
 import { OverloadMonitor } from './overload.js';
 import { RouteMatcher } from './route-keys.js';
 import { BreakerStateMachine, REJECTED } from './state-machine.js';
+
+/** A breaker key: `METHOD /full/pattern`, or what the `key` option returned. */
+interface RequestKey {
+  readonly key: string;
+  /** The route pattern, when the key comes from one (for `routes` overrides given by pattern). */
+  readonly pattern: string | undefined;
+}
 
 /** The middleware with its data and operator methods. */
 export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBreakerSource, HealthSource {
@@ -96,7 +106,11 @@ class Engine {
     this.config = config;
     this.events = new TypedEvents(config.log);
     this.matcher = new RouteMatcher(config.maxRoutes + config.routes.size, config.log);
-    for (const pattern of config.routes.keys()) if (pattern.startsWith('/')) this.matcher.learn(pattern);
+    for (const name of config.routes.keys()) {
+      // '/reports/:id' or 'GET /reports/:id': the pattern part is known from the first request.
+      const pattern = name.slice(name.indexOf('/'));
+      if (pattern.startsWith('/') && (name.startsWith('/') || /^[A-Z]+ \//.test(name))) this.matcher.learn(pattern);
+    }
     this.metrics = breakerMetrics(config.registry, () => [...this.routes.values()].map((r) => r.machine));
     this.monitor =
       config.overload === undefined
@@ -105,21 +119,54 @@ class Engine {
   }
 
   /**
-   * The breaker key of a request: custom key, a route already known (route-level use,
-   * `setRoute`), a learned pattern, or `unmatched` (then the response teaches the pattern).
+   * The breaker key of a request: the custom key, else `METHOD /pattern` with the pattern the
+   * framework will run (resolved before the router: core's `getRoute`), a pattern set with
+   * `setRoute`, or one learned from earlier responses. `undefined`: the request names no
+   * route (a catch-all, a proxy, a 404) and is not guarded — never one shared breaker.
    */
-  keyOf(req: IncomingMessage, path: string): string {
+  keyOf(req: IncomingMessage, path: string): RequestKey | undefined {
     if (this.config.key !== undefined) {
       try {
         const custom = this.config.key(req);
-        if (custom !== undefined) return custom;
+        if (custom !== undefined) return { key: custom, pattern: undefined };
       } catch (error) {
         this.config.log.errorOnce('CB_KEY_THREW', 'the "key" function threw; using the route pattern', {
           error: String(error),
         });
       }
     }
-    return getRoute(req) ?? this.matcher.match(path) ?? UNMATCHED_ROUTE;
+    let pattern = getRoute(req);
+    if (pattern === undefined) {
+      pattern = this.matcher.match(path);
+      // Learned from an earlier response: pin it, so timing and the logs name this request the
+      // same way even when the breaker answers it before the app could name it.
+      if (pattern !== undefined) setRoute(req, pattern);
+    }
+    return pattern === undefined ? undefined : { key: breakerKey(req.method, pattern), pattern };
+  }
+
+  /**
+   * Whether a finished response is a fault of the app. Never: a refusal a perfstack layer
+   * answered (a nested limiter's 413/429, another breaker's 503/504), an error that carries
+   * a 4xx status (a body parser's 400/413/415, `ctx.throw(404)`), whatever status an error
+   * handler then wrote for it. Else the `isFailure` predicate (default: a 5xx), which also
+   * sees the error the request failed with when an adapter saw one.
+   */
+  isFault(req: IncomingMessage, res: ServerResponse, config: GuardConfig): boolean {
+    const sent = problemSent(res);
+    if (sent !== undefined && sent !== 'INTERNAL_ERROR') return false;
+    const error = requestErrorOf(req);
+    if (clientErrorStatus(error) !== undefined) return false;
+    const status = originStatus(res);
+    try {
+      // originStatus: the origin's own status even when the cache answered stale over it.
+      return config.isFailure(status, error);
+    } catch (thrown) {
+      this.config.log.errorOnce('CB_IS_FAILURE_THREW', 'the "isFailure" predicate threw; using status >= 500', {
+        error: String(thrown),
+      });
+      return status >= 500;
+    }
   }
 
   /**
@@ -142,20 +189,24 @@ class Engine {
     this.matcher.learn(pattern);
   }
 
-  route(key: string): GuardedRoute {
+  /** The breaker of a key, made on first use; `undefined` past `maxRoutes` breakers (then unguarded). */
+  route(requestKey: RequestKey): GuardedRoute | undefined {
+    const key = requestKey.key;
     const existing = this.routes.get(key);
     if (existing !== undefined) return existing;
-    if (this.routes.size > this.config.maxRoutes + this.config.routes.size && key !== UNMATCHED_ROUTE) {
+    if (this.routes.size >= this.config.maxRoutes + this.config.routes.size) {
       this.config.log.warnOnce(
         'CB_TOO_MANY_BREAKERS',
-        'more breaker keys than maxRoutes; further keys share "unmatched"',
-        {
-          key,
-        },
+        'more breaker keys than maxRoutes; requests of further keys are not guarded',
+        { key },
       );
-      return this.route(UNMATCHED_ROUTE);
+      return undefined;
     }
-    const config = this.config.routes.get(key) ?? this.config.defaults;
+    const pattern = requestKey.pattern;
+    const config =
+      this.config.routes.get(key) ??
+      (pattern === undefined ? undefined : this.config.routes.get(pattern)) ??
+      this.config.defaults;
     const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) =>
       this.events.emit('state-change', event),
     );
@@ -365,17 +416,7 @@ class RequestGuard {
     }
     const duration =
       route.machine.policy.slowCallMs === undefined ? 0 : this.#engine.config.clock.now() - this.#startedAt;
-    let failed: boolean;
-    try {
-      // originStatus: the origin's own status even when the cache answered stale over it.
-      failed = route.config.isFailure(originStatus(res), undefined);
-    } catch (error) {
-      this.#engine.config.log.errorOnce('CB_IS_FAILURE_THREW', 'the "isFailure" predicate threw; using status >= 500', {
-        error: String(error),
-      });
-      failed = originStatus(res) >= 500;
-    }
-    if (failed) route.machine.onFailure(this.#permit, duration);
+    if (this.#engine.isFault(this.#req, res, route.config)) route.machine.onFailure(this.#permit, duration);
     else route.machine.onSuccess(this.#permit, duration);
   }
 
@@ -394,13 +435,43 @@ class RequestGuard {
   }
 }
 
+/** The breaker key of a pattern: HEAD shares GET's breaker (the same handler answers both). */
+function breakerKey(method: string | undefined, pattern: string): string {
+  const verb = method === undefined || method === 'HEAD' ? 'GET' : method;
+  return `${verb} ${pattern}`;
+}
+
+/**
+ * Watches a request that named no route: when the app names its pattern while answering
+ * (`setRoute` inside a node:http handler, a route the resolver cannot see into), the pattern
+ * is learned, so later requests are guarded from their start, and this response is judged
+ * on that route's breaker (a permit taken after the fact; none while the breaker is open).
+ */
+function watchUnnamed(engine: Engine, req: IncomingMessage, res: ServerResponse): void {
+  let pattern: string | undefined;
+  onBeforeHead(res, function learnRoute() {
+    pattern = captureRoute(req);
+    engine.learned(pattern);
+  });
+  res.once('close', function judgeUnnamed() {
+    if (pattern === undefined || engine.closed || !res.writableFinished) return;
+    const route = engine.route({ key: breakerKey(req.method, pattern), pattern });
+    if (route === undefined) return;
+    const permit = route.machine.acquire();
+    if (permit === REJECTED) return;
+    if (engine.isFault(req, res, route.config)) route.machine.onFailure(permit, 0);
+    else route.machine.onSuccess(permit, 0);
+  });
+}
+
 /**
  * Guards the app's routes with per-route circuit breakers, time budgets and bulkheads,
  * and sheds load when the process is overloaded.
  *
- * Mounted globally (before the router) it keys requests by route patterns it learns from
- * finished responses; mounted on a route (`app.get('/x', breaker, handler)`) it keys by
- * that route's exact pattern. Turned-away requests get RFC 9457 problems: 503
+ * Mounted globally (before the router) it keys each request by its method and the full route
+ * pattern the framework will run (`GET /users/:uid/posts/:pid`), resolved before the router
+ * runs (core's `getRoute`); mounted on a route (`app.get('/x', breaker, handler)`) by that
+ * route's pattern. A request that names no route (a catch-all, a proxy, a 404) is not guarded. Turned-away requests get RFC 9457 problems: 503
  * `CIRCUIT_OPEN` and 503 `OVERLOADED` with `Retry-After`, 504 `TIMEOUT` — unless a stale
  * fallback registered with core's `setFallback` (the cache) or the `fallback` option answers.
  *
@@ -435,16 +506,18 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
       return;
     }
     const key = engine.keyOf(req, path);
-    const route = engine.route(key);
+    const route = key === undefined ? undefined : engine.route(key);
+    if (route === undefined) {
+      // No route pattern yet: not guarded. If the app names one while it answers
+      // (`setRoute` in a node:http handler), the breaker learns it and judges this response.
+      if (key === undefined && engine.shouldLearn()) watchUnnamed(engine, req, res);
+      next();
+      return;
+    }
     const permit = route.machine.acquire();
     if (permit === REJECTED) {
       engine.rejectOpen(req, res, route);
       return;
-    }
-    if (key === UNMATCHED_ROUTE && engine.shouldLearn()) {
-      onBeforeHead(res, function learnRoute() {
-        engine.learned(captureRoute(req));
-      });
     }
     new RequestGuard(engine, route, req, res, permit).start(next);
   } as CircuitBreakerMiddleware;

@@ -55,9 +55,9 @@ export interface CircuitBreakerOptions extends RouteGuardOptions, SharedContext 
   readonly overload?: OverloadOptions | false;
   /** Path prefixes never shed nor guarded (`/health` covers `/health/live`). @default [] */
   readonly exempt?: readonly string[];
-  /** Per-route overrides, by route pattern (or by key, with a custom `key`). @default {} */
+  /** Per-route overrides, by route pattern for every method (`'/reports/:id'`), by `'GET /reports/:id'`, or by key with a custom `key`. @default {} */
   readonly routes?: Readonly<Record<string, RouteGuardOptions>>;
-  /** Route patterns learned (and breakers kept) at most; further routes share the `unmatched` breaker. @default 100 */
+  /** Route patterns learned (and breakers kept) at most; requests of further routes are not guarded. @default 100 */
   readonly maxRoutes?: number;
   /** Time source, for tests. @default the system clock with unref()ed timers */
   readonly clock?: BreakerClock;

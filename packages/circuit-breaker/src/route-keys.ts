@@ -68,7 +68,7 @@ export class RouteMatcher {
     if (this.#known.size >= this.#maxRoutes) {
       this.#log.warnOnce(
         'CB_TOO_MANY_ROUTES',
-        `more than maxRoutes (${this.#maxRoutes}) route patterns; further routes share the "unmatched" breaker`,
+        `more than maxRoutes (${this.#maxRoutes}) route patterns; further routes are not guarded`,
         { pattern },
       );
       return false;
@@ -133,7 +133,7 @@ export class RouteMatcher {
     if (this.#unlearnable.size > this.#maxRoutes) this.#unlearnable.clear();
     this.#log.warnOnce(
       'CB_ROUTE_NOT_LEARNABLE',
-      'a route pattern cannot be matched against paths (RegExp route?); its requests share the "unmatched" breaker until it is named with `routes` or the per-route middleware',
+      'a route pattern cannot be matched against paths (RegExp route?); its requests are not guarded until it is named with `routes` or the per-route middleware',
       { pattern },
     );
     return false;

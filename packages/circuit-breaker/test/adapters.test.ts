@@ -22,7 +22,7 @@ async function serve(listener: http.RequestListener): Promise<string> {
 }
 
 describe('Koa', () => {
-  it('learns @koa/router patterns and opens per route with 503 CIRCUIT_OPEN', async () => {
+  it('resolves @koa/router patterns before the router runs and opens per route with 503 CIRCUIT_OPEN', async () => {
     const breaker = circuitBreaker({ failureThreshold: 2, resetTimeout: '10s', overload: false });
     const app = new Koa();
     const router = new Router();
@@ -36,21 +36,22 @@ describe('Koa', () => {
     app.use(toKoa(breaker));
     app.use(router.routes());
     const url = await serve(app.callback());
-    for (const id of [1, 2, 3]) expect((await request(`${url}/users/${id}`)).status).toBe(500);
+    for (const id of [1, 2]) expect((await request(`${url}/users/${id}`)).status).toBe(500);
     const open = await request(`${url}/users/4`);
     expect(open.status).toBe(503);
     expect(open.headers['retry-after']).toBe('10');
     expect(open.json<{ code: string }>().code).toBe('CIRCUIT_OPEN');
     expect((await request(`${url}/ok`)).text).toBe('ok');
-    // `/ok` was seen once: its request taught the pattern under the shared "unmatched" key.
+    // A path no route matches is not guarded: no breaker for it.
+    expect((await request(`${url}/nowhere`)).status).toBe(404);
     expect(
       breaker
         .snapshot()
         .breakers.map((b) => [b.name, b.state])
         .sort(),
     ).toEqual([
-      ['/users/:id', 'open'],
-      ['unmatched', 'closed'],
+      ['GET /ok', 'closed'],
+      ['GET /users/:id', 'open'],
     ]);
     await breaker.close();
   });
@@ -59,13 +60,15 @@ describe('Koa', () => {
     const breaker = circuitBreaker({ timeout: 80, overload: false });
     let lateDone = false;
     const app = new Koa();
-    app.use(toKoa(breaker));
-    app.use(async (ctx) => {
+    const router = new Router();
+    router.get('/slow', async (ctx) => {
       await new Promise((r) => setTimeout(r, 200));
       ctx.set('X-Late', '1');
       ctx.body = { late: true };
       lateDone = true;
     });
+    app.use(toKoa(breaker));
+    app.use(router.routes());
     const url = await serve(app.callback());
     const res = await request(`${url}/slow`);
     expect(res.status).toBe(504);
@@ -104,10 +107,50 @@ describe('node:http', () => {
         .snapshot()
         .breakers.map((b) => [b.name, b.state])
         .sort(),
-    ).toEqual([
-      ['/orders/:id', 'open'],
-      ['unmatched', 'closed'],
+    ).toEqual([['GET /orders/:id', 'open']]);
+    await breaker.close();
+  });
+
+  it('setRoute inside the handler: the first response is judged on its route, later requests are guarded from the start', async () => {
+    const breaker = circuitBreaker({ failureThreshold: 1, overload: false });
+    let handled = 0;
+    const url = await serve(
+      withMiddleware(breaker, (req, res) => {
+        handled++;
+        if (req.url?.startsWith('/orders/')) setRoute(req, '/orders/:id');
+        res.statusCode = req.url?.startsWith('/orders/') ? 500 : 200;
+        res.end('answer');
+      }),
+    );
+    expect((await request(`${url}/orders/1`)).status).toBe(500);
+    const open = await request(`${url}/orders/2`);
+    expect(open.status).toBe(503);
+    expect(open.json<{ code: string }>().code).toBe('CIRCUIT_OPEN');
+    expect(handled).toBe(1);
+    expect((await request(`${url}/other`)).status).toBe(200);
+    expect(breaker.snapshot().breakers.map((b) => [b.name, b.state, b.failures])).toEqual([
+      ['GET /orders/:id', 'open', 1],
     ]);
+    await breaker.close();
+  });
+
+  it('the route option of withMiddleware names the route before the stack runs', async () => {
+    const breaker = circuitBreaker({ failureThreshold: 1, overload: false });
+    const url = await serve(
+      withMiddleware(
+        breaker,
+        (_req, res) => {
+          res.statusCode = 500;
+          res.end();
+        },
+        { route: (req) => (req.url?.startsWith('/orders/') ? '/orders/:id' : undefined) },
+      ),
+    );
+    expect((await request(`${url}/orders/1`)).status).toBe(500);
+    expect((await request(`${url}/orders/2`)).status).toBe(503);
+    // No pattern: not guarded, however often it fails.
+    for (let i = 0; i < 3; i++) expect((await request(`${url}/other/${i}`)).status).toBe(500);
+    expect(breaker.snapshot().breakers.map((b) => b.name)).toEqual(['GET /orders/:id']);
     await breaker.close();
   });
 
@@ -119,7 +162,7 @@ describe('node:http', () => {
         () => {
           throw new Error('bug');
         },
-        { onError() {} },
+        { onError() {}, route: () => '/x' },
       ),
     );
     expect((await request(`${url}/x`)).status).toBe(500);
@@ -131,20 +174,24 @@ describe('node:http', () => {
     const breaker = circuitBreaker({ timeout: 80, maxConcurrent: 1, overload: false });
     let late: unknown = 'pending';
     const url = await serve(
-      withMiddleware(breaker, (req, res) => {
-        setTimeout(
-          () => {
-            try {
-              res.writeHead(200, { 'Content-Type': 'text/plain' });
-              res.end('late');
-              late = undefined;
-            } catch (error) {
-              late = error;
-            }
-          },
-          req.url === '/slow' ? 200 : 0,
-        );
-      }),
+      withMiddleware(
+        breaker,
+        (req, res) => {
+          setTimeout(
+            () => {
+              try {
+                res.writeHead(200, { 'Content-Type': 'text/plain' });
+                res.end('late');
+                late = undefined;
+              } catch (error) {
+                late = error;
+              }
+            },
+            req.url === '/slow' ? 200 : 0,
+          );
+        },
+        { route: () => '/:page' },
+      ),
     );
     const slow = request(`${url}/slow`);
     await new Promise((r) => setTimeout(r, 20));

@@ -63,10 +63,10 @@ describe('open circuit over HTTP', () => {
     });
     const url = await serve(app);
 
-    // The first request teaches the pattern (it is keyed "unmatched"), the next two open "/users/:id".
-    for (const id of [1, 2, 3]) expect((await request(`${url}/users/${id}`)).status).toBe(500);
+    // The pattern is resolved before the router runs: the first two requests open "GET /users/:id".
+    for (const id of [1, 2]) expect((await request(`${url}/users/${id}`)).status).toBe(500);
     expect(changes).toEqual([
-      { name: '/users/:id', from: 'closed', to: 'open', reason: 'consecutive-failures', at: clock.now() },
+      { name: 'GET /users/:id', from: 'closed', to: 'open', reason: 'consecutive-failures', at: clock.now() },
     ]);
 
     const open = await request(`${url}/users/4`);
@@ -75,7 +75,7 @@ describe('open circuit over HTTP', () => {
     expect(open.headers['cache-control']).toBe('no-store');
     expect(open.headers['retry-after']).toBe('30');
     expect(open.json()).toEqual(circuitOpenBody);
-    expect(handled).toBe(3);
+    expect(handled).toBe(2);
 
     clock.advance(10_500);
     const later = await request(`${url}/users/5`);
@@ -97,8 +97,8 @@ describe('open circuit over HTTP', () => {
       'open->half-open:reset-timeout',
       'half-open->closed:half-open-successes',
     ]);
-    expect(breaker.snapshot().breakers.find((b) => b.name === '/users/:id')).toEqual({
-      name: '/users/:id',
+    expect(breaker.snapshot().breakers.find((b) => b.name === 'GET /users/:id')).toEqual({
+      name: 'GET /users/:id',
       state: 'closed',
       failures: 2,
       successes: 1,
@@ -136,7 +136,7 @@ describe('open circuit over HTTP', () => {
     });
     const url = await serve(app);
     expect((await request(`${url}/work`)).status).toBe(503);
-    expect(breaker.snapshot().breakers).toMatchObject([{ name: '/work', state: 'open' }]);
+    expect(breaker.snapshot().breakers).toMatchObject([{ name: 'GET /work', state: 'open' }]);
     clock.advance(1000);
     fail = false;
     reached = 0;
@@ -154,7 +154,7 @@ describe('open circuit over HTTP', () => {
       [200, 'done'],
     ]);
     expect(reached).toBe(2);
-    expect(breaker.snapshot().breakers).toMatchObject([{ name: '/work', state: 'closed' }]);
+    expect(breaker.snapshot().breakers).toMatchObject([{ name: 'GET /work', state: 'closed' }]);
   });
 
   it('a client that disconnects during a trial gives the trial back (no verdict)', async () => {
@@ -348,8 +348,8 @@ describe('time budget', () => {
     } finally {
       agent.destroy();
     }
-    expect(timeouts).toEqual([{ name: 'unmatched', timeoutMs: 100 }]);
-    expect(breaker.snapshot().breakers.find((b) => b.name === 'unmatched')).toMatchObject({ failures: 1, timeouts: 1 });
+    expect(timeouts).toEqual([{ name: 'GET /slow', timeoutMs: 100 }]);
+    expect(breaker.snapshot().breakers.find((b) => b.name === 'GET /slow')).toMatchObject({ failures: 1, timeouts: 1 });
   });
 
   it('a late error passed to Express after the 504 does not crash the process', async () => {
@@ -452,7 +452,7 @@ describe('bulkhead', () => {
     const answers = await Promise.all([first, second]);
     expect(answers.map((a) => a.text)).toEqual(['job 1', 'job 2']);
     expect(order).toEqual(['start 1', 'end 1', 'start 2', 'end 2']);
-    expect(rejections).toEqual([{ name: '/job', reason: 'bulkhead-full' }]);
+    expect(rejections).toEqual([{ name: 'GET /job', reason: 'bulkhead-full' }]);
     // A rejection by the bulkhead is no verdict on the route.
     expect(breaker.snapshot().breakers[0]).toMatchObject({ state: 'closed', failures: 0, successes: 2 });
   });
@@ -513,7 +513,7 @@ describe('bulkhead', () => {
 });
 
 describe('route keys', () => {
-  it('learns patterns from responses, keys later requests by them, mounted routers included', async () => {
+  it('keys requests by method and full pattern from the first request, mounted routers included', async () => {
     const breaker = track(circuitBreaker({ failureThreshold: 2, overload: false }));
     const app = express();
     app.use(breaker);
@@ -532,8 +532,6 @@ describe('route keys', () => {
     await request(`${url}/users/me`);
     await request(`${url}/users/1`);
     await request(`${url}/api/items/1`);
-    // Learned: later requests are keyed by pattern.
-    await request(`${url}/api/items/2`);
     await request(`${url}/api/items/3?x=1`);
     const open = await request(`${url}/API/items/4/`);
     expect(open.status).toBe(503);
@@ -544,19 +542,13 @@ describe('route keys', () => {
       .breakers.map((b) => [b.name, b.state])
       .sort();
     expect(names).toEqual([
-      ['/api/items/:id', 'open'],
-      ['/users/:id', 'closed'],
-      ['/users/me', 'closed'],
-      ['unmatched', 'closed'],
+      ['GET /api/items/:id', 'open'],
+      ['GET /users/:id', 'closed'],
+      ['GET /users/me', 'closed'],
     ]);
-    // The "unmatched" breaker only saw the three learning requests.
-    expect(breaker.snapshot().breakers.find((b) => b.name === 'unmatched')).toMatchObject({
-      failures: 1,
-      successes: 2,
-    });
   });
 
-  it('caps the number of learned patterns (maxRoutes); the rest share "unmatched"', async () => {
+  it('caps the number of breakers (maxRoutes); requests of further routes are not guarded', async () => {
     const warnings: string[] = [];
     const breaker = track(
       circuitBreaker({ overload: false, maxRoutes: 2, logger: { warn: (m) => warnings.push(m), error() {} } }),
@@ -578,8 +570,8 @@ describe('route keys', () => {
         .snapshot()
         .breakers.map((b) => b.name)
         .sort(),
-    ).toEqual(['/a/:id', '/b/:id', 'unmatched']);
-    expect(warnings.filter((w) => w.startsWith('CB_TOO_MANY_ROUTES'))).toHaveLength(1);
+    ).toEqual(['GET /a/:id', 'GET /b/:id']);
+    expect(warnings.filter((w) => w.startsWith('CB_TOO_MANY_BREAKERS'))).toHaveLength(1);
   });
 
   it('a custom key function decides the breaker', async () => {
@@ -612,7 +604,7 @@ describe('route keys', () => {
     const open = await request(`${url}/orders/2`);
     expect([open.status, open.headers['retry-after']]).toEqual([503, '5']);
     expect(guard.snapshot()).toEqual({
-      breakers: [expect.objectContaining({ name: '/orders/:id', state: 'open' })],
+      breakers: [expect.objectContaining({ name: 'GET /orders/:id', state: 'open' })],
       overloaded: false,
       shed: 0,
     });
@@ -634,16 +626,16 @@ describe('observability', () => {
     await request(`${url}/m`);
     await request(`${url}/m`);
     const text = await registry.metrics();
-    expect(text).toContain('perfstack_circuit_breaker_state{breaker="/m",state="open"} 1');
-    expect(text).toContain('perfstack_circuit_breaker_state{breaker="/m",state="closed"} 0');
-    expect(text).toContain('perfstack_circuit_breaker_short_circuits_total{breaker="/m"} 2');
+    expect(text).toContain('perfstack_circuit_breaker_state{breaker="GET /m",state="open"} 1');
+    expect(text).toContain('perfstack_circuit_breaker_state{breaker="GET /m",state="closed"} 0');
+    expect(text).toContain('perfstack_circuit_breaker_short_circuits_total{breaker="GET /m"} 2');
     expect(breaker.health()).toEqual({
       status: 'degraded',
-      detail: 'breakers not closed: /m',
-      open: ['/m'],
+      detail: 'breakers not closed: GET /m',
+      open: ['GET /m'],
       overloaded: false,
     });
-    breaker.reset('/m');
+    breaker.reset('GET /m');
     expect(breaker.health().status).toBe('ok');
     expect((await request(`${url}/m`)).status).toBe(500);
   });

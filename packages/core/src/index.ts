@@ -3,7 +3,9 @@
  * errors, Connect-style middleware types, response hooks, framework adapters, the
  * shared Redis connection and the shared metrics registry.
  */
+export { resolveExpressRoute } from './adapters/express-routes.js';
 export { type KoaLikeContext, type KoaMiddleware, toKoa } from './adapters/koa.js';
+export { resolveKoaRoute } from './adapters/koa-routes.js';
 export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddleware } from './adapters/node.js';
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
 export { compose } from './compose.js';
@@ -27,9 +29,18 @@ export type {
   WindowStats,
 } from './contracts.js';
 export { DURATION_FORM, type ParseDurationOptions, parseDuration } from './duration.js';
+export {
+  clientErrorStatus,
+  gateExpressErrorHandlers,
+  markProblemSent,
+  problemSent,
+  recordRequestError,
+  requestErrorOf,
+} from './errors.js';
 export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
 export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';
 export {
   checkOptionsObject,
@@ -55,6 +66,7 @@ export {
 } from './problem.js';
 export {
   createSharedRedis,
+  FLEET_KEY,
   isRedisClient,
   isRedisCluster,
   type RedisClient,
@@ -67,7 +79,16 @@ export {
   UNRESPONSIVE_AFTER,
 } from './redis.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
-export { captureRoute, getRoute, pathOf, pathPrefixMatcher, routeLabel, setRoute, UNMATCHED_ROUTE } from './route.js';
+export {
+  captureRoute,
+  getRoute,
+  pathOf,
+  pathPrefixMatcher,
+  resolveRoute,
+  routeLabel,
+  setRoute,
+  UNMATCHED_ROUTE,
+} from './route.js';
 export {
   declarableValue,
   declareShapeKeys,

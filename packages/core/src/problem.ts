@@ -6,6 +6,7 @@
  * stable and needs no web page (RFC 9457 §3.1.1 allows any URI).
  */
 import type { ServerResponse } from 'node:http';
+import { markProblemSent } from './errors.js';
 
 /** Every problem code perfstack sends, with its HTTP status and title. */
 export const PROBLEM_CODES = {
@@ -26,6 +27,7 @@ export const PROBLEM_CODES = {
   OVERLOADED: { status: 503, title: 'Service Unavailable' },
   STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
   TIMEOUT: { status: 504, title: 'Gateway Timeout' },
+  ONLY_IF_CACHED: { status: 504, title: 'Gateway Timeout' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable problem code. */
@@ -114,6 +116,7 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
     if (!res.writableEnded) res.end();
     return;
   }
+  markProblemSent(res, problem.code);
   const body = problemJson(problem);
   for (const name of res.getHeaderNames()) {
     if (!KEPT_HEADERS.test(name)) res.removeHeader(name);

@@ -14,11 +14,29 @@
  * {@link UNRESPONSIVE_AFTER} timeouts in a row marks the connection `down` until a
  * background PING answers again. Layers call `run()` and read {@link SharedRedis.isUp}
  * to skip Redis entirely while it is down; `/health` reads {@link SharedRedis.health}.
+ *
+ * Timeouts blame the right party: every deadline is measured in *loop time* (see
+ * `loop-time.ts`), so a process whose event loop ran late (CPU-starved, overloaded) does
+ * not call a healthy Redis late; a reply that arrived while we were busy is read first.
+ *
+ * A heartbeat (`heartbeatInterval`, default 1 s) sends one PING (or the fleet heartbeat
+ * below) on the command connection. If it is not answered within `commandTimeout` of loop
+ * time the connection is marked `down` at once — a paused Redis (SIGSTOP) keeps its socket
+ * open, so the socket alone never tells — and a background PING brings it back `up` as
+ * soon as Redis answers. `/health` and the dashboard read that status.
+ *
+ * Fleet membership: {@link SharedRedis.joinFleet} makes the heartbeat also record this
+ * instance in a sorted set (`<keyPrefix>fleet:instances`, score = last heartbeat) and count
+ * the instances heard from within `3 × heartbeatInterval`. {@link SharedRedis.liveInstances}
+ * keeps the last count, so it is still known while Redis is unreachable — the rate
+ * limiter's local fallback divides its limit by it.
  */
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import KeyvRedis, { createClient, createCluster, Keyv, type RedisClientType } from '@keyv/redis';
 import { parseDuration } from './duration.js';
 import { consoleLogger } from './logger.js';
+import { armDeadline, useLoopTime } from './loop-time.js';
 import { checkOptionsObject, optionTypeError } from './options.js';
 import type { Disposable, PerfstackLogger } from './types.js';
 
@@ -73,6 +91,13 @@ export interface SharedRedisOptions {
   readonly closeClient?: boolean;
   /** Where connection problems are reported. @default console */
   readonly logger?: PerfstackLogger;
+  /**
+   * How often a heartbeat PING checks that Redis answers (a paused Redis keeps its socket
+   * open). `0` turns it off. @default '1s'
+   */
+  readonly heartbeatInterval?: number | string;
+  /** This instance's id in the fleet set. @default `<hostname>:<pid>:<random>` */
+  readonly instanceId?: string;
 }
 
 /** Health of the Redis connection as `/health` shows it. */
@@ -81,6 +106,12 @@ export interface RedisHealth {
   readonly since: number;
   readonly lastError: string | undefined;
   readonly errors: number;
+  /** Round trip of the last answered heartbeat (ms), when one was answered. */
+  readonly heartbeatMs?: number;
+  /** Heartbeats that went unanswered within `commandTimeout` (a paused or stalled Redis). */
+  readonly missedHeartbeats: number;
+  /** Live instances last counted in the fleet set (1 until {@link SharedRedis.joinFleet}). */
+  readonly liveInstances: number;
 }
 
 const PKG = '@perfstack/core';
@@ -94,7 +125,12 @@ const KNOWN = [
   'keyPrefix',
   'closeClient',
   'logger',
+  'heartbeatInterval',
+  'instanceId',
 ];
+
+/** The fleet set's key under the prefix. */
+export const FLEET_KEY = 'fleet:instances';
 
 /**
  * The shared connection. Make it with {@link createSharedRedis}; pass it to every layer
@@ -121,6 +157,17 @@ export class SharedRedis {
   #timeoutsInARow = 0;
   #unresponsive = false;
   #probe: NodeJS.Timeout | undefined;
+  readonly #heartbeatInterval: number;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #heartbeatOut = false;
+  #heartbeatMs: number | undefined;
+  #missedHeartbeats = 0;
+  #inFleet = false;
+  #liveInstances = 1;
+  readonly #releaseLoopTime: () => void;
+
+  /** This instance's id in the fleet set. */
+  readonly instanceId: string;
 
   /** True for a Redis Cluster client (commands are routed by key; scripts must touch one slot). */
   readonly isCluster: boolean;
@@ -132,8 +179,13 @@ export class SharedRedis {
     keyPrefix: string,
     commandTimeout: number,
     logger: PerfstackLogger,
+    heartbeatInterval = 0,
+    instanceId = defaultInstanceId(),
   ) {
     this.client = client;
+    this.#heartbeatInterval = heartbeatInterval;
+    this.instanceId = instanceId;
+    this.#releaseLoopTime = useLoopTime();
     this.#ownsClient = ownsClient;
     this.keyPrefix = keyPrefix;
     this.commandTimeout = commandTimeout;
@@ -161,6 +213,89 @@ export class SharedRedis {
       if (this.#status === 'up' && !this.#ready()) this.#setStatus('down');
     });
     if (this.#ready()) this.#status = 'up';
+    if (heartbeatInterval > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), heartbeatInterval);
+      this.#heartbeat.unref();
+    }
+  }
+
+  /**
+   * One heartbeat: a PING (or, once in the fleet, the fleet update) bounded by
+   * `commandTimeout` of loop time. Unanswered: the connection is marked down at once.
+   */
+  #beat(): void {
+    if (this.#heartbeatOut || this.#unresponsive || !this.isUp) return;
+    this.#heartbeatOut = true;
+    const started = performance.now();
+    let settled = false;
+    const disarm = armDeadline(
+      this.commandTimeout,
+      () => settled,
+      () => {
+        this.#missedHeartbeats++;
+        this.recordError(new RedisTimeoutError(this.commandTimeout));
+        this.#markUnresponsive(`the heartbeat was not answered within ${this.commandTimeout}ms`);
+      },
+    );
+    const done = () => {
+      settled = true;
+      this.#heartbeatOut = false;
+      disarm();
+    };
+    this.#heartbeatCommand().then(
+      () => {
+        done();
+        this.#heartbeatMs = Math.round((performance.now() - started) * 100) / 100;
+      },
+      (error: unknown) => {
+        done();
+        this.recordError(error);
+      },
+    );
+  }
+
+  /** PING, or the fleet update: record this instance, drop silent ones, count the rest. */
+  async #heartbeatCommand(): Promise<void> {
+    if (!this.#inFleet || this.isCluster) {
+      await this.client.ping();
+      return;
+    }
+    const now = Date.now();
+    const key = `${this.keyPrefix}${FLEET_KEY}`;
+    const replies = await this.client
+      .multi()
+      .zAdd(key, { score: now, value: this.instanceId })
+      .zRemRangeByScore(key, '-inf', now - this.fleetTimeout)
+      .zCard(key)
+      .pExpire(key, this.fleetTimeout * 4)
+      .exec();
+    const count = Number(replies[2]);
+    if (Number.isInteger(count) && count > 0) this.#liveInstances = count;
+  }
+
+  /** ms after which an instance that sent no heartbeat no longer counts as live. */
+  get fleetTimeout(): number {
+    return 3 * (this.#heartbeatInterval > 0 ? this.#heartbeatInterval : 1000);
+  }
+
+  /**
+   * Joins the fleet set: from now on every heartbeat records this instance and counts the
+   * live ones ({@link liveInstances}). Idempotent; resolves after the first count (or at
+   * once when Redis is down). Needs `heartbeatInterval` > 0 to stay counted.
+   */
+  async joinFleet(): Promise<void> {
+    if (this.#inFleet) return;
+    this.#inFleet = true;
+    if (!this.isUp || this.isCluster) return;
+    await this.#heartbeatCommand().catch((error: unknown) => this.recordError(error));
+  }
+
+  /**
+   * Instances heard from within {@link fleetTimeout}, as last counted (this one included).
+   * Kept while Redis is unreachable; 1 before {@link joinFleet}.
+   */
+  get liveInstances(): number {
+    return this.#liveInstances;
   }
 
   /**
@@ -224,29 +359,40 @@ export class SharedRedis {
   run<T>(command: (client: RedisClient) => Promise<T>): Promise<T> {
     if (!this.isUp) return Promise.reject(new RedisUnavailableError());
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const error = new RedisTimeoutError(this.commandTimeout);
-        this.recordError(error);
-        this.#onTimeout();
-        reject(error);
-      }, this.commandTimeout);
+      let settled = false;
+      const disarm = armDeadline(
+        this.commandTimeout,
+        () => settled,
+        () => {
+          settled = true;
+          const error = new RedisTimeoutError(this.commandTimeout);
+          this.recordError(error);
+          this.#onTimeout();
+          reject(error);
+        },
+      );
       let pending: Promise<T>;
       try {
         pending = command(this.client);
       } catch (thrown) {
-        clearTimeout(timer);
+        settled = true;
+        disarm();
         this.recordError(thrown);
         reject(thrown);
         return;
       }
       pending.then(
         (value) => {
-          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          disarm();
           this.#timeoutsInARow = 0;
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          disarm();
           this.recordError(error);
           reject(error);
         },
@@ -254,40 +400,67 @@ export class SharedRedis {
     });
   }
 
+  /**
+   * A layer saw a command time out (in loop time): after {@link UNRESPONSIVE_AFTER} in a
+   * row the connection counts as down. Layers with their own deadline call this too.
+   */
+  reportTimeout(): void {
+    this.#onTimeout();
+  }
+
+  /** A layer's command was answered: the timeouts-in-a-row count starts over. */
+  reportAnswer(): void {
+    this.#timeoutsInARow = 0;
+  }
+
   #onTimeout(): void {
     this.#timeoutsInARow++;
-    if (this.#timeoutsInARow < UNRESPONSIVE_AFTER || this.#unresponsive) return;
+    if (this.#timeoutsInARow < UNRESPONSIVE_AFTER) return;
+    this.#markUnresponsive(`${UNRESPONSIVE_AFTER} timeouts in a row`);
+  }
+
+  /** Marks the connection down until a background PING is answered again. */
+  #markUnresponsive(why: string): void {
+    if (this.#unresponsive || this.#status === 'closed') return;
     this.#unresponsive = true;
-    this.#logger.warn(
-      `Redis stopped answering (${UNRESPONSIVE_AFTER} timeouts in a row); perfstack serves without it until it answers again`,
-    );
+    this.#logger.warn(`Redis stopped answering (${why}); perfstack serves without it until it answers again`);
     this.#setStatus('down');
     const probe = () => {
       this.#probe = undefined;
       if (this.#status === 'closed' || !this.#unresponsive) return;
       const timer = setTimeout(() => {
-        if (this.#unresponsive) this.#probe ??= setTimeout(probe, 250).unref();
+        if (this.#unresponsive) this.#probe ??= setTimeout(probe, 100).unref();
       }, this.commandTimeout);
       timer.unref();
       this.client.ping().then(
         () => {
           clearTimeout(timer);
+          if (!this.#unresponsive) return;
           this.#unresponsive = false;
           this.#timeoutsInARow = 0;
+          this.#logger.warn('Redis answers again');
           if (this.#ready()) this.#setStatus('up');
         },
         () => {
           clearTimeout(timer);
-          if (this.#unresponsive) this.#probe ??= setTimeout(probe, 250).unref();
+          if (this.#unresponsive) this.#probe ??= setTimeout(probe, 100).unref();
         },
       );
     };
-    this.#probe = setTimeout(probe, 250).unref();
+    this.#probe = setTimeout(probe, 100).unref();
   }
 
   /** State, for `/health` and the dashboard. */
   health(): RedisHealth {
-    return { status: this.#status, since: this.#since, lastError: this.#lastError, errors: this.#errors };
+    return {
+      status: this.#status,
+      since: this.#since,
+      lastError: this.#lastError,
+      errors: this.#errors,
+      ...(this.#heartbeatMs === undefined ? {} : { heartbeatMs: this.#heartbeatMs }),
+      missedHeartbeats: this.#missedHeartbeats,
+      liveInstances: this.#liveInstances,
+    };
   }
 
   /** Counts an error a layer saw on a command (timeouts included), for `/health`. */
@@ -370,8 +543,18 @@ export class SharedRedis {
   /** Closes the subscriber and, if perfstack made it, the command client. */
   async close(): Promise<void> {
     if (this.#status === 'closed') return;
+    const wasUp = this.isUp;
     this.#setStatus('closed');
     if (this.#probe) clearTimeout(this.#probe);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#releaseLoopTime();
+    if (this.#inFleet && wasUp && !this.isCluster) {
+      // Leave the fleet set so the others' share grows back at once (best effort).
+      await Promise.race([
+        this.client.zRem(`${this.keyPrefix}${FLEET_KEY}`, this.instanceId).catch(() => 0),
+        new Promise((resolve) => setTimeout(resolve, this.commandTimeout).unref()),
+      ]);
+    }
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
     if (subscriber?.isOpen) await subscriber.close().catch(() => subscriber.destroy());
@@ -409,6 +592,14 @@ export function createSharedRedis(input: string | RedisClient | SharedRedisOptio
   const connectTimeout = parseDuration(options.connectTimeout ?? 2000, 'redis.connectTimeout', { pkg: PKG, min: 1 });
   const commandTimeout = parseDuration(options.commandTimeout ?? 500, 'redis.commandTimeout', { pkg: PKG, min: 1 });
   const maxDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redis.maxReconnectDelay', { pkg: PKG, min: 1 });
+  const heartbeatInterval = parseDuration(options.heartbeatInterval ?? 1000, 'redis.heartbeatInterval', {
+    pkg: PKG,
+    min: 0,
+  });
+  const instanceId = options.instanceId ?? defaultInstanceId();
+  if (typeof instanceId !== 'string' || instanceId === '') {
+    throw optionTypeError(PKG, 'redis.instanceId', instanceId, 'a non-empty string');
+  }
   const keyPrefix = options.keyPrefix ?? 'perfstack:';
   if (typeof keyPrefix !== 'string') throw optionTypeError(PKG, 'redis.keyPrefix', keyPrefix, 'a string');
   const logger = options.logger ?? consoleLogger;
@@ -462,7 +653,7 @@ export function createSharedRedis(input: string | RedisClient | SharedRedisOptio
     }) as RedisClient;
     owns = true;
   }
-  const shared = new SharedRedis(client, owns, keyPrefix, commandTimeout, logger);
+  const shared = new SharedRedis(client, owns, keyPrefix, commandTimeout, logger, heartbeatInterval, instanceId);
   void shared.connect();
   return shared;
 }
@@ -486,4 +677,9 @@ export function isRedisCluster(value: unknown): boolean {
     typeof (value as { nodeClient?: unknown }).nodeClient === 'function' &&
     'masters' in value
   );
+}
+
+/** `<hostname>:<pid>:<random>`: unique per process, readable on the dashboard. */
+function defaultInstanceId(): string {
+  return `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 }

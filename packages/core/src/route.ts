@@ -4,19 +4,32 @@
  *
  * Sources, first match wins:
  * 1. a pattern set explicitly with {@link setRoute} (plain `node:http` apps, custom routers);
- * 2. Express: `req.baseUrl + req.route.path` (read while the route runs; see {@link captureRoute});
- * 3. Koa: `ctx._matchedRoute` from @koa/router, reached through the Koa adapter.
+ * 2. the pattern the framework *will* run, resolved before the router runs: Express 4/5 through
+ *    the app's router stack (`adapters/express-routes.ts`, nested routers and parameterised
+ *    mounts included), Koa through @koa/router's `match()` (`adapters/koa-routes.ts`);
+ * 3. what the router left on the request once it ran: Express `req.baseUrl + req.route.path`
+ *    (sub-apps the resolver cannot see into), Koa `ctx._matchedRoute`.
+ *
+ * Every layer reads the same answer (it is pinned on the request), so metric labels, breaker
+ * keys, rate-limit route keys and the dashboard's route table agree.
  */
 import type { IncomingMessage } from 'node:http';
+import { resolveExpressRoute } from './adapters/express-routes.js';
+import { resolveKoaRoute } from './adapters/koa-routes.js';
+import { gateExpressErrorHandlers } from './errors.js';
 
 /** The label every request without a known route pattern shares. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
 const ROUTE = Symbol.for('perfstack.route');
 const KOA_CONTEXT = Symbol.for('perfstack.koaContext');
+/** The resolved pattern, or `null` when the framework will run no route for the request. */
+const RESOLVED = Symbol.for('perfstack.resolvedRoute');
 
 type RoutedRequest = IncomingMessage & {
   [ROUTE]?: string;
+  [RESOLVED]?: string | null;
+  app?: unknown;
   [KOA_CONTEXT]?: { _matchedRoute?: unknown };
   route?: { path?: unknown };
   baseUrl?: unknown;
@@ -41,6 +54,8 @@ export function getRoute(req: IncomingMessage): string | undefined {
   const routed = req as RoutedRequest;
   const explicit = routed[ROUTE];
   if (explicit !== undefined) return explicit;
+  const resolved = resolveRoute(req);
+  if (resolved !== undefined) return resolved;
   const route = routed.route;
   if (route !== undefined && route !== null && route.path !== undefined) {
     const base = typeof routed.baseUrl === 'string' ? routed.baseUrl : '';
@@ -50,6 +65,27 @@ export function getRoute(req: IncomingMessage): string | undefined {
   const matched = routed[KOA_CONTEXT]?._matchedRoute;
   if (typeof matched === 'string') return matched;
   return undefined;
+}
+
+/**
+ * The pattern the framework will run for this request, resolved before its router runs
+ * (Express 4/5, @koa/router), or `undefined` when no route will answer it (a catch-all, a
+ * proxy, a 404) or the framework is not one the resolver knows. Computed once per request.
+ */
+export function resolveRoute(req: IncomingMessage): string | undefined {
+  const routed = req as RoutedRequest;
+  const pinned = routed[RESOLVED];
+  if (pinned !== undefined) return pinned ?? undefined;
+  let resolved: string | undefined;
+  if (typeof routed.app === 'function') {
+    gateExpressErrorHandlers(req);
+    resolved = resolveExpressRoute(req);
+  } else {
+    const ctx = routed[KOA_CONTEXT];
+    if (ctx !== undefined) resolved = resolveKoaRoute(ctx as Parameters<typeof resolveKoaRoute>[0]);
+  }
+  routed[RESOLVED] = resolved ?? null;
+  return resolved;
 }
 
 /** Reads the route now and pins it on the request, so later reads agree. */

@@ -95,7 +95,9 @@ export function buildHealthReport(
 
 /**
  * A health check for the shared Redis connection: `ok` when up, `degraded` otherwise
- * (perfstack keeps serving without Redis, DESIGN.md), with the connection's details.
+ * (perfstack keeps serving without Redis, DESIGN.md), with the connection's details. The
+ * connection's heartbeat marks it down when Redis stops answering on an open socket (a
+ * paused Redis), so this says `degraded` then too, and `ok` again once it answers.
  *
  * @param redis the shared connection
  * @returns a check for {@link healthHandler}'s `checks`
@@ -112,6 +114,9 @@ export function redisHealthCheck(redis: SharedRedis): HealthSource {
         redis: h.status,
         since: h.since,
         errors: h.errors,
+        missedHeartbeats: h.missedHeartbeats,
+        liveInstances: h.liveInstances,
+        ...(h.heartbeatMs === undefined ? {} : { heartbeatMs: h.heartbeatMs }),
         ...(h.lastError === undefined ? {} : { lastError: h.lastError }),
       };
     },

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core (no browser
  * download), against a real Express server whose every response carries helmet 8's default

@@ -12,7 +12,7 @@ export type LogLine = Record<string, unknown> & {
   reqId?: string;
   req?: { method: string; url: string; headers: Record<string, unknown>; remoteAddress?: string };
   res?: { statusCode: number; headers: Record<string, unknown> };
-  err?: { type: string; message: string; stack: string };
+  err?: { type: string; message: string; stack: string; config?: unknown };
   route?: string;
   responseTime?: number;
   body?: unknown;

@@ -118,6 +118,22 @@ export interface RateLimitOptions {
   readonly failOpen?: boolean;
   /** Most client keys the memory store (and the local fallback) keeps. @default 100000 */
   readonly maxKeys?: number;
+  /**
+   * Most keys kept while over their limit (blocked), on top of `maxKeys`: other clients'
+   * traffic never evicts a blocked key (README "Memory store"). @default 100000
+   */
+  readonly maxHeldKeys?: number;
+  /**
+   * What the local fallback admits per instance while Redis is unreachable (`failOpen: true`):
+   * `'share'` admits `ceil(limit / liveInstances)` (the fleet's live size, from heartbeats in
+   * Redis), `'full'` the whole limit on every instance. @default 'share'
+   */
+  readonly fallbackLimit?: 'share' | 'full';
+  /**
+   * With `failOpen: false`: how long a request may wait for a stalled Redis before the 503
+   * (`0`: answer 503 at once). @default '2s'
+   */
+  readonly storeWait?: number | string;
   /** IETF header draft, or `false` for none. @default 'draft-8' */
   readonly headers?: HeadersDraft | boolean;
   /** express-rate-limit's name for `headers` (`true` means draft-8 here). */
@@ -177,6 +193,9 @@ export const KNOWN_OPTIONS: readonly (keyof RateLimitOptions)[] = [
   'prefix',
   'failOpen',
   'maxKeys',
+  'maxHeldKeys',
+  'fallbackLimit',
+  'storeWait',
   'headers',
   'standardHeaders',
   'legacyHeaders',
@@ -222,6 +241,9 @@ export interface RateLimitConfig {
   readonly prefix: string;
   readonly failOpen: boolean;
   readonly maxKeys: number;
+  readonly maxHeldKeys: number;
+  readonly fallbackLimit: 'share' | 'full';
+  readonly storeWait: number;
   readonly draft: HeadersDraft | undefined;
   readonly legacyHeaders: boolean;
   readonly handler: RateLimitHandler | undefined;
@@ -460,6 +482,11 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
     throw new RangeError(`${PKG}: option "requestPropertyName" must be a non-empty string, got ""`);
   const failOpen = readBoolean(PKG, 'failOpen', o.failOpen, true);
   const maxKeys = readInteger(PKG, 'maxKeys', o.maxKeys, 100_000, 1, 100_000_000);
+  const maxHeldKeys = readInteger(PKG, 'maxHeldKeys', o.maxHeldKeys, 100_000, 1, 100_000_000);
+  const fallbackLimit = readString(PKG, 'fallbackLimit', o.fallbackLimit, 'share', ['share', 'full']) as
+    | 'share'
+    | 'full';
+  const storeWait = o.storeWait === undefined ? 2000 : parseDuration(o.storeWait, 'storeWait', { pkg: PKG });
   const legacyHeaders = readBoolean(PKG, 'legacyHeaders', o.legacyHeaders, false);
   const handler = readFunction<RateLimitHandler>(PKG, 'handler', o.handler);
   const message = readString(PKG, 'message', o.message, 'Too many requests, please try again later.');
@@ -490,6 +517,9 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
     prefix,
     failOpen,
     maxKeys,
+    maxHeldKeys,
+    fallbackLimit,
+    storeWait,
     draft,
     legacyHeaders,
     handler,

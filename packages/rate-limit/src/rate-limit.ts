@@ -6,8 +6,19 @@
  * headers → `next()` or the 429. With the memory store, sync option functions and no
  * `handler`, it runs without a single promise or closure; the Redis path costs one
  * promise and one `EVALSHA`. Failure policy (Redis unreachable, erroring or slower than
- * `commandTimeout`): `failOpen: true` decides with a local in-memory limiter (same limits,
- * per instance) until Redis answers again; `failOpen: false` answers 503 `STORE_UNAVAILABLE`.
+ * `commandTimeout` of loop time — core's lateness-aware deadline, so our own busy event loop
+ * is not blamed on Redis):
+ *
+ * - `failOpen: true` decides with a local in-memory limiter until Redis answers again. With
+ *   `fallbackLimit: 'share'` (default) it admits `ceil(limit / liveInstances)` per instance
+ *   (the fleet's live size from core's heartbeats), so the fleet keeps its promise: per
+ *   window, at most `limit` (Redis) + `liveInstances × ceil(limit / liveInstances)` (local).
+ *   Refusals Redis made are copied into the local limiter (only on a refusal), so a client
+ *   Redis refused stays refused through an outage. After an outage, a key the local limiter
+ *   decided keeps being decided locally until its window ends — no fresh quota on recovery.
+ * - `failOpen: false` holds requests while Redis stalls, up to `storeWait`, then answers 503
+ *   `STORE_UNAVAILABLE`; a decision already sent may take `commandTimeout + storeWait`.
+ *
  * While Redis fails, one request at a time probes it and the rest do not wait on it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -24,6 +35,7 @@ import {
   sendProblem,
   warmShapes,
 } from '@perfstack/core';
+import type { LimitSpec } from './algorithms.js';
 import { ClientAddress } from './client-ip.js';
 import { type HeaderPlan, headerPlan, setRateLimitHeaders, tightest } from './headers.js';
 import { LimiterCounters, registerCounters } from './metrics.js';
@@ -62,6 +74,8 @@ export interface RateLimiterStats extends RateLimitStats {
   readonly store: 'memory' | 'redis';
   /** Client keys held in memory (memory store, or the local fallback). */
   readonly keys: number;
+  /** Of those, keys kept because they are over their limit (never evicted by other keys). */
+  readonly heldKeys: number;
   readonly limits: readonly LimitStats[];
 }
 
@@ -99,6 +113,18 @@ export interface RateLimiter extends ClosableMiddleware, RateLimitSource, Health
 }
 
 const STORE_DOWN = 'RATE_LIMIT_STORE_UNAVAILABLE';
+/** Most requests held at once while a fail-closed limiter waits for Redis (`storeWait`). */
+export const MAX_WAITING = 10_000;
+
+/** A request held while Redis stalls (`failOpen: false`). */
+interface Waiter {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly next: NextFunction;
+  readonly key: string;
+  readonly cost: number;
+  readonly until: number;
+}
 /** Options a route limiter takes from its parent unless it sets them. */
 const INHERITED: readonly (keyof RateLimitOptions)[] = [
   'keyGenerator',
@@ -107,6 +133,9 @@ const INHERITED: readonly (keyof RateLimitOptions)[] = [
   'store',
   'failOpen',
   'maxKeys',
+  'maxHeldKeys',
+  'fallbackLimit',
+  'storeWait',
   'headers',
   'standardHeaders',
   'legacyHeaders',
@@ -158,6 +187,16 @@ class Limiter {
   /** A call is out to Redis while it is failing: the others do without it until it answers. */
   #probing = false;
   #closed = false;
+  /** The limits at full size; the local fallback may run with a share of them. */
+  readonly #specs: readonly LimitSpec[];
+  /** The fleet size the local fallback's limits are divided by. */
+  #shareOf = 1;
+  /** Until then (clock ms), keys the local limiter decided during an outage stay local. */
+  #reconcileUntil = 0;
+  readonly #maxWindowMs: number;
+  readonly #waiting: Waiter[] = [];
+  #waitTimer: NodeJS.Timeout | undefined;
+  #statusListener: { dispose(): void } | undefined;
 
   constructor(raw: RateLimitOptions | undefined, config: RateLimitConfig) {
     this.#raw = raw ?? {};
@@ -178,8 +217,17 @@ class Limiter {
     const global = config.limits.map((l) => l.global);
     const clock = config.clock ?? Date.now;
     const sweepIntervalMs = Math.max(1000, Math.min(60_000, ...specs.map((s) => s.windowMs)));
+    this.#specs = specs;
+    this.#maxWindowMs = Math.max(...specs.map((s) => Math.max(s.windowMs, s.blockMs)));
     if (config.storeKind === 'memory' || config.failOpen) {
-      this.#memory = new MemoryStore({ specs, global, maxKeys: config.maxKeys, sweepIntervalMs, clock });
+      this.#memory = new MemoryStore({
+        specs,
+        global,
+        maxKeys: config.maxKeys,
+        maxHeldKeys: config.maxHeldKeys,
+        sweepIntervalMs,
+        clock,
+      });
     }
     const redis = config.redis;
     if (config.storeKind === 'redis' && redis !== undefined) {
@@ -197,7 +245,16 @@ class Limiter {
         );
       }
       used.add(this.#namespace);
-      this.#redisStore = new RedisStore(redis, specs, plan);
+      // Fail closed: a decision already sent may wait out a stall (storeWait) before the 503.
+      const timeout = config.failOpen ? redis.commandTimeout : redis.commandTimeout + config.storeWait;
+      this.#redisStore = new RedisStore(redis, specs, plan, timeout);
+      if (config.failOpen && config.fallbackLimit === 'share') void redis.joinFleet();
+      // The connection's own probe shows Redis answers again: stop failing (health says ok
+      // even before the next request), and decide the requests held meanwhile.
+      this.#statusListener = redis.onStatusChange((status) => {
+        if (status === 'up' && this.#failing) this.#recovered();
+        else if (status === 'up') this.#flushWaiting();
+      });
     }
   }
 
@@ -266,7 +323,8 @@ class Limiter {
     return 1;
   }
 
-  #decide(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
+  /** `until`: a held request's `storeWait` deadline (0: not held yet). */
+  #decide(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number, until = 0): void {
     const clock = this.config.clock;
     const store = this.#redisStore;
     if (store === undefined) {
@@ -276,7 +334,13 @@ class Limiter {
     }
     // While Redis is down, or failing with one probe call already out, do without it.
     if (!(this.config.redis as SharedRedis).isUp || (this.#failing && this.#probing)) {
-      this.#storeDown(req, res, next, key, cost);
+      this.#storeDown(req, res, next, key, cost, until);
+      return;
+    }
+    // After an outage, a key the local limiter decided stays local until its window ends
+    // (once a probe has shown that Redis answers again).
+    if (this.#reconcileUntil !== 0 && !this.#failing && this.#stillLocal(key)) {
+      this.#local(req, res, next, key, cost);
       return;
     }
     const probe = this.#failing;
@@ -285,24 +349,96 @@ class Limiter {
       (decision) => {
         if (probe) this.#probing = false;
         if (this.#failing) this.#recovered();
-        this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock());
+        const now = clock === undefined ? Date.now() : clock();
+        const mask = decision[0] as number;
+        // Only on a refusal: the local fallback learns it, so the client stays refused if Redis stalls.
+        if (mask !== 0 && this.#memory !== undefined) this.#memory.hold(key, mask, now + (decision[1] as number), now);
+        this.#finish(req, res, next, key, decision, now);
       },
       (error: unknown) => {
         if (probe) this.#probing = false;
         this.#storeError(error);
-        this.#storeDown(req, res, next, key, cost);
+        this.#storeDown(req, res, next, key, cost, until);
       },
     );
   }
 
-  /** Redis is down or failed this call: decide locally, or answer 503. */
-  #storeDown(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
+  /** True while `key` has local state from an outage (ends the reconcile period once past). */
+  #stillLocal(key: string): boolean {
+    const now = this.config.clock === undefined ? Date.now() : this.config.clock();
+    if (now >= this.#reconcileUntil) {
+      this.#reconcileUntil = 0;
+      return false;
+    }
+    return (this.#memory as MemoryStore).hasUsage(key, now);
+  }
+
+  /** Decides with the local limiter, at the fleet share of each limit. */
+  #local(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
+    const memory = this.#memory as MemoryStore;
+    if (this.config.fallbackLimit === 'share') {
+      const n = (this.config.redis as SharedRedis).liveInstances;
+      if (n !== this.#shareOf) {
+        this.#shareOf = n;
+        memory.setSpecs(this.#specs.map((s) => ({ ...s, limit: Math.ceil(s.limit / n) })));
+      }
+    }
+    this.counters.fallback++;
+    const now = this.config.clock === undefined ? Date.now() : this.config.clock();
+    const end = now + this.#maxWindowMs;
+    if (end > this.#reconcileUntil) this.#reconcileUntil = end;
+    this.#finish(req, res, next, key, memory.decide(key, cost, now, false), now);
+  }
+
+  /** Redis is down or failed this call: decide locally, or hold the request up to `storeWait`, then 503. */
+  #storeDown(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: NextFunction,
+    key: string,
+    cost: number,
+    until: number,
+  ): void {
     if (this.#memory !== undefined) {
-      this.counters.fallback++;
-      const now = this.config.clock === undefined ? Date.now() : this.config.clock();
-      this.#finish(req, res, next, key, this.#memory.decide(key, cost, now, false), now);
+      this.#local(req, res, next, key, cost);
       return;
     }
+    const now = Date.now();
+    const deadline = until === 0 ? now + this.config.storeWait : until;
+    if (deadline > now && this.#waiting.length < MAX_WAITING && !this.#closed) {
+      this.#waiting.push({ req, res, next, key, cost, until: deadline });
+      this.#waitTimer ??= setInterval(() => this.#expireWaiting(), 25).unref();
+      return;
+    }
+    this.#unavailable(req, res);
+  }
+
+  /** Redis answers again: every held request is decided now (in arrival order). */
+  #flushWaiting(): void {
+    const waiting = this.#waiting.splice(0);
+    for (const w of waiting) this.#decide(w.req, w.res, w.next, w.key, w.cost, w.until);
+    this.#stopWaitTimer();
+  }
+
+  /** Held requests past `storeWait` get their 503. */
+  #expireWaiting(): void {
+    const now = Date.now();
+    let kept = 0;
+    for (const w of this.#waiting) {
+      if (w.until <= now) this.#unavailable(w.req, w.res);
+      else this.#waiting[kept++] = w;
+    }
+    this.#waiting.length = kept;
+    this.#stopWaitTimer();
+  }
+
+  #stopWaitTimer(): void {
+    if (this.#waiting.length > 0 || this.#waitTimer === undefined) return;
+    clearInterval(this.#waitTimer);
+    this.#waitTimer = undefined;
+  }
+
+  #unavailable(req: IncomingMessage, res: ServerResponse): void {
     this.counters.unavailable++;
     this.#log.warnOnce(STORE_DOWN, 'The Redis rate-limit store is unavailable and failOpen is false: answering 503.');
     sendProblem(
@@ -331,6 +467,7 @@ class Limiter {
   #recovered(): void {
     this.#failing = false;
     this.#log.reset(STORE_DOWN);
+    if (this.#waiting.length > 0) this.#flushWaiting();
   }
 
   #finish(
@@ -418,6 +555,7 @@ class Limiter {
       unavailable,
       store: this.config.storeKind,
       keys: this.#memory?.size ?? 0,
+      heldKeys: this.#memory?.heldSize ?? 0,
       limits,
     };
   }
@@ -462,9 +600,12 @@ class Limiter {
       status: 'degraded',
       store: 'redis',
       storeErrors: c.storeErrors,
+      ...(this.config.failOpen && this.config.fallbackLimit === 'share' ? { liveInstances: redis.liveInstances } : {}),
       detail: this.config.failOpen
-        ? 'Redis store unreachable: limiting locally per instance'
-        : 'Redis store unreachable: answering 503 STORE_UNAVAILABLE',
+        ? this.config.fallbackLimit === 'share'
+          ? `Redis store unreachable: limiting locally to ceil(limit / ${redis.liveInstances}) per instance`
+          : 'Redis store unreachable: limiting locally per instance'
+        : `Redis store unreachable: holding requests up to ${this.config.storeWait}ms, then 503 STORE_UNAVAILABLE`,
     };
   }
 
@@ -483,6 +624,10 @@ class Limiter {
     if (this.#closed) return;
     this.#closed = true;
     this.#unregister();
+    this.#statusListener?.dispose();
+    const waiting = this.#waiting.splice(0);
+    for (const w of waiting) this.#unavailable(w.req, w.res);
+    this.#stopWaitTimer();
     this.#memory?.close();
     this.#redisStore?.close();
     const redis = this.config.redis;

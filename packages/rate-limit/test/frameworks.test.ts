@@ -4,7 +4,7 @@
  */
 
 import Router from '@koa/router';
-import { createRegistry, toKoa, withMiddleware } from '@perfstack/core';
+import { createRegistry, type RequestListener, toKoa, withMiddleware } from '@perfstack/core';
 import { rateLimit } from '@perfstack/rate-limit';
 import express from 'express';
 import Koa from 'koa';
@@ -16,6 +16,11 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** The app behind the limiter on plain node:http. */
+const sayOk: RequestListener = (_req, res) => {
+  res.end('ok');
+};
 
 describe('frameworks', () => {
   it('works under Koa via toKoa (client address from the socket)', async () => {
@@ -45,7 +50,7 @@ describe('frameworks', () => {
 
   it('works on plain node:http via withMiddleware; HEAD 429 has no body', async () => {
     const limiter = rateLimit({ registry: createRegistry(), limit: 1, window: '30s', algorithm: 'token-bucket' });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok')));
+    const server = await listen(withMiddleware(limiter, sayOk));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),
@@ -72,7 +77,7 @@ describe('frameworks', () => {
   ] as const)('headers: %s', async (headers, expected, absent) => {
     const clock = new FakeClock(5_000_000);
     const limiter = rateLimit({ registry: createRegistry(), limit: 3, headers, clock: clock.read });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok')));
+    const server = await listen(withMiddleware(limiter, sayOk));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),
@@ -117,7 +122,7 @@ describe('frameworks', () => {
   it('legacyHeaders adds X-RateLimit-* (reset in epoch seconds)', async () => {
     const clock = new FakeClock(5_000_000);
     const limiter = rateLimit({ registry: createRegistry(), limit: 3, legacyHeaders: true, clock: clock.read });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok')));
+    const server = await listen(withMiddleware(limiter, sayOk));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),
@@ -134,7 +139,7 @@ describe('frameworks', () => {
       limit: 1,
       skip: (req) => (req.url === '/health' ? true : req.url === '/metrics' ? Promise.resolve(true) : false),
     });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok')));
+    const server = await listen(withMiddleware(limiter, sayOk));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),
@@ -201,7 +206,7 @@ describe('frameworks', () => {
         res.end(`slow down ${info.name} ${info.remaining} ${info.retryAfter}`);
       },
     });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok')));
+    const server = await listen(withMiddleware(limiter, sayOk));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),
@@ -217,7 +222,7 @@ describe('frameworks', () => {
       registry: createRegistry(),
       keyGenerator: () => Promise.reject(new Error('boom')),
     });
-    const server = await listen(withMiddleware(limiter, (_req, res) => res.end('ok'), { onError: () => {} }));
+    const server = await listen(withMiddleware(limiter, sayOk, { onError: () => {} }));
     cleanups.push(
       () => limiter.close(),
       () => server.close(),

@@ -9,7 +9,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { createRegistry } from '@perfstack/core';
 import { rateLimit } from '@perfstack/rate-limit';
+import express from 'express';
 import { describe, expect, it } from 'vitest';
+import { listen, request } from '../../../test/helpers/http.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -54,5 +56,77 @@ describe('memory store', () => {
     // And the full store is small: under 300 bytes per key.
     expect(full - baseline).toBeLessThan(maxKeys * 300);
     void limiter.close();
+  });
+
+  it('a blocked client stays blocked while 200,000 other keys pass (held keys are never evicted by other traffic)', async () => {
+    const limiter = rateLimit({
+      registry: createRegistry(),
+      limit: 5,
+      window: '1m',
+      keyGenerator: (req) => req.headers['x-key'] as string,
+    });
+    const app = express();
+    app.use(limiter);
+    app.use((_req, res) => {
+      res.send('ok');
+    });
+    const server = await listen(app as never);
+    try {
+      const victim = { headers: { 'x-key': 'victim' } };
+      const first: number[] = [];
+      for (let i = 0; i < 6; i++) first.push((await request(server.url, victim)).status);
+      expect(first).toEqual([200, 200, 200, 200, 200, 429]);
+      expect(limiter.stats()).toMatchObject({ keys: 1, heldKeys: 1 });
+      // 200,000 other clients, one request each (twice the default maxKeys of 100,000).
+      const headers: Record<string, string> = { 'x-key': '' };
+      const req = { headers, method: 'GET', url: '/', socket: {} } as unknown as IncomingMessage;
+      const res = { headersSent: false, setHeader() {} } as unknown as ServerResponse;
+      let passed = 0;
+      for (let i = 0; i < 200_000; i++) {
+        headers['x-key'] = `other-${i}`;
+        limiter(req, res, () => {
+          passed++;
+        });
+      }
+      expect(passed).toBe(200_000);
+      expect(limiter.stats()).toMatchObject({ keys: 100_001, heldKeys: 1 });
+      const after = await request(server.url, victim);
+      expect(after.status).toBe(429);
+      expect(after.headers.ratelimit).toMatch(/^"5-in-1min"; r=0; t=\d+$/);
+      // The idle unblocked keys were the ones evicted: the oldest is gone, the newest kept.
+      expect(await limiter.getKey('other-0')).toBeUndefined();
+      expect((await limiter.getKey('other-199999'))?.limits[0]?.used).toBe(1);
+    } finally {
+      await server.close();
+      await limiter.close();
+    }
+  });
+
+  it('held keys are bounded on their own (maxHeldKeys): the least recently seen blocked key drops out first', async () => {
+    const limiter = rateLimit({
+      registry: createRegistry(),
+      limit: 1,
+      window: '1m',
+      maxHeldKeys: 2,
+      keyGenerator: (req) => req.headers['x-key'] as string,
+    });
+    const app = express();
+    app.use(limiter);
+    app.use((_req, res) => {
+      res.send('ok');
+    });
+    const server = await listen(app as never);
+    const status = async (key: string) => (await request(server.url, { headers: { 'x-key': key } })).status;
+    try {
+      // limit 1: one request leaves 0 remaining, so each key is held at once.
+      expect([await status('a'), await status('b'), await status('c')]).toEqual([200, 200, 200]);
+      expect(limiter.stats()).toMatchObject({ keys: 2, heldKeys: 2 });
+      expect(await status('b')).toBe(429);
+      expect(await status('c')).toBe(429);
+      expect(await status('a')).toBe(200); // 'a' was the least recently seen held key
+    } finally {
+      await server.close();
+      await limiter.close();
+    }
   });
 });

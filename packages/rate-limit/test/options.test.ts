@@ -32,6 +32,9 @@ const BAD: ReadonlyArray<readonly [string, unknown, typeof TypeError | typeof Ra
   ['prefix', 'a{b}', RangeError, /option "prefix"/],
   ['failOpen', 'yes', TypeError, /option "failOpen" must be a boolean/],
   ['maxKeys', 0, RangeError, /option "maxKeys"/],
+  ['maxHeldKeys', 0, RangeError, /option "maxHeldKeys"/],
+  ['fallbackLimit', 'half', RangeError, /option "fallbackLimit"/],
+  ['storeWait', 'soon', TypeError, /option "storeWait"/],
   ['headers', 'draft-9', RangeError, /option "headers" must be one of "draft-6", "draft-7", "draft-8"/],
   ['standardHeaders', 7, TypeError, /option "standardHeaders"/],
   ['legacyHeaders', 1, TypeError, /option "legacyHeaders"/],
@@ -84,6 +87,7 @@ describe('options', () => {
       unavailable: 0,
       store: 'memory',
       keys: 0,
+      heldKeys: 0,
       limits: [
         {
           name: '100-in-1min',

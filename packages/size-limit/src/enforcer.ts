@@ -4,7 +4,15 @@
  * body is left unread, and answer (problem+json, or the `onReject` override).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Counter, counter, type OnceLogger, type Registry, sendProblem } from '@perfstack/core';
+import {
+  type Counter,
+  counter,
+  gateExpressErrorHandlers,
+  markProblemSent,
+  type OnceLogger,
+  type Registry,
+  sendProblem,
+} from '@perfstack/core';
 import { lingerOnClose } from './connection.js';
 import { SIZE_LIMIT_CODES, type SizeLimitCode, type SizeLimitError } from './errors.js';
 import type { RejectHandler } from './options.js';
@@ -56,6 +64,9 @@ export class Enforcer {
    *   `Connection: close` and the socket lingers before it closes
    */
   reject(req: IncomingMessage, res: ServerResponse, error: SizeLimitError, closeConnection: boolean): void {
+    // A body parser that started reading reports the refused body afterwards (`next(err)`):
+    // it must not reach the app's error handler, which would answer a second time.
+    gateExpressErrorHandlers(req);
     this.#counts[error.code]++;
     this.#metric?.inc({ code: error.code });
     if (res.headersSent) {
@@ -77,6 +88,7 @@ export class Enforcer {
       sendProblem(res, error, req.method);
       return;
     }
+    markProblemSent(res, error.code);
     try {
       this.#onReject(error, req, res);
     } catch (thrown) {

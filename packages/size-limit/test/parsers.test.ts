@@ -66,7 +66,7 @@ type ParserName = keyof typeof PARSERS;
 const PARSER_NAMES = Object.keys(PARSERS) as ParserName[];
 
 /** The route handlers for each parser, behind `prefix` and the given extra middleware. */
-function mountRoutes(app: ReturnType<ExpressLike>, lib: ExpressLike, prefix: string, before: unknown[]) {
+function mountRoutes(app: ReturnType<ExpressLike>, lib: ExpressLike, prefix: string, before: SizeLimiter[]) {
   // biome-ignore lint/suspicious/noExplicitAny: Express 4 and 5 handler types differ.
   const add = (path: string, ...handlers: any[]) => app.post(`${prefix}${path}`, ...before, ...handlers);
   const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: 100 * MB } });

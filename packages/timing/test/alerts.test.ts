@@ -15,7 +15,12 @@ afterEach(async () => {
 const MB = 1024 * 1024;
 
 /** Process figures the test sets by hand. */
-function fabricatedProcess(): ProcessStats & { cpuPercent: number; heapUsedBytes: number; rssBytes: number } {
+function fabricatedProcess(): ProcessStats & {
+  cpuPercent: number;
+  heapUsedBytes: number;
+  rssBytes: number;
+  eventLoopDelayMs: ProcessStats['eventLoopDelayMs'];
+} {
   return {
     rssBytes: 200 * MB,
     heapUsedBytes: 100 * MB,

@@ -9,6 +9,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../entry.js';
 import { varyValue } from '../http-semantics.js';
+import { selectVariant } from '../variants.js';
 
 /** Most variants one URL keeps (CORS with many origins, languages...). The oldest goes first. */
 export const MAX_VARIANTS = 32;
@@ -88,8 +89,7 @@ export class MemoryStore {
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored))
       return stored.varyNames.length === 0 || matchesVariant(stored, headers) ? stored : undefined;
-    for (const entry of stored) if (matchesVariant(entry, headers)) return entry;
-    return undefined;
+    return selectVariant(stored, headers);
   }
 
   /** Stores an entry, replacing the variant with the same vary values (or the whole URL when it does not vary). */

@@ -6,6 +6,7 @@
  * response hooks see it). When it answers by itself (a cache hit, a 429), the adapter
  * sets `ctx.respond = false` so Koa leaves the response alone.
  */
+import { recordRequestError } from '../errors.js';
 import { linkKoaContext } from '../route.js';
 import type { Middleware } from '../types.js';
 
@@ -69,7 +70,15 @@ export function toKoa(middleware: Middleware | KoaMiddleware): KoaMiddleware {
           settled = true;
           cleanup();
           if (error !== undefined && error !== null) reject(error);
-          else next().then(() => resolve(), reject);
+          else
+            next().then(
+              () => resolve(),
+              (thrown: unknown) => {
+                // What the rest of the chain threw, for the layers judging the outcome (the breaker).
+                recordRequestError(ctx.req, thrown);
+                reject(thrown);
+              },
+            );
         });
       } catch (thrown) {
         if (!settled) {

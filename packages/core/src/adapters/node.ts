@@ -10,7 +10,9 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientErrorStatus, recordRequestError } from '../errors.js';
 import { HttpProblemError, isHttpProblemError, sendProblem } from '../problem.js';
+import { setRoute } from '../route.js';
 import type { Middleware } from '../types.js';
 
 /** A plain `node:http` request listener. */
@@ -20,6 +22,14 @@ export type RequestListener = (req: IncomingMessage, res: ServerResponse) => voi
 export interface WithMiddlewareOptions {
   /** Called with errors that are not HTTP problems before the 500 is sent. @default console.error */
   readonly onError?: (error: unknown, req: IncomingMessage) => void;
+  /**
+   * The route pattern of a request (`/users/:id`), or `undefined` for none. Called before
+   * the middleware runs, so the breaker, timing labels and rate-limit route keys use it from
+   * a route's first request. (`setRoute(req, pattern)` inside the handler is the fallback:
+   * the breaker then learns the pattern from the response and guards the next requests.)
+   * @default no pattern: requests are labelled `unmatched` and not guarded by a breaker
+   */
+  readonly route?: (req: IncomingMessage) => string | undefined;
 }
 
 /**
@@ -31,10 +41,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: unkn
     sendProblem(res, error, req.method);
     return;
   }
-  const status =
-    (error as { status?: unknown; statusCode?: unknown } | null)?.status ??
-    (error as { statusCode?: unknown } | null)?.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
+  const status = clientErrorStatus(error);
+  if (status !== undefined) {
     sendProblem(
       res,
       new HttpProblemError({ code: 'BAD_REQUEST', status, detail: 'The request could not be processed.' }),
@@ -63,12 +71,18 @@ export function withMiddleware(
   options: WithMiddlewareOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? ((error: unknown) => console.error('[perfstack] unhandled error', error));
+  const route = options.route;
   const fail = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
+    recordRequestError(req, error);
     if (!isHttpProblemError(error)) onError(error, req);
     sendError(req, res, error);
   };
   return function perfstackNodeListener(req: IncomingMessage, res: ServerResponse): void {
     try {
+      if (route !== undefined) {
+        const pattern = route(req);
+        if (pattern !== undefined) setRoute(req, pattern);
+      }
       middleware(req, res, (error?: unknown) => {
         if (error !== undefined && error !== null) {
           fail(req, res, error);

@@ -14,7 +14,11 @@
  * command is written (short here: the shared connection disables the offline queue), yet
  * costs an AbortSignal, a timer and a DOMException per command. The bound is enforced here instead:
  * calls in flight sit in an insertion-ordered set, and one unref()ed watchdog timer fails
- * those older than the timeout — no timer per request.
+ * those older than the timeout — no timer per request. Age is measured in *loop time*
+ * (core's `loopNow`: wall time minus the time our own event loop could not run), and an
+ * expired call is failed only if it is still unanswered after one more I/O turn
+ * (`setImmediate`), so a CPU-starved instance does not blame a healthy Redis for its own
+ * lateness (issue 16).
  *
  * Redis Cluster: every key of one call carries the same hash tag (see `keyPlan` in
  * `rate-limit.ts`), so one script touches one slot. A node-redis cluster client routes a
@@ -22,7 +26,7 @@
  * {@link send} passes it; the script is then cached per node by the first `EVAL` after a
  * `NOSCRIPT`, instead of an up-front `SCRIPT LOAD` (which would reach one node only).
  */
-import type { Disposable, SharedRedis } from '@perfstack/core';
+import { type Disposable, loopNow, type SharedRedis } from '@perfstack/core';
 import type { LimitSpec } from '../algorithms.js';
 import { DECIDE_SCRIPT, DECIDE_SHA } from './script.js';
 import type { Decision, DecisionStore } from './types.js';
@@ -92,16 +96,21 @@ export class RedisStore implements DecisionStore {
   readonly #statusListener: Disposable;
   readonly #timeout: number;
   readonly #pending = new Set<Pending>();
+  readonly #expired: Pending[] = [];
   #watchdog: NodeJS.Timeout | undefined;
 
-  constructor(redis: SharedRedis, specs: readonly LimitSpec[], plan: RedisKeyPlan) {
+  /**
+   * @param timeout how long a decision may take, in loop time (the connection's
+   *   `commandTimeout`, plus `storeWait` when the limiter fails closed)
+   */
+  constructor(redis: SharedRedis, specs: readonly LimitSpec[], plan: RedisKeyPlan, timeout = redis.commandTimeout) {
     this.#redis = redis;
     this.#plan = plan;
     this.#n = String(specs.length);
     const args: string[] = [];
     for (const s of specs) args.push(String(s.algorithm), String(s.limit), String(s.windowMs), String(s.blockMs));
     this.#specArgs = args;
-    this.#timeout = redis.commandTimeout;
+    this.#timeout = timeout;
     this.#commandOptions = { timeout: redis.commandTimeout };
     this.#statusListener = redis.onStatusChange((status) => {
       if (status === 'up') this.#load();
@@ -120,7 +129,7 @@ export class RedisStore implements DecisionStore {
   /** Decides a request in one round trip. Rejects on any Redis error, or after `commandTimeout`. */
   decide(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
     return new Promise<Decision>((resolve, reject) => {
-      const pending: Pending = { at: Date.now(), resolve, reject };
+      const pending: Pending = { at: loopNow(), resolve, reject };
       this.#pending.add(pending);
       if (this.#watchdog === undefined) this.#startWatchdog();
       this.#send(key, cost, now, dry).then(
@@ -138,12 +147,24 @@ export class RedisStore implements DecisionStore {
     const timeout = this.#timeout;
     this.#watchdog = setInterval(
       () => {
-        const now = Date.now();
+        if (this.#expired.length > 0) return; // a verdict is already waiting for its I/O turn
+        const now = loopNow();
         for (const pending of this.#pending) {
           if (now - pending.at < timeout) break; // insertion order: the rest are younger
-          this.#pending.delete(pending);
-          pending.reject(new RedisTimeoutError(timeout));
+          this.#expired.push(pending);
         }
+        if (this.#expired.length === 0) return;
+        // One more I/O turn: a reply already in the socket settles its call first.
+        setImmediate(() => {
+          const expired = this.#expired.splice(0);
+          let late = 0;
+          for (const pending of expired) {
+            if (!this.#pending.delete(pending)) continue;
+            late++;
+            pending.reject(new RedisTimeoutError(timeout));
+          }
+          if (late > 0) this.#redis.reportTimeout();
+        });
       },
       Math.max(5, Math.min(100, Math.floor(timeout / 4))),
     );

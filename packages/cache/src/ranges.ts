@@ -1,0 +1,82 @@
+/**
+ * Range requests answered from a stored complete 200 (RFC 9110 §14): one range → 206 with
+ * `Content-Range`; several → 206 `multipart/byteranges` (§14.6); unsatisfiable → 416 with
+ * `Content-Range: bytes *\/length` (§15.5.17); `If-Range` (§13.1.5) that does not match
+ * the entry → the whole 200. Parsing is jshttp's range-parser (the one Express's
+ * `send` uses). Ranges are over the identity body: a body stored compressed is
+ * decompressed for them.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import rangeParser from 'range-parser';
+import { decompress } from './compression.js';
+import type { Entry } from './entry.js';
+import { parseHttpDate } from './freshness.js';
+import { headerString } from './http-semantics.js';
+
+/** True when `If-Range` lets the range apply: a strong ETag equal to the entry's, or its exact Last-Modified date. */
+export function ifRangeMatches(header: unknown, entry: Entry): boolean {
+  const value = headerString(header)?.trim();
+  if (value === undefined) return true;
+  if (value.startsWith('"') || value.startsWith('W/')) {
+    // Strong comparison (§8.8.3.2): weak tags never match.
+    const etag = entry.etag;
+    return etag !== undefined && !etag.startsWith('W/') && !value.startsWith('W/') && etag === value;
+  }
+  const date = parseHttpDate(value);
+  const stored = parseHttpDate(entry.headers['last-modified']);
+  // A date validator is strong only when Last-Modified is at least a second older than Date (§8.8.2.2).
+  const sent = parseHttpDate(entry.headers.date);
+  return date !== undefined && stored !== undefined && date === stored && sent !== undefined && sent - stored >= 1000;
+}
+
+/**
+ * Answers `req`'s `Range` from `entry` when it applies; false to send the whole entry
+ * (no usable range, `If-Range` mismatch, not a 200, malformed header).
+ */
+export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Entry): boolean {
+  if (entry.status !== 200 || req.method !== 'GET') return false;
+  const range = headerString(req.headers.range);
+  if (range === undefined || range.length > 1024) return false;
+  if (!ifRangeMatches(req.headers['if-range'], entry)) return false;
+  const body = entry.encoding === undefined ? entry.body : decompress(entry.body, entry.encoding);
+  const size = body.length;
+  const ranges = rangeParser(size, range, { combine: true });
+  if (ranges === -2 || (ranges !== -1 && ranges.type !== 'bytes')) return false;
+  const headers: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(entry.headers)) headers[name] = entry.headers[name] as string | string[];
+  if (ranges === -1) {
+    for (const name of ['content-type', 'content-encoding', 'etag', 'last-modified', 'content-length']) {
+      delete headers[name];
+    }
+    headers['content-range'] = `bytes */${size}`;
+    headers['content-length'] = '0';
+    res.writeHead(416, headers);
+    res.end();
+    return true;
+  }
+  if (ranges.length === 1) {
+    const { start, end } = ranges[0] as { start: number; end: number };
+    headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    headers['content-length'] = String(end - start + 1);
+    res.writeHead(206, headers);
+    res.end(body.subarray(start, end + 1));
+    return true;
+  }
+  const boundary = randomBytes(12).toString('hex');
+  const type = headerString(entry.headers['content-type']);
+  const parts: Buffer[] = [];
+  for (const { start, end } of ranges) {
+    let head = `--${boundary}\r\n`;
+    if (type !== undefined) head += `Content-Type: ${type}\r\n`;
+    head += `Content-Range: bytes ${start}-${end}/${size}\r\n\r\n`;
+    parts.push(Buffer.from(head), body.subarray(start, end + 1), Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  const payload = Buffer.concat(parts);
+  headers['content-type'] = `multipart/byteranges; boundary=${boundary}`;
+  headers['content-length'] = String(payload.length);
+  res.writeHead(206, headers);
+  res.end(payload);
+  return true;
+}

@@ -1,0 +1,104 @@
+/**
+ * Stage 1 — the request: which requests the cache looks up, which it lets by, and with
+ * what state. A GET/HEAD becomes a lookup (L1, then collapsing); every other method is
+ * let by (`X-Cache: BYPASS`) and, when unsafe, may invalidate (RFC 9111 §4.4).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { type NextFunction, sendProblem } from '@perfstack/core';
+import { collapse } from './collapse.js';
+import type { CacheEngine } from './engine.js';
+import type { Entry } from './entry.js';
+import { type CacheControl, headerString, parseCacheControl } from './http-semantics.js';
+import { bypass } from './invalidate.js';
+import type { RouteConfig } from './options.js';
+import { fetch } from './record.js';
+import { REFRESH_HEADER } from './revalidate.js';
+import { tryServe } from './serve.js';
+import { createState, STATE, type StateRequest } from './state.js';
+
+/** The safe methods (RFC 9110 §9.2.1); every other one, unknown methods included, is unsafe. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** True for a method whose success invalidates the URL (RFC 9111 §4.4): anything not known to be safe. */
+export function isUnsafe(method: string | undefined): boolean {
+  return method !== undefined && !SAFE.has(method);
+}
+
+function hasValidators(entry: Entry): boolean {
+  return entry.etag !== undefined || entry.lastModified !== undefined;
+}
+
+/** `only-if-cached` and nothing usable stored: 504 (RFC 9111 §5.2.1.7), as problem+json. */
+function notCached(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('X-Cache', 'MISS');
+  sendProblem(
+    res,
+    { code: 'ONLY_IF_CACHED', detail: 'The request said only-if-cached and no stored response can answer it' },
+    req.method,
+  );
+}
+
+/** Looks a GET/HEAD up: L1, then (for GET) collapsing with other requests for the key. */
+export function read(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: NextFunction,
+  route: RouteConfig | undefined,
+  key: string,
+): void {
+  const start = performance.now();
+  const headers = req.headers;
+  const credentialed = headers.authorization !== undefined || headers.cookie !== undefined;
+  let refresh = false;
+  const marker = headers[REFRESH_HEADER];
+  if (marker !== undefined) {
+    refresh = marker === engine.token;
+    delete headers[REFRESH_HEADER];
+  }
+  let directives: CacheControl | undefined;
+  let validate = refresh;
+  let onlyIfCached = false;
+  if (!refresh && engine.config.requestCacheControl) {
+    const cc = headers['cache-control'] === undefined ? undefined : parseCacheControl(headers['cache-control']);
+    if (cc?.noStore === true) {
+      bypass(engine, req, res, next, false);
+      return;
+    }
+    // §5.2.1.4 no-cache, max-age=0, and Pragma: no-cache without Cache-Control (§5.4): validate first.
+    if (cc === undefined) validate = /no-cache/i.test(headerString(headers.pragma) ?? '');
+    else if (cc.noCache || cc.maxAge === 0) validate = true;
+    else if (cc.maxAge !== undefined || cc.minFresh !== undefined || cc.maxStale !== undefined) directives = cc;
+    onlyIfCached = cc?.onlyIfCached === true;
+  }
+  const state = createState(engine, key, start, route, validate, credentialed, directives);
+
+  (req as StateRequest)[STATE] = state;
+  if (validate) {
+    // A refresh (stale-while-revalidate) or a client's no-cache: a conditional request when the entry has validators.
+    const entry = engine.l1.select(key, headers);
+    if (entry !== undefined && (!credentialed || entry.shared) && hasValidators(entry)) state.validating = entry;
+    if (onlyIfCached && entry === undefined) notCached(req, res);
+    else fetch(engine, req, res, next, state);
+    return;
+  }
+  const entry = engine.l1.select(key, headers);
+  if (entry !== undefined && (!credentialed || entry.shared) && tryServe(engine, req, res, state, entry)) return;
+  if (onlyIfCached) {
+    notCached(req, res);
+    return;
+  }
+  if (!credentialed && req.method === 'GET') {
+    if (engine.l2?.available && engine.known?.has(key) === true) {
+      collapse(engine, req, res, next, state, true, 0);
+      return;
+    }
+    state.passed = engine.pass?.has(key) === true;
+    if (!state.passed) {
+      collapse(engine, req, res, next, state, false, 0);
+      return;
+    }
+  }
+  fetch(engine, req, res, next, state);
+}
