@@ -57,6 +57,16 @@ export async function expressApp({ use = [], cacheRoute = [], jsonParser = true 
   app.post(POST_PATH, ...postChain, (req, res) => {
     res.status(201).json(created(req.body));
   });
+  // The error handler every real app has (instead of Express's default, which prints each
+  // error to stderr): the error's status as JSON, unless an answer already went out.
+  app.use(function benchErrorHandler(error, _req, res, next) {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const status = Number.isInteger(error?.status) ? error.status : 500;
+    res.status(status).json({ error: status < 500 ? String(error.message) : 'internal error' });
+  });
   return app;
 }
 
