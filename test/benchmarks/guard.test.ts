@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error plain ESM script without types
 import { readGuardFigures } from '../../benchmarks/guard.js';
 
 type Figure = { stack: string; baseline: string; committed: number; margin: number };
@@ -32,7 +31,6 @@ describe('bench:guard figures', () => {
     const results = readFileSync(fileURLToPath(new URL('../../benchmarks/RESULTS.md', import.meta.url)), 'utf8');
     const figures = readGuardFigures(results) as Figure[];
     expect(figures.length).toBeGreaterThan(0);
-    // @ts-expect-error plain ESM script without types
     const { allScenarios } = await import('../../benchmarks/lib/registry.js');
     const names = new Set((allScenarios as Array<{ name: string }>).map((s) => s.name));
     for (const f of figures) {

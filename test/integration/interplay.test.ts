@@ -1,5 +1,5 @@
 /**
- * The interplay rules of DESIGN.md, proven through the whole preset (not a layer alone).
+ * The interplay rules of ARCHITECTURE.md, proven through the whole preset (not a layer alone).
  */
 import express from 'express';
 import { cache, type PerformanceStack, type PerformanceStackOptions, performanceStack } from 'perfstack';

@@ -33,7 +33,7 @@ class Connection {
   readonly socket: net.Socket;
   readonly port: number;
   readonly #queue: Waiting[] = [];
-  #buffer = Buffer.alloc(0);
+  #buffer: Buffer = Buffer.alloc(0);
   readonly #counter: { answered: number };
 
   constructor(socket: net.Socket, port: number, counter: { answered: number }) {

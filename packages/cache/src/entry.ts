@@ -193,7 +193,7 @@ const NEVER_STORED = new Set([
   'content-length',
 ]);
 
-/** True for a header a stored response must not carry (DESIGN.md interplay rules). */
+/** True for a header a stored response must not carry (ARCHITECTURE.md interplay rules). */
 export function isPerRequestHeader(name: string): boolean {
   return NEVER_STORED.has(name) || name.startsWith('ratelimit') || name.startsWith('x-ratelimit');
 }

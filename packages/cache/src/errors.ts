@@ -1,5 +1,5 @@
 /**
- * Error classes of @perfstack/cache (house style rule 5). Store errors never reach a
+ * Error classes of @perfstack/cache (ARCHITECTURE.md rule 5). Store errors never reach a
  * client: the cache logs them once and serves from L1 or the origin.
  */
 

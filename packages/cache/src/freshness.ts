@@ -5,7 +5,7 @@
  * fields first). No I/O, no clock, no Node objects: `test/freshness.test.ts` drives
  * every rule from a table.
  *
- * On top of RFC 9111, the safety rules of DESIGN.md: a request with `Cookie`, or a
+ * On top of RFC 9111, the safety rules of ARCHITECTURE.md: a request with `Cookie`, or a
  * response with `Set-Cookie`, is stored only when the response is explicitly shared
  * (`public`, `s-maxage`) or the route says `private: false`.
  */
@@ -334,7 +334,7 @@ export function cachePolicy(
   if (req.headers.authorization !== undefined && !(explicitShared || cc.mustRevalidate || options.routeShares)) {
     return { storable: false, reason: 'authorization' };
   }
-  // DESIGN.md: Cookie / Set-Cookie only when the response or the route explicitly shares.
+  // ARCHITECTURE.md: Cookie / Set-Cookie only when the response or the route explicitly shares.
   if (req.headers.cookie !== undefined && !(explicitShared || options.routeShares)) {
     return { storable: false, reason: 'cookie' };
   }

@@ -1,6 +1,6 @@
 /**
  * Options of `responseCache()` and `cache()`, resolved once into a fully-required
- * config (house style rule 2). Nothing here runs per request.
+ * config (ARCHITECTURE.md rule 2). Nothing here runs per request.
  */
 import type { IncomingMessage } from 'node:http';
 import {

@@ -1,5 +1,5 @@
 /**
- * Per-request cache state, kept on the request under Symbol keys (house style rule 6),
+ * Per-request cache state, kept on the request under Symbol keys (ARCHITECTURE.md rule 6),
  * shared by every stage of the engine: request → lookup/collapse → serve → record → invalidate.
  */
 import type { IncomingMessage } from 'node:http';

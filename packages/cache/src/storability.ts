@@ -52,7 +52,7 @@ const MAX_HEADER_TAGS = 64;
 
 /**
  * Returns how to store the response, or undefined when it must not be stored. The rules
- * are {@link cachePolicy}'s (RFC 9111 §3 and DESIGN.md's safety rules); this adds what
+ * are {@link cachePolicy}'s (RFC 9111 §3 and ARCHITECTURE.md's safety rules); this adds what
  * the engine needs: stale windows, vary, tags, the headers to keep.
  */
 export function planStorage(

@@ -1,8 +1,8 @@
 /**
- * The caching policy as pure functions, driven from tables (house style rule 19): one
+ * The caching policy as pure functions, driven from tables (ARCHITECTURE.md rule 19): one
  * row per rule of RFC 9111 §3 (storing), §3.5 (Authorization), §4.2.1–§4.2.3 (freshness,
  * heuristics, age), §5.2 (directive parsing), RFC 9110 §5.6.7 (HTTP-date) and RFC 9213
- * (targeted fields), plus DESIGN.md's Cookie/Set-Cookie rule.
+ * (targeted fields), plus ARCHITECTURE.md's Cookie/Set-Cookie rule.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -121,7 +121,7 @@ const rows: Row[] = [
     res: { 'cache-control': 'must-understand, max-age=60' },
     expect: 'false:status',
   },
-  // §3.5 Authorization, DESIGN.md Cookie / Set-Cookie
+  // §3.5 Authorization, ARCHITECTURE.md Cookie / Set-Cookie
   {
     name: '§3.5 Authorization + max-age',
     req: { authorization: 'Bearer x' },

@@ -2,7 +2,7 @@
  * The time source of every breaker. Tests inject a controllable clock so that each state
  * transition (open → half-open after `resetTimeout`, rolling windows, time budgets) is
  * proven without waiting; production uses {@link systemClock}, whose timers are `unref()`ed
- * so that a breaker never keeps a process alive (house style rule 9).
+ * so that a breaker never keeps a process alive (ARCHITECTURE.md rule 9).
  */
 
 /** A timer handle as returned by {@link BreakerClock.setTimeout}. */

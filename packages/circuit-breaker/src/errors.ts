@@ -1,5 +1,5 @@
 /**
- * Errors of the outbound breaker (house style rule 5: classes with `code` and `status`,
+ * Errors of the outbound breaker (ARCHITECTURE.md rule 5: classes with `code` and `status`,
  * and an `isXxx` guard that works across package copies). The inbound middleware answers
  * the same conditions with problem+json (`CIRCUIT_OPEN`, `OVERLOADED`, `TIMEOUT`).
  */

@@ -1,5 +1,5 @@
 /**
- * Typed, disposable event listeners (house style rule 10, like cockatiel's `Event`).
+ * Typed, disposable event listeners (ARCHITECTURE.md rule 10, like cockatiel's `Event`).
  * A listener that throws never breaks a request: the error is reported once through
  * the logger and the other listeners still run.
  */

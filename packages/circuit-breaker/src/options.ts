@@ -1,6 +1,6 @@
 /**
  * Options of the inbound middleware, resolved once into a {@link MiddlewareConfig}
- * (house style rule 2). Every check runs here, at construction (rule 3).
+ * (ARCHITECTURE.md rule 2). Every check runs here, at construction (rule 3).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {

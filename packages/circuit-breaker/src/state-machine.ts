@@ -1,5 +1,5 @@
 /**
- * The breaker state machine (house style rule 10): the state is a tagged union, and each
+ * The breaker state machine (ARCHITECTURE.md rule 10): the state is a tagged union, and each
  * transition is one method — {@link BreakerStateMachine.toOpen}, `toHalfOpen`, `toClosed`
  * and the operator's `reset`. The inbound middleware and the outbound breaker both drive
  * this one machine, so they share semantics and tests.

@@ -1,5 +1,5 @@
 /**
- * Nothing a breaker creates keeps the process alive (house style rule 9): a child process
+ * Nothing a breaker creates keeps the process alive (ARCHITECTURE.md rule 9): a child process
  * with a middleware whose sampler runs, and an outbound breaker with a pending time budget
  * and a pending retry delay, exits by itself. The child runs the built output, so the test
  * builds this package first (incremental, quick when up to date).

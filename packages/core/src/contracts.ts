@@ -1,5 +1,5 @@
 /**
- * What layers expose to the preset, `/health` and the dashboard (house style rule 11:
+ * What layers expose to the preset, `/health` and the dashboard (ARCHITECTURE.md rule 11:
  * layers expose data, the dashboard reads it and never reaches into internals).
  *
  * Every layer factory accepts the {@link SharedContext} members as options, so that the

@@ -1,5 +1,5 @@
 /**
- * Response interception, written once for every layer (house style rule 7).
+ * Response interception, written once for every layer (ARCHITECTURE.md rule 7).
  *
  * Layers need three things from a response as the app writes it:
  * - a last chance to change headers before they go out (`onBeforeHead`): timing adds

@@ -1,5 +1,5 @@
 /**
- * Serve-time problems are logged, not thrown (house style rule 4), and each stable
+ * Serve-time problems are logged, not thrown (ARCHITECTURE.md rule 4), and each stable
  * code is logged once per logger so a misconfiguration does not flood the output.
  */
 import type { PerfstackLogger } from './types.js';

@@ -3,7 +3,7 @@
  *
  * Every factory validates its options once, when it is called, and throws a
  * `TypeError` or `RangeError` that names the package, the option, the bad value
- * and the accepted form (house style rule 3). Nothing here runs per request.
+ * and the accepted form (ARCHITECTURE.md rule 3). Nothing here runs per request.
  */
 
 /** Renders a value for an error message without dumping large objects. */

@@ -1,7 +1,7 @@
 /**
  * RFC 9457 problem details (`application/problem+json`) for every error perfstack answers.
  *
- * Each problem has a stable `code` (the table in DESIGN.md); clients switch on `code`,
+ * Each problem has a stable `code` (the table in ARCHITECTURE.md); clients switch on `code`,
  * humans read `title` and `detail`. `type` is a URN built from the code so that it is
  * stable and needs no web page (RFC 9457 §3.1.1 allows any URI).
  */

@@ -1,6 +1,6 @@
 /**
  * Connect-style middleware types. Every perfstack layer is written once against
- * `node:http` types (house style rule 7); Express takes these as they are, and the
+ * `node:http` types (ARCHITECTURE.md rule 7); Express takes these as they are, and the
  * adapters in `./adapters` run them on Koa and plain `node:http`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +22,7 @@ export interface Disposable {
   dispose(): void;
 }
 
-/** The serve-time logger every layer reports problems through (house style rule 4). */
+/** The serve-time logger every layer reports problems through (ARCHITECTURE.md rule 4). */
 export interface PerfstackLogger {
   warn(message: string, details?: Readonly<Record<string, unknown>>): void;
   error(message: string, details?: Readonly<Record<string, unknown>>): void;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { listen, request } from '../../../test/helpers/http.js';
 
 describe('problem+json', () => {
-  it('has the codes table of DESIGN.md', () => {
+  it('has the codes table of ARCHITECTURE.md', () => {
     expect(PROBLEM_CODES.PAYLOAD_TOO_LARGE.status).toBe(413);
     expect(PROBLEM_CODES.URI_TOO_LONG.status).toBe(414);
     expect(PROBLEM_CODES.HEADERS_TOO_LARGE.status).toBe(431);

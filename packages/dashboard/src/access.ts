@@ -1,5 +1,5 @@
 /**
- * Who may see the dashboard, `/metrics` and `/health` (DESIGN.md: "not public by default").
+ * Who may see the dashboard, `/metrics` and `/health` (ARCHITECTURE.md: "not public by default").
  *
  * - No `auth`: loopback clients only, judged on the TCP peer (`req.socket.remoteAddress`).
  *   `X-Forwarded-For`, `Forwarded` and `X-Real-IP` are never read: any client can send them.

@@ -1,6 +1,6 @@
 /**
  * `/health`: `{ status: 'ok' | 'degraded' | 'down', checks: { name: HealthCheck } }`
- * (DESIGN.md). The worst check wins; HTTP 503 when the result is `down`, 200 otherwise,
+ * (ARCHITECTURE.md). The worst check wins; HTTP 503 when the result is `down`, 200 otherwise,
  * so a load balancer pulls an instance that cannot serve and keeps one that serves with
  * reduced guarantees (Redis down: L1 cache and local limits still work).
  */
@@ -95,7 +95,7 @@ export function buildHealthReport(
 
 /**
  * A health check for the shared Redis connection: `ok` when up, `degraded` otherwise
- * (perfstack keeps serving without Redis, DESIGN.md), with the connection's details. The
+ * (perfstack keeps serving without Redis, ARCHITECTURE.md), with the connection's details. The
  * connection's heartbeat marks it down when Redis stops answering on an open socket (a
  * paused Redis), so this says `degraded` then too, and `ok` again once it answers.
  *

@@ -1,5 +1,5 @@
 /**
- * The dashboard's options, resolved once into a fully-required config (house style rule 2)
+ * The dashboard's options, resolved once into a fully-required config (ARCHITECTURE.md rule 2)
  * and validated at construction (rule 3).
  */
 

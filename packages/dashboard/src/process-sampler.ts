@@ -1,6 +1,6 @@
 /**
  * Process figures for the dashboard when no timing source provides them: memory, CPU
- * share and event-loop delay, measured on an `unref()`ed timer (house style rule 6:
+ * share and event-loop delay, measured on an `unref()`ed timer (ARCHITECTURE.md rule 6:
  * costly measurements are sampled off the request path).
  */
 

@@ -1,6 +1,6 @@
 /**
  * Response helpers shared by the dashboard, `/metrics` and `/health`: every answer is
- * `Cache-Control: no-store` (DESIGN.md: never cached, by the browser or a shared cache)
+ * `Cache-Control: no-store` (ARCHITECTURE.md: never cached, by the browser or a shared cache)
  * and `X-Content-Type-Options: nosniff`; every failure is problem+json.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

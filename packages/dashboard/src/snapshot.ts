@@ -1,6 +1,6 @@
 /**
- * The dashboard's JSON snapshot (DESIGN.md, `GET /dashboard/api/snapshot`), built from the
- * layers' data contracts only (house style rule 11): the dashboard never reaches into a
+ * The dashboard's JSON snapshot (ARCHITECTURE.md, `GET /dashboard/api/snapshot`), built from the
+ * layers' data contracts only (ARCHITECTURE.md rule 11): the dashboard never reaches into a
  * layer's internals, and a layer that is absent is `null` in the snapshot.
  */
 import type {

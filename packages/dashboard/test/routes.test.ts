@@ -168,7 +168,7 @@ describe('page and assets', () => {
 });
 
 describe('GET /api/snapshot', () => {
-  it('reports the layers as DESIGN.md lists them', async () => {
+  it('reports the layers as ARCHITECTURE.md lists them', async () => {
     const { url, sources } = await start();
     for (let i = 0; i < 10; i++) expect((await request(`${url}/api/items/${i % 4}`)).status).toBe(200);
     for (let i = 0; i < 4; i++) await request(`${url}/api/flaky`);

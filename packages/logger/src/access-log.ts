@@ -8,7 +8,7 @@
  * Levels follow the status: 5xx `error`, 4xx `warn`, anything else `info`.
  *
  * Everything costly is built here, once: the sensitive-key matcher, the compiled value
- * patterns, the serializers and the ignore set (house style rule 6).
+ * patterns, the serializers and the ignore set (ARCHITECTURE.md rule 6).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {

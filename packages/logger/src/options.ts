@@ -1,6 +1,6 @@
 /**
  * `accessLog()` options, and their resolution into a fully-required config at
- * construction (house style rules 2 and 3): every value is checked once, unknown keys
+ * construction (ARCHITECTURE.md rules 2 and 3): every value is checked once, unknown keys
  * are rejected, and nothing here runs per request.
  */
 import {

@@ -1,5 +1,5 @@
 /**
- * The documented order (DESIGN.md), outermost first, and why:
+ * The documented order (ARCHITECTURE.md), outermost first, and why:
  *
  * 1. timing — starts the clock, so every request (cache hits too) is measured.
  * 2. cache — serves hits at once, before anything else spends work on them; on a miss it

@@ -1,6 +1,6 @@
 /**
  * Options of `rateLimit()`, and their resolution into a fully-required config, once, at
- * construction (house style rule 2). Option names follow express-rate-limit where it has
+ * construction (ARCHITECTURE.md rule 2). Option names follow express-rate-limit where it has
  * one (`limit`, `windowMs`, `keyGenerator`, `skip`, `standardHeaders`, `legacyHeaders`,
  * `handler`, `requestPropertyName`, `message`, `ipv6Subnet`, `validate`, `logger`, `store`).
  * Bad values throw a TypeError/RangeError naming the option, the value and the accepted form.

@@ -1,6 +1,6 @@
 /**
  * The errors this package answers with. Each is an `HttpProblemError` (RFC 9457
- * problem+json, codes from DESIGN.md), so an `onReject` override or any framework
+ * problem+json, codes from ARCHITECTURE.md), so an `onReject` override or any framework
  * error handler can send it as it is.
  */
 import { HttpProblemError, isHttpProblemError, type ProblemCode } from '@perfstack/core';

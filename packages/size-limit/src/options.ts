@@ -1,6 +1,6 @@
 /**
  * Options of `sizeLimit()` and `sizeLimit.route()`, resolved once into a config
- * (house style rule 2): every check of a bad value happens here, at construction.
+ * (ARCHITECTURE.md rule 2): every check of a bad value happens here, at construction.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {

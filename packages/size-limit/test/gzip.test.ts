@@ -29,7 +29,7 @@ async function start(options: Parameters<typeof sizeLimit>[0]) {
   const app = express();
   app.use(limiter);
   app.post('/json', express.json({ limit: '500mb' }), (req, res) => {
-    res.json({ encoding: req.headers['content-encoding'] ?? null, pad: req.body.pad.length });
+    res.json({ encoding: req.headers['content-encoding'] ?? null, pad: (req.body as { pad: string }).pad.length });
   });
   app.post('/stream', async (req, res) => {
     let bytes = 0;

@@ -1,5 +1,5 @@
 /**
- * Typed, disposable event listeners (house style rule 10). A listener that throws is
+ * Typed, disposable event listeners (ARCHITECTURE.md rule 10). A listener that throws is
  * logged once and does not stop the others.
  */
 import type { Alert, Disposable, OnceLogger } from '@perfstack/core';

@@ -1,5 +1,5 @@
 /**
- * Options of `timing()`, resolved once into a fully-required config (house style rule 2)
+ * Options of `timing()`, resolved once into a fully-required config (ARCHITECTURE.md rule 2)
  * and validated at construction (rule 3).
  */
 import {

@@ -8,7 +8,7 @@
  * - well-known prefixed API keys (Stripe `sk_live_`, GitHub `ghp_`, Slack `xox?-`, AWS `AKIA`, Google `AIza`);
  * - card numbers: 13 to 19 digits (spaces or dashes allowed) that pass the Luhn check.
  *
- * Cost is the point of this file (house style rule 6): every pattern is compiled once,
+ * Cost is the point of this file (ARCHITECTURE.md rule 6): every pattern is compiled once,
  * strings shorter than 8 characters are returned as they are, each pattern runs only
  * when a cheap test (`indexOf`, a digit count) says it could match, no pattern can
  * backtrack more than a bounded amount, and strings longer than `maxLength` are cut
