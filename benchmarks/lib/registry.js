@@ -16,7 +16,8 @@ import {
   postProducts,
   refused,
 } from './checks.js';
-import { CACHED_PATH, OVERSIZE_BODY, POST_BODY, POST_PATH, PRODUCTS_PATH } from './fixture.js';
+import { CACHED_PATH, OVERSIZE_BODY, POST_BODY, POST_PATH, PRODUCTS_JSON, PRODUCTS_PATH } from './fixture.js';
+import { request as httpRequest } from './http-client.js';
 import { REAL_COOKIE } from './real-app.js';
 
 const scenarioFile = (name) => fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url));
@@ -232,6 +233,58 @@ layer('rate-limit-redis', '@perfstack/rate-limit rateLimit() (Redis)', {
   checks: [getProducts(DRAFT8_RATELIMIT), postProducts()],
 });
 layer('circuit-breaker', '@perfstack/circuit-breaker circuitBreaker()');
+
+// Issue 14: the cache's semantics paths — a hit with 1 vs 20 variants under the URL, a
+// revalidation (304 from the app) and a full miss (the app answers and the cache stores).
+const cacheCase = (name, title, request, expectCache, originCalled) =>
+  add({
+    name: `ps-cache-${name}`,
+    group: 'perfstack layer',
+    title,
+    file: 'cache-semantics.js',
+    env: { BENCH_CACHE_CASE: name },
+    request,
+    checks: [
+      {
+        name: `GET ${request.path} twice: X-Cache ${expectCache}, origin ${originCalled ? 'asked' : 'not asked'}`,
+        async run({ url }) {
+          const first = await request_(url, request);
+          const second = await request_(url, request);
+          for (const response of [first, second]) {
+            if (response.status !== 200 || response.text !== PRODUCTS_JSON) {
+              throw new Error(`${this.name}: expected 200 and the products JSON (got ${response.status})`);
+            }
+          }
+          if (second.headers['x-cache'] !== expectCache) {
+            throw new Error(`${this.name}: expected X-Cache ${expectCache} (got ${second.headers['x-cache']})`);
+          }
+          const asked = first.headers['x-origin-count'] !== second.headers['x-origin-count'];
+          if (asked !== originCalled) {
+            throw new Error(`${this.name}: origin ${asked ? 'asked' : 'not asked'} on the second request`);
+          }
+        },
+      },
+      ...BASIC(),
+    ],
+  });
+const request_ = (url, { path, headers }) => httpRequest(`${url}${path}`, { headers });
+const VARY_REQUEST = { method: 'GET', path: '/api/vary', headers: { 'accept-language': 'l7' } };
+cacheCase('hit-1', '@perfstack/cache hit, 1 variant stored under the URL', VARY_REQUEST, 'HIT', false);
+cacheCase('hit-20', '@perfstack/cache hit, 20 variants stored under the URL', VARY_REQUEST, 'HIT', false);
+cacheCase(
+  'revalidate',
+  '@perfstack/cache revalidation (304 from the app)',
+  { method: 'GET', path: '/api/validated' },
+  'MISS',
+  true,
+);
+cacheCase(
+  'miss',
+  '@perfstack/cache full miss (app answers, cache stores)',
+  { method: 'GET', path: '/api/miss' },
+  'MISS',
+  true,
+);
 
 // The full stack: every layer on, on Express, Koa and node:http; memory and Redis.
 const fullStackChecks = () => [

@@ -87,18 +87,28 @@ export function exampleStackOptions(redis, overrides = {}) {
   };
 }
 
-/** Reads a small JSON body from a plain request stream (Koa and node:http have no parser here). */
+/** An http-errors style client error (`status`, `expose`), as body parsers raise them. */
+function clientError(status, message) {
+  return Object.assign(new Error(message), { status, statusCode: status, expose: true });
+}
+
+/**
+ * Reads a small JSON body from a plain request stream (Koa and node:http have no parser here).
+ * Like a real body parser it throws client errors with a `status`: 413 over `limit` (the rest
+ * of the body is still read off, so the answer reaches the client; the stack's size limit
+ * bounds it), 400 for malformed JSON.
+ */
 export async function readJson(req, limit = 10 * 1024) {
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
+    if (size <= limit) chunks.push(chunk);
   }
+  if (size > limit) throw clientError(413, 'request entity too large');
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    return undefined;
+    throw clientError(400, 'the request body is not valid JSON');
   }
 }

@@ -16,9 +16,12 @@ import { performanceStack } from 'perfstack';
 import { performanceStack as koaStack } from 'perfstack/koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp as createExpressExample } from '../../examples/express-api/app.js';
+import { createApp as createKoaExample } from '../../examples/koa-api/app.js';
+import { createApp as createNodeExample } from '../../examples/node-http/app.js';
 import { listen, request, type TestServer } from '../helpers/http.js';
 
 const quiet = { warn() {}, error() {} };
+const catalogOptions = { latencyMs: 1, failureRate: 0 };
 const stackOptions = {
   env: false,
   log: quiet,
@@ -75,6 +78,28 @@ describe.each(frameworks)('%s: a catch-all app and a proxy-like mount', (_name, 
       expect([up.status, up.json()]).toEqual([200, { proxied: '/up' }]);
     }
     expect(breakers(stack)).toEqual([]);
+  });
+
+  it('a wildcard catch-all route (an SPA fallback) is not one shared breaker either', async () => {
+    const stack = performanceStack(stackOptions);
+    closers.push(() => stack.close());
+    const app = express();
+    app.use(stack);
+    const catchAll = express === express5 ? '/*splat' : '*';
+    app.get(catchAll, (req, res) => {
+      if (req.path === '/broken') res.status(500).send('broken');
+      else res.send('index.html');
+    });
+    const url = await serve(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
+    for (let i = 0; i < 20; i++) {
+      expect((await request(`${url}/broken`)).status).toBe(500);
+      expect((await request(`${url}/page/${i}`)).text).toBe('index.html');
+    }
+    expect(breakers(stack)).toEqual([]);
+    // Its label is still the route's own pattern, one series for the catch-all.
+    const metrics = await stack.registry.metrics();
+    expect(metrics).toContain(`route="${catchAll}"`);
+    expect(metrics).not.toContain('route="/page');
   });
 
   it('a named route still opens its own METHOD /pattern breaker on real faults; other methods and routes keep answering', async () => {
@@ -141,6 +166,30 @@ describe.each(frameworks)('%s: a catch-all app and a proxy-like mount', (_name, 
   });
 });
 
+describe("the stack's own refusals", () => {
+  it('a route-level breaker answering 503 CIRCUIT_OPEN is never a failure of the route on the global breaker', async () => {
+    const { circuitBreaker } = await import('perfstack');
+    const stack = performanceStack(stackOptions);
+    closers.push(() => stack.close());
+    const inner = circuitBreaker.route({ failureThreshold: 1, resetTimeout: '30s' });
+    closers.push(() => inner.close());
+    const app = express5();
+    app.use(stack);
+    app.get('/reports/:id', inner, (_req, res) => {
+      res.status(500).json({ error: 'report engine down' });
+    });
+    const url = await serve(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
+    expect((await request(`${url}/reports/1`)).status).toBe(500);
+    for (let i = 2; i <= 10; i++) {
+      const res = await request(`${url}/reports/${i}`);
+      expect([res.status, res.json<{ code: string }>().code]).toEqual([503, 'CIRCUIT_OPEN']);
+    }
+    // The global breaker saw one fault of the app (the 500) and nine refusals that are not the app's.
+    expect(breakers(stack)).toEqual([['GET /reports/:id', 'closed', 1]]);
+    expect(inner.snapshot().breakers.map((b) => [b.name, b.state])).toEqual([['GET /reports/:id', 'open']]);
+  });
+});
+
 describe('the Express example', () => {
   it('answers 50 malformed-JSON POSTs with 400 problem+json and over-limit bodies with 413; no breaker opens', async () => {
     const { app, stack } = createExpressExample({
@@ -180,6 +229,71 @@ describe('the Express example', () => {
     });
     expect((await request(`${url}/products`)).status).toBe(200);
     const snapshot = stack.layers.circuitBreaker?.snapshot().breakers ?? [];
+    expect(snapshot.filter((b) => b.state !== 'closed' || b.failures > 0)).toEqual([]);
+    expect(snapshot.map((b) => b.name).sort()).toEqual(['GET /products', 'POST /products']);
+  });
+});
+
+describe.each([
+  ['Koa', 'application/problem+json', { title: 'Bad Request', detail: 'the request body is not valid JSON' }],
+  ['node:http', 'application/problem+json; charset=utf-8', null],
+] as const)('the %s example', (name, contentType, koaBody400) => {
+  it('answers 50 malformed-JSON POSTs with 400 problem+json and an over-limit body with 413; no breaker opens', async () => {
+    const built =
+      name === 'Koa'
+        ? (() => {
+            const { app, stack } = createKoaExample({ redis: '', stackOptions: { ...stackOptions }, catalogOptions });
+            return { listener: createServer(app.callback()), stack: stack.stack, close: () => stack.close() };
+          })()
+        : (() => {
+            const { listener, stack } = createNodeExample({
+              redis: '',
+              stackOptions: { ...stackOptions },
+              catalogOptions,
+            });
+            return { listener, stack, close: () => stack.close() };
+          })();
+    closers.push(built.close);
+    const url = await serve(built.listener);
+    for (let i = 0; i < 50; i++) {
+      const res = await request(`${url}/products`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"name": ',
+      });
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe(contentType);
+      expect(res.json()).toEqual(
+        koaBody400 === null
+          ? {
+              type: 'urn:perfstack:problem:bad-request',
+              title: 'Bad Request',
+              status: 400,
+              detail: 'The request could not be processed.',
+              code: 'BAD_REQUEST',
+            }
+          : { type: 'about:blank', status: 400, ...koaBody400 },
+      );
+    }
+    const big = await request(`${url}/products`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x'.repeat(20_000) }),
+    });
+    expect(big.status).toBe(413);
+    expect(big.json()).toEqual(
+      name === 'Koa'
+        ? { type: 'about:blank', title: 'Payload Too Large', status: 413, detail: 'request entity too large' }
+        : {
+            type: 'urn:perfstack:problem:payload-too-large',
+            title: 'Payload Too Large',
+            status: 413,
+            detail: 'The request could not be processed.',
+            code: 'PAYLOAD_TOO_LARGE',
+          },
+    );
+    expect((await request(`${url}/products`)).status).toBe(200);
+    const snapshot = built.stack.layers.circuitBreaker?.snapshot().breakers ?? [];
     expect(snapshot.filter((b) => b.state !== 'closed' || b.failures > 0)).toEqual([]);
     expect(snapshot.map((b) => b.name).sort()).toEqual(['GET /products', 'POST /products']);
   });

@@ -233,7 +233,7 @@ describe('performanceStack() on Express: stable request shapes', () => {
       });
       expect(res.headers['x-cache']).toBe(i < 5 ? 'MISS' : 'HIT');
       expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-      expect(res.headers['ratelimit-policy']).toBe(i < 5 ? '"100-in-1min"; q=100; w=60' : undefined);
+      expect(res.headers['ratelimit-policy']).toBe(i < 5 ? '"1000-in-1min"; q=1000; w=60' : undefined);
     }
     const raw = server.server;
     expect(raw.listenerCount('request')).toBe(2);

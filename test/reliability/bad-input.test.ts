@@ -310,15 +310,34 @@ const CASES: readonly Case[] = [
     status: 200,
     check: (res) => expect(res.headers['x-cache']).toBe('HIT'),
   },
-  ...['bytes=0-4', 'bytes=999999-1000000', 'lines=a-b,,,', 'bytes=-0'].map(
-    (range): Case => ({
-      name: `Range: ${range} on a cached entry (ignored: the full 200, never a wrong 206)`,
+  // Issue 14: ranges on a stored complete 200 are answered from it (RFC 9110 §14); a range
+  // unit the cache does not know is ignored; nothing unsatisfiable becomes a wrong 206.
+  ...(
+    [
+      ['bytes=0-4', 206],
+      ['bytes=999999-1000000', 416],
+      ['lines=a-b,,,', 200],
+      ['bytes=-0', 416],
+      ['bytes=5-1', 200],
+    ] as const
+  ).map(
+    ([range, status]): Case => ({
+      name: `Range: ${range} on a cached entry (${status})`,
       data: `GET /c/1 HTTP/1.1\r\n${H}Range: ${range}\r\n\r\n`,
-      status: 200,
+      status,
       check: (res) => {
         expect(res.headers['x-cache']).toBe('HIT');
-        expect(res.headers['content-range']).toBeUndefined();
-        expect(JSON.parse(res.body)).toEqual({ n: '1', pad: PAD });
+        const full = JSON.stringify({ n: '1', pad: PAD });
+        if (status === 206) {
+          expect(res.headers['content-range']).toBe(`bytes 0-4/${Buffer.byteLength(full)}`);
+          expect(res.body).toBe(full.slice(0, 5));
+        } else if (status === 416) {
+          expect(res.headers['content-range']).toBe(`bytes */${Buffer.byteLength(full)}`);
+          expect(res.body).toBe('');
+        } else {
+          expect(res.headers['content-range']).toBeUndefined();
+          expect(JSON.parse(res.body)).toEqual({ n: '1', pad: PAD });
+        }
       },
     }),
   ),

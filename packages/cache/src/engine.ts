@@ -40,7 +40,8 @@ export class CacheEngine {
   /** In-flight fetches by key (request collapsing). */
   readonly flights = new Map<string, Flight>();
   /** Keys whose last response was not storable: not collapsed for a while (Varnish's hit-for-pass). */
-  readonly pass: LRUCache<string, true> | undefined;
+  /** Made at the first such key (lru-cache fills every slot up front: ~2 ms a stack otherwise). */
+  pass: LRUCache<string, true> | undefined;
   /** Keys known to have produced a storable response: only these are looked up in L2. */
   readonly known: LRUCache<string, true> | undefined;
   /** Keys with a background refresh under way. */
@@ -53,6 +54,14 @@ export class CacheEngine {
   subscribed = false;
   closed = false;
 
+  /** Remembers `key` as not storable for `hitForPass` (nothing when hit-for-pass is off). */
+  markPass(key: string): void {
+    const ttl = this.config.hitForPass;
+    if (ttl <= 0) return;
+    this.pass ??= new LRUCache({ max: 10_000, ttl });
+    this.pass.set(key, true);
+  }
+
   constructor(config: CacheConfig) {
     this.config = config;
     this.counters = new CacheCounters(config.registry, () => ({ entries: this.l1.entries, bytes: this.l1.bytes }));
@@ -62,7 +71,6 @@ export class CacheEngine {
       onEvict: (count) => this.counters.evicted(count),
     });
     this.log = new OnceLogger(config.logger);
-    this.pass = config.hitForPass > 0 ? new LRUCache({ max: 10_000, ttl: config.hitForPass }) : undefined;
     if (config.redis !== undefined) {
       this.l2 = new RedisStore(config.redis, config.redisTimeout);
       this.known = new LRUCache({ max: Math.min(config.maxEntries * 4, 1_000_000) });

@@ -45,7 +45,20 @@ function policyOf(init: Omit<EntryPolicy, never>): EntryPolicy {
   return policy;
 }
 
-const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'vary', 'last-modified', 'expires', 'content-location', 'date'];
+/**
+ * Headers a 304 does not carry: those describing the body it does not have. Every other
+ * stored header goes on it, as Express (`send`, `res.send`) and Koa write their own 304s, so
+ * a 304 from the cache is the 304 the app would have sent (RFC 9110 §15.4.5 requires
+ * `ETag`, `Cache-Control`, `Vary`, `Expires`, `Content-Location`, `Date` among them).
+ */
+const NOT_ON_A_304: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-length',
+  'content-range',
+  'content-encoding',
+  'content-language',
+  'transfer-encoding',
+]);
 
 /** One stored representation of a URL. Immutable. */
 export class Entry {
@@ -121,9 +134,9 @@ export class Entry {
   get notModifiedHeaders(): StoredHeaders {
     const out: Record<string, string | readonly string[]> = {};
     const source = this.headers;
-    for (const name of NOT_MODIFIED_HEADERS) {
+    for (const name of Object.keys(source)) {
       const value = source[name];
-      if (value !== undefined) out[name] = value;
+      if (value !== undefined && !NOT_ON_A_304.has(name)) out[name] = value;
     }
     return out;
   }

@@ -233,18 +233,25 @@ export function mergeVary(existing: unknown, add: readonly string[]): string {
 }
 
 /**
+ * The secondary-key value of a header the request does not have: an absent header only
+ * matches another request where it is absent too, never an empty one (RFC 9111 §4.1).
+ * A control character no header value can contain.
+ */
+export const VARY_ABSENT = '\u0001';
+
+/**
  * The request's value for one varying header, normalised (RFC 9111 §4.1 allows normalising):
  * list values joined with `, `, surrounding whitespace trimmed, cut at {@link MAX_PARSED_LENGTH}.
  * `name` comes from the response's `Vary` (any token, `constructor` and `__proto__`
  * included), so only the headers object's own properties are read.
  */
 export function varyValue(headers: Readonly<Record<string, string | string[] | undefined>>, name: string): string {
-  if (!Object.hasOwn(headers, name)) return '';
+  if (!Object.hasOwn(headers, name)) return VARY_ABSENT;
   const value: unknown = headers[name];
   let text: string;
   if (typeof value === 'string') text = value;
   else if (Array.isArray(value)) text = value.join(', ');
-  else return '';
+  else return VARY_ABSENT;
   // An over-long value is kept as a digest of the whole value, never a prefix: two requests
   // that differ only past the cap must never share a variant (one user's response to another).
   if (text.length > MAX_PARSED_LENGTH) return `#sha256:${createHash('sha256').update(text).digest('base64url')}`;

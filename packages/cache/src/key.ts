@@ -103,9 +103,19 @@ export function requestOrigin(req: IncomingMessage): string | undefined {
     if (proto !== undefined && proto !== '' && !(koa && scheme === 'https')) scheme = proto.toLowerCase();
     if (scheme !== 'http' && scheme !== 'https') return undefined;
   }
-  if (host === undefined || !isValidAuthority(host)) return undefined;
-  return `${scheme}://${host.toLowerCase()}`;
+  if (host === undefined) return undefined;
+  // Most requests repeat the last origin: hand back the same string (no allocation per hit).
+  if (host === lastHost && scheme === lastScheme) return lastOrigin;
+  if (!isValidAuthority(host)) return undefined;
+  lastHost = host;
+  lastScheme = scheme;
+  lastOrigin = `${scheme}://${host.toLowerCase()}`;
+  return lastOrigin;
 }
+
+let lastHost = '';
+let lastScheme = '';
+let lastOrigin = '';
 
 /** True when the request must not be looked up or stored (see the module header). */
 export function isUnkeyable(req: IncomingMessage): boolean {
@@ -120,8 +130,17 @@ export function isUnkeyable(req: IncomingMessage): boolean {
 
 /** The primary key of a target on an origin. */
 export function keyOf(target: string, origin: string): string {
-  return `${boundKey(target)} ${origin}`;
+  // Repeated requests for one URL (the hot case) reuse the last key string.
+  if (target === lastKeyTarget && origin === lastKeyOrigin) return lastKey;
+  lastKeyTarget = target;
+  lastKeyOrigin = origin;
+  lastKey = `${boundKey(target)} ${origin}`;
+  return lastKey;
 }
+
+let lastKeyTarget = '';
+let lastKeyOrigin = '';
+let lastKey = '';
 
 /** The default key of a request, or undefined when the request cannot be keyed safely. */
 export function defaultKey(req: IncomingMessage): string | undefined {

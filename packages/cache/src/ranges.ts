@@ -14,6 +14,18 @@ import type { Entry } from './entry.js';
 import { parseHttpDate } from './freshness.js';
 import { headerString } from './http-semantics.js';
 
+/** `bytes=` then a comma-separated list of `first-last`, `first-` or `-suffix` (RFC 9110 §14.1.2). */
+const BYTE_RANGES = /^bytes=[ \t]*(?:\d+-\d*|-\d+)(?:[ \t]*,[ \t]*(?:\d+-\d*|-\d+))*[ \t]*$/i;
+
+/** A `first-last` with last < first makes the whole ranges-specifier invalid (§14.1.1): ignored. */
+function hasInvalidSpec(range: string): boolean {
+  for (const spec of range.slice(range.indexOf('=') + 1).split(',')) {
+    const [first, last] = spec.trim().split('-');
+    if (first !== '' && last !== '' && Number(last) < Number(first)) return true;
+  }
+  return false;
+}
+
 /** True when `If-Range` lets the range apply: a strong ETag equal to the entry's, or its exact Last-Modified date. */
 export function ifRangeMatches(header: unknown, entry: Entry): boolean {
   const value = headerString(header)?.trim();
@@ -38,6 +50,8 @@ export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Ent
   if (entry.status !== 200 || req.method !== 'GET') return false;
   const range = headerString(req.headers.range);
   if (range === undefined || range.length > 1024) return false;
+  // A Range that is not valid bytes-range syntax is ignored (§14.2 allows ignoring), not a 416.
+  if (!BYTE_RANGES.test(range) || hasInvalidSpec(range)) return false;
   if (!ifRangeMatches(req.headers['if-range'], entry)) return false;
   const body = entry.encoding === undefined ? entry.body : decompress(entry.body, entry.encoding);
   const size = body.length;

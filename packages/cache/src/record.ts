@@ -82,7 +82,7 @@ export function record(engine: CacheEngine, res: ServerResponse, state: RequestS
         recording = false;
         chunks = [];
         detach();
-        engine.pass?.set(state.key, true);
+        engine.markPass(state.key);
         settle(engine, state);
       } else {
         chunks.push(chunk);
@@ -126,7 +126,7 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
   addServerTiming(res, 'cache', performance.now() - state.start, outcome);
   engine.counters.route(route).count(outcome);
   if (plan === undefined) {
-    if (!state.passed && !state.credentialed && req.method === 'GET') engine.pass?.set(state.key, true);
+    if (!state.passed && !state.credentialed && req.method === 'GET') engine.markPass(state.key);
     settle(engine, state);
   }
   return plan;

@@ -54,8 +54,17 @@ export function read(
   let refresh = false;
   const marker = headers[REFRESH_HEADER];
   if (marker !== undefined) {
-    refresh = marker === engine.token;
     delete headers[REFRESH_HEADER];
+    const text = String(marker);
+    const space = text.indexOf(' ');
+    refresh = space > 0 && text.slice(0, space) === engine.token;
+    // Our own refresh, keyed differently from the request it refreshes (e.g. the loopback
+    // is a trusted proxy where the client was not, so X-Forwarded-Host now counts): never
+    // store what it gets under that other key.
+    if (refresh && text.slice(space + 1) !== key) {
+      bypass(engine, req, res, next, false);
+      return;
+    }
   }
   let directives: CacheControl | undefined;
   let validate = refresh;

@@ -169,7 +169,8 @@ export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage
   engine.refreshing.add(key);
   const done = () => engine.refreshing.delete(key);
   const send = () => {
-    if (!sendRefresh(req, engine.token, Math.max(engine.config.lockTimeout, 1000), done)) done();
+    // The marker carries the key: a refresh that would land under another key is not stored (request.ts).
+    if (!sendRefresh(req, `${engine.token} ${key}`, Math.max(engine.config.lockTimeout, 1000), done)) done();
   };
   const l2 = engine.l2;
   if (l2 === undefined || !l2.available) {

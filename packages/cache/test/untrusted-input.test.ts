@@ -9,7 +9,7 @@ import { silentLogger, withMiddleware } from '@perfstack/core';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildEntry, deserializeVariants, serializeVariants } from '../src/entry.js';
-import { ifNoneMatchMatches, varyValue } from '../src/http-semantics.js';
+import { ifNoneMatchMatches, VARY_ABSENT, varyValue } from '../src/http-semantics.js';
 import { CacheCounters } from '../src/stats.js';
 import { matchesVariant } from '../src/store/memory.js';
 import { request, serverTracker } from './helpers.js';
@@ -52,14 +52,16 @@ const PROTOTYPE_NAMES = ['constructor', 'toString', 'valueOf', '__proto__', 'has
 
 describe('Vary naming an Object.prototype member', () => {
   it.each(PROTOTYPE_NAMES)('varyValue() reads only own headers: %s', (name) => {
-    expect(varyValue({}, name.toLowerCase())).toBe('');
-    expect(varyValue({}, name)).toBe('');
+    // Absent (not an own property) is its own value, never '' (RFC 9111 §4.1; issue 14).
+    expect(varyValue({}, name.toLowerCase())).toBe(VARY_ABSENT);
+    expect(varyValue({}, name)).toBe(VARY_ABSENT);
     expect(varyValue({ [name]: '  v  ' }, name)).toBe('v');
   });
 
   it.each(PROTOTYPE_NAMES)('matchesVariant() reads only own headers: %s', (name) => {
-    const entry = entryVaryingOn([name], ['']);
+    const entry = entryVaryingOn([name], [VARY_ABSENT]);
     expect(matchesVariant(entry, {})).toBe(true);
+    expect(matchesVariant(entryVaryingOn([name], ['']), {})).toBe(false);
     expect(matchesVariant(entryVaryingOn([name], ['function Object() { [native code] }']), {})).toBe(false);
   });
 

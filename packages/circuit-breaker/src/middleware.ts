@@ -57,7 +57,7 @@ interface RequestKey {
 export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBreakerSource, HealthSource {
   /** Every breaker, the overload verdict and the number of shed requests (for the dashboard). */
   snapshot(): { readonly breakers: readonly BreakerSnapshot[]; readonly overloaded: boolean; readonly shed: number };
-  /** Closes one breaker (by name, e.g. `/users/:id`) or all of them. */
+  /** Closes one breaker (by name, e.g. `GET /users/:id`) or all of them. */
   reset(name?: string): void;
   /** `degraded` while a breaker is open or half-open or the process is shedding, else `ok`. */
   health(): HealthCheck;
@@ -142,7 +142,8 @@ class Engine {
       // same way even when the breaker answers it before the app could name it.
       if (pattern !== undefined) setRoute(req, pattern);
     }
-    return pattern === undefined ? undefined : { key: breakerKey(req.method, pattern), pattern };
+    if (pattern === undefined || isCatchAll(pattern)) return undefined;
+    return { key: breakerKey(req.method, pattern), pattern };
   }
 
   /**
@@ -435,6 +436,15 @@ class RequestGuard {
   }
 }
 
+/**
+ * A wildcard-only route (`app.get('*')`, Express 5's `/*splat`, `/{*splat}`, `(.*)`) answers
+ * every URL, like a catch-all `app.use(handler)`: one breaker for it would let one failing URL
+ * refuse all the others, so its requests are not guarded either.
+ */
+function isCatchAll(pattern: string): boolean {
+  return /^\/?(?:\*\w*|\{\/?\*\w*\}|\(\.\*\))$/.test(pattern);
+}
+
 /** The breaker key of a pattern: HEAD shares GET's breaker (the same handler answers both). */
 function breakerKey(method: string | undefined, pattern: string): string {
   const verb = method === undefined || method === 'HEAD' ? 'GET' : method;
@@ -451,10 +461,10 @@ function watchUnnamed(engine: Engine, req: IncomingMessage, res: ServerResponse)
   let pattern: string | undefined;
   onBeforeHead(res, function learnRoute() {
     pattern = captureRoute(req);
-    engine.learned(pattern);
+    engine.learned(pattern !== undefined && isCatchAll(pattern) ? undefined : pattern);
   });
   res.once('close', function judgeUnnamed() {
-    if (pattern === undefined || engine.closed || !res.writableFinished) return;
+    if (pattern === undefined || isCatchAll(pattern) || engine.closed || !res.writableFinished) return;
     const route = engine.route({ key: breakerKey(req.method, pattern), pattern });
     if (route === undefined) return;
     const permit = route.machine.acquire();

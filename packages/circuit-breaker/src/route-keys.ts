@@ -1,10 +1,10 @@
 /**
- * Route keys for a middleware that runs *before* the app's router.
+ * The fallback route keys for a middleware that runs *before* the app's router.
  *
- * When a request arrives, the router has not matched it yet, so its pattern
- * (`/users/:id`) is unknown. The breaker learns patterns from finished responses (the
- * router has set `req.route` / `ctx._matchedRoute` by the time the head is written; see
- * core's `captureRoute`), compiles each with path-to-regexp (the matcher Express 5 and
+ * Core resolves the pattern of Express and @koa/router requests before the router runs
+ * (`getRoute`). When it cannot (`setRoute` inside a `node:http` handler, the first request
+ * into an Express sub-app), the breaker learns the pattern from the finished response (see
+ * core's `captureRoute`), compiles it with path-to-regexp (the matcher Express 5 and
  * @koa/router use), and keys later requests by matching their path against what it
  * learned. Both sides are bounded: at most `maxRoutes` patterns, and an LRU (CLOCK) of recent
  * path → pattern answers, so a request for a known path costs one Map lookup.

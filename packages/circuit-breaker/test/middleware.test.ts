@@ -574,6 +574,45 @@ describe('route keys', () => {
     expect(warnings.filter((w) => w.startsWith('CB_TOO_MANY_BREAKERS'))).toHaveLength(1);
   });
 
+  it("routes overrides apply by '/pattern' to every method and by 'METHOD /pattern' to one", async () => {
+    const breaker = track(
+      circuitBreaker({
+        failureThreshold: 5,
+        overload: false,
+        routes: { 'POST /jobs/:id': { failureThreshold: 1 }, '/tasks/:id': { failureThreshold: 2 } },
+      }),
+    );
+    const app = express();
+    app.use(breaker);
+    app.all('/jobs/:id', (_req, res) => {
+      res.status(500).end();
+    });
+    app.all('/tasks/:id', (_req, res) => {
+      res.status(500).end();
+    });
+    const url = await serve(app);
+    expect((await request(`${url}/jobs/1`, { method: 'POST' })).status).toBe(500);
+    expect((await request(`${url}/jobs/1`, { method: 'POST' })).status).toBe(503);
+    expect((await request(`${url}/jobs/1`)).status).toBe(500);
+    expect((await request(`${url}/jobs/1`)).status).toBe(500);
+    for (const method of ['GET', 'DELETE']) {
+      expect((await request(`${url}/tasks/1`, { method })).status).toBe(500);
+      expect((await request(`${url}/tasks/1`, { method })).status).toBe(500);
+      expect((await request(`${url}/tasks/1`, { method })).status).toBe(503);
+    }
+    expect(
+      breaker
+        .snapshot()
+        .breakers.map((b) => [b.name, b.state])
+        .sort(),
+    ).toEqual([
+      ['DELETE /tasks/:id', 'open'],
+      ['GET /jobs/:id', 'closed'],
+      ['GET /tasks/:id', 'open'],
+      ['POST /jobs/:id', 'open'],
+    ]);
+  });
+
   it('a custom key function decides the breaker', async () => {
     const breaker = track(
       circuitBreaker({

@@ -56,6 +56,7 @@ export {
   readStringArray,
 } from './options.js';
 export {
+  codeForStatus,
   HttpProblemError,
   isHttpProblemError,
   PROBLEM_CODES,
@@ -78,6 +79,7 @@ export {
   type SharedRedisOptions,
   UNRESPONSIVE_AFTER,
 } from './redis.js';
+export { REFUSAL_CODES, refusalOf } from './refusal.js';
 export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH } from './request-id.js';
 export {
   captureRoute,

@@ -33,6 +33,17 @@ export const PROBLEM_CODES = {
 /** A stable problem code. */
 export type ProblemCode = keyof typeof PROBLEM_CODES;
 
+/**
+ * The problem code for a status (`413` → `PAYLOAD_TOO_LARGE`), for errors that carry only a
+ * status (a body parser's); `undefined` when no code has it.
+ */
+export function codeForStatus(status: number): ProblemCode | undefined {
+  for (const code of Object.keys(PROBLEM_CODES) as ProblemCode[]) {
+    if (PROBLEM_CODES[code].status === status) return code;
+  }
+  return undefined;
+}
+
 /** What {@link sendProblem} writes. */
 export interface Problem {
   /** Stable machine-readable code, e.g. `RATE_LIMITED`. */

@@ -14,7 +14,7 @@
  * keys, rate-limit route keys and the dashboard's route table agree.
  */
 import type { IncomingMessage } from 'node:http';
-import { resolveExpressRoute } from './adapters/express-routes.js';
+import { resolveExpressRoute, resolveExpressSubAppRoute } from './adapters/express-routes.js';
 import { resolveKoaRoute } from './adapters/koa-routes.js';
 import { gateExpressErrorHandlers } from './errors.js';
 
@@ -58,6 +58,9 @@ export function getRoute(req: IncomingMessage): string | undefined {
   if (resolved !== undefined) return resolved;
   const route = routed.route;
   if (route !== undefined && route !== null && route.path !== undefined) {
+    // Inside an Express sub-app the resolver could not see into before: name it from the top.
+    const inSubApp = resolveExpressSubAppRoute(req);
+    if (inSubApp !== undefined) return inSubApp;
     const base = typeof routed.baseUrl === 'string' ? routed.baseUrl : '';
     const path = typeof route.path === 'string' ? route.path : String(route.path);
     return base + path;

@@ -137,6 +137,35 @@ describe.each([
     expect(late).toEqual(['/chosen', '/admin/panel/:section', '/admin/panel/:section']);
   });
 
+  it('a sub-app under a parameterised mount is named from its first request, and resolved before the router after it', async () => {
+    const app = express();
+    const early: Array<string | undefined> = [];
+    const late: Array<string | undefined> = [];
+    app.use((req, res, next) => {
+      early.push(resolveRoute(req));
+      res.on('finish', () => late.push(getRoute(req)));
+      next();
+    });
+    const tenant = express();
+    const items = express.Router();
+    items.get('/items/:id', (req, res) => {
+      res.json({ inRoute: getRoute(req) });
+    });
+    tenant.use('/shop/:shop', items);
+    tenant.get('/home', (_req, res) => {
+      res.end('home');
+    });
+    app.use('/t/:tenant', tenant);
+    const server = await listen(app as unknown as Parameters<typeof listen>[0]);
+    servers.push(server);
+    const first = await request(`${server.url}/t/acme/shop/s1/items/1`);
+    expect(first.json()).toEqual({ inRoute: '/t/:tenant/shop/:shop/items/:id' });
+    await request(`${server.url}/t/globex/shop/s2/items/2`);
+    await request(`${server.url}/t/initech/home`);
+    expect(early).toEqual([undefined, '/t/:tenant/shop/:shop/items/:id', '/t/:tenant/home']);
+    expect(late).toEqual(['/t/:tenant/shop/:shop/items/:id', '/t/:tenant/shop/:shop/items/:id', '/t/:tenant/home']);
+  });
+
   it('routes added after the first request are found (the cache follows the stack)', async () => {
     const app = express();
     const seen: Array<string | undefined> = [];
@@ -152,6 +181,34 @@ describe.each([
     });
     await request(`${server.url}/late/1`);
     expect(seen).toEqual([undefined, '/late/:id']);
+  });
+});
+
+describe('Express 4 string patterns with optional parts', () => {
+  it.each([
+    ['/acd', '/ab?cd'],
+    ['/abcd', '/ab?cd'],
+    ['/abbbcd', '/ab+cd'],
+    ['/about', '/about/'],
+    ['/ABOUT/', '/about/'],
+    ['/files', '/files/:name?'],
+    ['/files/a.txt', '/files/:name?'],
+  ])('%s → %s', async (path, pattern) => {
+    const app = express4();
+    const seen: Array<string | undefined> = [];
+    app.use((req, _res, next) => {
+      seen.push(resolveRoute(req));
+      next();
+    });
+    for (const route of ['/ab?cd', '/ab+cd', '/about/', '/files/:name?']) {
+      app.get(route, (_req, res) => {
+        res.end(route);
+      });
+    }
+    const server = await listen(app as unknown as Parameters<typeof listen>[0]);
+    servers.push(server);
+    const res = await request(`${server.url}${path}`);
+    expect([res.text, seen]).toEqual([pattern, [pattern]]);
   });
 });
 

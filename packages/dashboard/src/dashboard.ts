@@ -137,6 +137,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   };
   const assets = loadAssets();
   const basePath = config.basePath;
+  const basePathLower = basePath?.toLowerCase();
   fleet?.start();
 
   const report = (): PerformanceReport => {
@@ -241,8 +242,12 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const middleware = function perfstackDashboard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     let path = pathOf(req.url);
     if (basePath !== undefined) {
-      if (path === basePath) path = '';
-      else if (path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
+      // Any case, as Express routes `app.use('/dashboard', ...)` by default and as the preset
+      // exempts it (perfstack's endpoint matcher): `/Dashboard/` is the dashboard too.
+      const base = path.length >= basePath.length ? path.slice(0, basePath.length) : '';
+      const inBase = base === basePath || base.toLowerCase() === basePathLower;
+      if (inBase && path.length === basePath.length) path = '';
+      else if (inBase && path.charCodeAt(basePath.length) === 47) path = path.slice(basePath.length);
       else {
         next();
         return;

@@ -5,7 +5,13 @@
  * the request as logged (method, URL with secret query values censored, headers with
  * credentials censored, remote address), the route pattern beside it, the response
  * (status, headers without `Set-Cookie` values) and the response time in milliseconds.
- * Levels follow the status: 5xx `error`, 4xx `warn`, anything else `info`.
+ * Levels follow the status: 5xx `error`, 4xx `warn`, anything else `info`; the stack's own
+ * refusals are `warn` and aggregated (see `refusals.ts`). A 5xx that no error caused carries
+ * no `err` (pino-http would invent one, with a stack pointing into pino-http); an error the
+ * app threw or passed on, once recorded, is logged with its own stack, redacted.
+ *
+ * `close()` waits (up to `closeTimeout`) for the requests in flight, so that every request
+ * served gets its line, then writes the refusal summaries still owed and flushes.
  *
  * Everything costly is built here, once: the sensitive-key matcher, the compiled value
  * patterns, the serializers and the ignore set (ARCHITECTURE.md rule 6).
@@ -18,6 +24,8 @@ import {
   OnceLogger,
   optionRangeError,
   pathOf,
+  refusalOf,
+  requestErrorOf,
   routeLabel,
   warmShapes,
 } from '@perfstack/core';
@@ -31,6 +39,7 @@ import { HeaderRedactor } from './redact/headers.js';
 import { SensitiveKeys } from './redact/keys.js';
 import { createStringRedactor } from './redact/strings.js';
 import { UrlRedactor } from './redact/url.js';
+import { RefusalAggregator } from './refusals.js';
 import { createSerializers } from './serializers.js';
 
 /** Longest string logged as it is (longer ones are cut, and the cut is marked). */
@@ -54,7 +63,23 @@ function onlyKey(object: Record<string, unknown>, key: string): boolean {
   return true;
 }
 
-type LoggedRequest = IncomingMessage & { originalUrl?: unknown; body?: unknown; [RECORDED_ERROR]?: unknown };
+type LoggedRequest = IncomingMessage & {
+  originalUrl?: unknown;
+  body?: unknown;
+  ip?: unknown;
+  [RECORDED_ERROR]?: unknown;
+};
+
+/**
+ * The client a refusal is aggregated under: Express's `req.ip` (which follows the app's
+ * `trust proxy` setting), else the socket's address. Never a rate-limit key, which an app
+ * may build from a credential.
+ */
+function clientOf(req: IncomingMessage): string {
+  const ip = (req as LoggedRequest).ip;
+  if (typeof ip === 'string' && ip !== '') return ip;
+  return req.socket?.remoteAddress ?? 'unknown';
+}
 
 /** The middleware `accessLog()` returns. */
 export interface AccessLogger extends ClosableMiddleware {
@@ -99,7 +124,10 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   const headers = new HeaderRedactor(config.redactHeaders, deep, string, url, censor, config.headers);
   const serializers = createSerializers(deep, headers, url, requestIdHeader);
 
+  const ignorePredicate = config.ignorePredicate;
   const isIgnored = (req: IncomingMessage): boolean => {
+    if (ignorePredicate !== undefined) return ignorePredicate(req);
+    if (ignoreExact.size === 0 && ignorePrefixes.length === 0) return false;
     const original = (req as LoggedRequest).originalUrl;
     const path = pathOf(typeof original === 'string' ? original : req.url);
     if (ignoreExact.has(path)) return true;
@@ -107,14 +135,35 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
     return false;
   };
 
+  // Per finished request, set by `customLogLevel` and read by `accessLine` in the same
+  // synchronous pino-http call (`onResFinished`): the real error, if any, and the
+  // refusal's count of lines left out.
+  let finishedError: unknown;
+  let refused: string | undefined;
+  let suppressed = 0;
+  // The ignore decision of the request pino-http is being called for (it asks synchronously).
+  let ignoringCurrent = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
   /** Completes pino-http's object for the access line: the route, the error recorded, the body. */
   const accessLine = (req: IncomingMessage, value: Record<string | symbol, unknown>) => {
     // Read when the response has finished: a route that answered leaves Express's
     // `req.route`/`req.baseUrl` (and @koa/router's `_matchedRoute`) in place, and a pattern
     // pinned earlier by another layer (timing's `captureRoute`) wins.
     value.route = routeLabel(req);
-    const recorded = (req as LoggedRequest)[RECORDED_ERROR];
-    if (recorded !== undefined && 'err' in value) value.err = recorded;
+    if ('err' in value) {
+      // recorded here, thrown at pino-http, or seen by core's adapters (Express error
+      // handlers, Koa, node:http)
+      const recorded = (req as LoggedRequest)[RECORDED_ERROR] ?? finishedError ?? requestErrorOf(req);
+      // No error caused this 5xx: pino-http's stand-in error (and its stack) says nothing.
+      if (recorded === undefined) delete value.err;
+      else value.err = recorded;
+    }
+    if (refused !== undefined) {
+      value.refused = refused;
+      if (suppressed > 0) value.suppressed = suppressed;
+    }
     if (logBody) {
       const body = (req as LoggedRequest).body;
       if (typeof body === 'object' && body !== null && !Buffer.isBuffer(body)) value.body = deep.value(body);
@@ -153,14 +202,33 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
         wrapSerializers: false,
         redact: config.redactPaths.length > 0 ? { paths: [...config.redactPaths], censor } : undefined,
         genReqId: (req, res) => ensureRequestId(req, res, requestIdHeader),
-        autoLogging: { ignore: isIgnored },
-        customLogLevel(_req, res, error) {
-          if (error !== undefined || res.err !== undefined || res.statusCode >= 500) return 'error';
+        autoLogging: { ignore: () => ignoringCurrent },
+        customLogLevel(req, res, error) {
+          // Called exactly once per logged request, as it finishes; its line is written
+          // synchronously after this returns, before `close()`'s wait can resume.
+          if (--inFlight <= 0 && drained !== undefined) drained();
+          finishedError = error ?? res.err;
+          refused = undefined;
+          const code = refusalOf(res);
+          if (code !== undefined && finishedError === undefined) {
+            const left = refusals.admit(code, clientOf(req));
+            if (left < 0) return 'silent';
+            refused = code;
+            suppressed = left;
+            return 'warn';
+          }
+          if (finishedError !== undefined || res.statusCode >= 500) return 'error';
           if (res.statusCode >= 400) return 'warn';
           if (sampleRate < 1 && !(Math.random() < sampleRate)) return 'silent';
           return 'info';
         },
         customSuccessObject: (req, _res, value) => accessLine(req, value),
+        customErrorMessage: (req, res) =>
+          finishedError === undefined &&
+          (req as LoggedRequest)[RECORDED_ERROR] === undefined &&
+          requestErrorOf(req) === undefined
+            ? `request completed with status ${res.statusCode}`
+            : 'request errored',
         customErrorObject: (req, _res, _error, value) => accessLine(req, value),
         formatters: {
           log: (fields) =>
@@ -194,11 +262,30 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   } as Logger['child'];
   const destination = openDestination(config.destination, new OnceLogger(config.logger));
   target = destination.stream;
+  const refusals = new RefusalAggregator(config.refusalIntervalMs, (summary) => {
+    root.warn(summary, 'refusals suppressed');
+  });
 
   const middleware = function accessLogMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
     warmShapes(req, res);
+    ignoringCurrent = isIgnored(req);
+    if (!ignoringCurrent) inFlight++;
     httpLogger(req, res, next);
   } as AccessLogger & { logger: Logger };
+
+  /** Resolves when no logged request is in flight, or after `closeTimeout`. */
+  const settle = (): Promise<void> => {
+    if (inFlight <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, config.closeTimeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        drained = undefined;
+        resolve();
+      }
+      drained = done;
+    });
+  };
 
   const recordError = (req: IncomingMessage, error: unknown): void => {
     (req as LoggedRequest)[RECORDED_ERROR] = error;
@@ -217,7 +304,10 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
       next(error);
     },
     close: (): Promise<void> => {
-      closing ??= destination.close();
+      closing ??= settle().then(() => {
+        refusals.close();
+        return destination.close();
+      });
       return closing;
     },
   });

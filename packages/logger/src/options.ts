@@ -9,6 +9,7 @@ import {
   optionRangeError,
   optionTypeError,
   type PerfstackLogger,
+  parseDuration,
   readBoolean,
   readNumber,
   readString,
@@ -33,6 +34,15 @@ export interface LogStream {
 
 /** Paths not logged by default: health checks, metrics scrapes and the dashboard's live stream. */
 export const DEFAULT_IGNORE: readonly string[] = ['/health', '/metrics', '/dashboard/api/stream'];
+
+/** Default `refusalInterval`: one line per refusal reason per client per minute. */
+export const DEFAULT_REFUSAL_INTERVAL_MS = 60_000;
+
+/** Default `closeTimeout`: how long `close()` waits for requests in flight. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+/** A predicate deciding which requests are not logged. */
+export type IgnorePredicate = (req: import('node:http').IncomingMessage) => boolean;
 
 /** Options of {@link accessLog}. Every one is optional. */
 export interface AccessLogOptions extends SharedContext {
@@ -62,10 +72,33 @@ export interface AccessLogOptions extends SharedContext {
   readonly sensitiveKeys?: readonly string[];
   /**
    * Paths whose successful and failed requests are not logged (`req.log` still works). An entry
-   * ending in `/*` matches every path under it. Replaces the defaults when given.
-   * @default ['/health', '/metrics', '/dashboard/api/stream']
+   * ending in `/*` matches every path under it. Replaces the defaults when given. A function
+   * `(req) => boolean` decides instead (the preset passes one that matches its endpoints as
+   * the framework routes them: any case, trailing slash, mounted prefixes).
+   * @default ['/health', '/metrics', '/dashboard/api/stream'] (none with `logEndpoints: true`)
    */
-  readonly ignore?: readonly string[];
+  readonly ignore?: readonly string[] | IgnorePredicate;
+  /**
+   * Log the stack's own endpoints (`/health`, `/metrics`, the dashboard) like any request.
+   * Alone, it drops the `ignore` defaults; in the preset, it stops the preset from leaving
+   * its endpoints out.
+   * @default false
+   */
+  readonly logEndpoints?: boolean;
+  /**
+   * The stack's refusals (429, 503 open/shed, 413, 414, 431, 408) are written at most once
+   * per reason per client per interval; the next line carries `suppressed`, the number of
+   * lines left out, and a client that goes quiet gets a `refusals suppressed` summary line.
+   * Metrics still count every refusal. `0` writes every refusal. Milliseconds or `'1m'`.
+   * @default 60000
+   */
+  readonly refusalInterval?: number | string;
+  /**
+   * How long `close()` waits for requests in flight to finish (so their lines are written)
+   * before it flushes and closes the destination. Milliseconds or `'10s'`.
+   * @default 10000
+   */
+  readonly closeTimeout?: number | string;
   /** Share of successful (below 400) requests logged, 0 to 1; 4xx and 5xx are always logged. @default 1 */
   readonly sampleRate?: number;
   /** Lowest level written. @default 'info' */
@@ -95,6 +128,10 @@ export interface AccessLogConfig {
   readonly sensitiveKeys: readonly string[];
   readonly ignoreExact: ReadonlySet<string>;
   readonly ignorePrefixes: readonly string[];
+  readonly ignorePredicate: IgnorePredicate | undefined;
+  readonly logEndpoints: boolean;
+  readonly refusalIntervalMs: number;
+  readonly closeTimeoutMs: number;
   readonly sampleRate: number;
   readonly level: AccessLogLevel;
   readonly logBody: boolean;
@@ -110,6 +147,9 @@ const KNOWN_OPTIONS = [
   'redactHeaders',
   'sensitiveKeys',
   'ignore',
+  'logEndpoints',
+  'refusalInterval',
+  'closeTimeout',
   'sampleRate',
   'level',
   'logBody',
@@ -193,10 +233,18 @@ export function resolveAccessLogConfig(options: AccessLogOptions | undefined): A
     'an array of keys with at least one letter or digit',
     (k) => normalizeKey(k) !== '',
   );
+  const logEndpoints = readBoolean(PKG, 'logEndpoints', o.logEndpoints, false);
+  const ignorePredicate = typeof o.ignore === 'function' ? (o.ignore as IgnorePredicate) : undefined;
   const ignore =
-    o.ignore === undefined
-      ? [...DEFAULT_IGNORE]
-      : readList('ignore', o.ignore, 'an array of paths starting with "/"', (p) => p.startsWith('/'));
+    ignorePredicate !== undefined
+      ? []
+      : o.ignore === undefined
+        ? logEndpoints
+          ? []
+          : [...DEFAULT_IGNORE]
+        : readList('ignore', o.ignore, 'an array of paths starting with "/", or a function (req) => boolean', (p) =>
+            p.startsWith('/'),
+          );
   const requestIdHeader = readString(PKG, 'requestIdHeader', o.requestIdHeader, 'x-request-id');
   if (!TOKEN.test(requestIdHeader)) {
     throw optionRangeError(PKG, 'requestIdHeader', requestIdHeader, 'a header name (RFC 9110 token)');
@@ -216,6 +264,16 @@ export function resolveAccessLogConfig(options: AccessLogOptions | undefined): A
     sensitiveKeys: [...new Set([...DEFAULT_SENSITIVE_KEYS, ...extraKeys.map(normalizeKey)])],
     ignoreExact: new Set(ignore.filter((p) => !p.endsWith('/*'))),
     ignorePrefixes: ignore.filter((p) => p.endsWith('/*')).map((p) => p.slice(0, -1)),
+    ignorePredicate,
+    logEndpoints,
+    refusalIntervalMs:
+      o.refusalInterval === undefined
+        ? DEFAULT_REFUSAL_INTERVAL_MS
+        : parseDuration(o.refusalInterval, 'refusalInterval', { pkg: PKG }),
+    closeTimeoutMs:
+      o.closeTimeout === undefined
+        ? DEFAULT_CLOSE_TIMEOUT_MS
+        : parseDuration(o.closeTimeout, 'closeTimeout', { pkg: PKG }),
     sampleRate: readNumber(PKG, 'sampleRate', o.sampleRate, 1, 0, 1),
     level: readString<AccessLogLevel>(PKG, 'level', o.level, 'info', LOG_LEVELS),
     logBody: readBoolean(PKG, 'logBody', o.logBody, false),

@@ -45,9 +45,12 @@ export { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/
 export { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
 export { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
 export { type Timing, type TimingOptions, timing } from '@perfstack/timing';
+export { DEFAULT_ROUTING, type EndpointName, type RoutingSettings } from './endpoints.js';
 export { ENV_VARIABLES, type EnvVariable } from './env.js';
 export { DEFAULT_ORDER, type LayerName } from './layers.js';
+export { type ProtectServerOptions, protectServer, SERVER_TIMEOUTS } from './server.js';
 export {
+  DEFAULT_RATE_LIMIT,
   type InternalPaths,
   type PerformanceStack,
   type PerformanceStackOptions,

@@ -13,8 +13,9 @@
  * The same layers as the Express preset, run through core's Koa adapter. `cache()` here is
  * the route cache as Koa middleware: `router.get('/products', cache({ ttl: '5m' }), list)`.
  */
+import type { ServerResponse } from 'node:http';
 import { cache as connectCache, type RouteCacheOptions } from '@perfstack/cache';
-import { type KoaLikeContext, type KoaMiddleware, pathOf, toKoa } from '@perfstack/core';
+import { type KoaLikeContext, type KoaMiddleware, toKoa } from '@perfstack/core';
 import { performanceStack as buildStack, type PerformanceStack, type PerformanceStackOptions } from './stack.js';
 
 export { type KoaMiddleware, toKoa } from '@perfstack/core';
@@ -30,6 +31,23 @@ export * from './index.js';
  */
 export function cache(options?: RouteCacheOptions): KoaMiddleware {
   return toKoa(connectCache(options));
+}
+
+/** Headers the stack sets that every answer keeps, Koa's error answers included. */
+const STACK_HEADERS =
+  /^(x-request-id|content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|ratelimit|retry-after|access-control-|vary)/;
+
+/** Copies the stack's headers onto `error.headers` (the error's own win), for Koa's `ctx.onerror`. */
+function keepStackHeaders(res: ServerResponse, error: unknown): void {
+  if (typeof error !== 'object' || error === null || res.headersSent) return;
+  const kept: Record<string, unknown> = {};
+  for (const name of res.getHeaderNames()) if (STACK_HEADERS.test(name)) kept[name] = res.getHeader(name);
+  try {
+    const own = (error as { headers?: unknown }).headers;
+    (error as { headers?: unknown }).headers = typeof own === 'object' && own !== null ? { ...kept, ...own } : kept;
+  } catch {
+    // a frozen error: Koa answers it without the stack's headers
+  }
 }
 
 /** The Koa form of the stack. */
@@ -50,22 +68,38 @@ export interface KoaPerformanceStack extends KoaMiddleware {
  */
 export function performanceStack(options?: PerformanceStackOptions): KoaPerformanceStack {
   const stack = buildStack(options);
-  const middleware = toKoa(stack) as KoaPerformanceStack;
+  const connect = toKoa(stack);
+  const logger = stack.layers.logger;
+  // An error thrown downstream (a handler, `ctx.throw`, koa-compose's flow) passes back
+  // through the stack before Koa answers it: it goes on the access line with its own
+  // stack, and the headers the stack owes every response (request id, security headers,
+  // rate-limit and CORS headers) ride on `err.headers`, which Koa sets after it clears the
+  // response's headers for its error answer.
+  const middleware = function perfstackKoaStack(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+    return connect(ctx, next).catch((error: unknown) => {
+      logger?.recordError(ctx.req, error);
+      keepStackHeaders(ctx.res, error);
+      throw error;
+    });
+  } as KoaPerformanceStack;
+  // Koa-native already: `toKoa(stack)` hands it back unchanged (core's marker).
+  Object.defineProperty(middleware, Symbol.for('perfstack.koaNative'), { value: true });
   Object.defineProperties(middleware, {
     stack: { value: stack },
     cache: { value: stack.cache },
     close: { value: () => stack.close() },
     endpoints: {
       value: (): KoaMiddleware => {
-        const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
-        const dashboard = toKoa(stack.dashboard({ basePath: dashboardPath }));
+        const dashboard = toKoa(stack.dashboard({ basePath: stack.paths.dashboard }));
         const metrics = toKoa(stack.metrics());
         const health = toKoa(stack.health());
+        // Routed by the same matcher that exempts them (any case, one trailing slash; GET and
+        // HEAD for /metrics and /health), so what is exempt is exactly what is served here.
         return function perfstackEndpoints(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
-          const path = pathOf(ctx.req.url);
-          if (path === metricsPath) return metrics(ctx, next);
-          if (path === healthPath) return health(ctx, next);
-          if (path === dashboardPath || path.startsWith(`${dashboardPath}/`)) return dashboard(ctx, next);
+          const endpoint = stack.endpointOf(ctx.req);
+          if (endpoint === 'metrics') return metrics(ctx, next);
+          if (endpoint === 'health') return health(ctx, next);
+          if (endpoint === 'dashboard') return dashboard(ctx, next);
           return next().then(() => undefined);
         };
       },

@@ -13,7 +13,7 @@
  * problem+json answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathOf, type RequestListener, type WithMiddlewareOptions, withMiddleware } from '@perfstack/core';
+import { type RequestListener, type WithMiddlewareOptions, withMiddleware } from '@perfstack/core';
 import type { PerformanceStack } from './stack.js';
 
 export { type RequestListener, setRoute, withMiddleware } from '@perfstack/core';
@@ -48,8 +48,7 @@ export function createListener(
     };
   }
   if (options.endpoints === false) return withMiddleware(stack, app, options);
-  const { dashboard: dashboardPath, metrics: metricsPath, health: healthPath } = stack.paths;
-  const dashboard = stack.dashboard({ basePath: dashboardPath });
+  const dashboard = stack.dashboard({ basePath: stack.paths.dashboard });
   const metrics = stack.metrics();
   const health = stack.health();
   const notFound = (_req: IncomingMessage, res: ServerResponse) => {
@@ -59,12 +58,11 @@ export function createListener(
   return withMiddleware(
     stack,
     (req, res) => {
-      const path = pathOf(req.url);
-      if (path === metricsPath) return metrics(req, res, () => notFound(req, res));
-      if (path === healthPath) return health(req, res, () => notFound(req, res));
-      if (path === dashboardPath || path.startsWith(`${dashboardPath}/`)) {
-        return dashboard(req, res, () => notFound(req, res));
-      }
+      // Routed by the matcher that exempts them, so exempt and served are the same requests.
+      const endpoint = stack.endpointOf(req);
+      if (endpoint === 'metrics') return metrics(req, res, () => notFound(req, res));
+      if (endpoint === 'health') return health(req, res, () => notFound(req, res));
+      if (endpoint === 'dashboard') return dashboard(req, res, () => notFound(req, res));
       return app(req, res);
     },
     options,

@@ -17,8 +17,6 @@ import {
   type Middleware,
   type NextFunction,
   type PerfstackLogger,
-  pathOf,
-  pathPrefixMatcher,
   type RedisClient,
   type Registry,
   SharedRedis,
@@ -41,6 +39,7 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
+import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { staticHeaders } from './static-headers.js';
@@ -103,6 +102,16 @@ export interface PerformanceStackOptions {
   readonly env?: boolean | NodeJS.ProcessEnv;
 }
 
+/**
+ * The preset's rate limit when none is configured: 1000 requests per client per minute.
+ * One ordinary user must never be refused: a page with 60 assets (each one a request when
+ * the app serves its own static files), reloaded five times a minute, is about 300; a
+ * household or an office behind one NAT address is several such users. Abuse at scale is
+ * still bounded (17 requests a second per address, sustained), and `rateLimit.limit`
+ * (or `PERFSTACK_RATE_LIMIT`) sets the limit an app needs.
+ */
+export const DEFAULT_RATE_LIMIT = Object.freeze({ limit: 1000, windowMs: 60_000 });
+
 const KNOWN_OPTIONS = [...DEFAULT_ORDER, 'redis', 'dashboard', 'paths', 'order', 'registry', 'log', 'env'];
 
 /** The layers the stack built (absent when turned off). */
@@ -135,7 +144,25 @@ export interface PerformanceStack extends Middleware {
   readonly registry: Registry;
   /** The internal paths in force. */
   readonly paths: Required<InternalPaths>;
-  /** Closes every layer, timer and the Redis connection. Safe to call twice. */
+  /**
+   * The stack's endpoint `req` is routed to, by the routing settings of the app handling it
+   * (Express's `case sensitive routing` and `strict routing`; any case and one trailing slash
+   * elsewhere), or `undefined`. Such requests skip the cache, the rate limits, the breakers,
+   * the timing windows and the access log (unless `logger.logEndpoints`).
+   */
+  endpointOf(req: IncomingMessage): EndpointName | undefined;
+  /**
+   * Express error middleware: puts the error an app passed to `next(err)` or threw on the
+   * request's access-log line (its own stack, redacted), then passes it on. Needed only by an
+   * app without an error handler of its own (core records the error when it reaches one):
+   * `app.use(stack.errorHandler)` after the routes. Koa and `perfstack/node` need nothing.
+   */
+  readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
+  /**
+   * Waits for the requests in flight (up to `logger.closeTimeout`, so each one served gets
+   * its access-log line), then closes every layer, timer and the Redis connection, and
+   * flushes the log. Safe to call twice.
+   */
   close(): Promise<void>;
 }
 
@@ -217,9 +244,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     metrics: normalisePath(opts.paths?.metrics, '/metrics', 'metrics'),
     health: normalisePath(opts.paths?.health, '/health', 'health'),
   };
-  const internal = [paths.dashboard, paths.metrics, paths.health];
-  const internalPath = pathPrefixMatcher(internal);
-  const isInternal = (req: IncomingMessage): boolean => internalPath(pathOf(req.url));
+  const endpoints = new EndpointMatcher(paths);
   const enabled = <T extends object>(name: LayerName, value: T | boolean | undefined): T | undefined =>
     disabled.has(name) ? undefined : layerOptions(value, name);
 
@@ -235,18 +260,16 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
     if (timingOptions) {
-      layers.timing = timing({ ...shared, exclude: internal, ...timingOptions });
+      layers.timing = timing({ ...shared, ...timingOptions });
       built.timing = layers.timing;
     }
     const cacheOptions = enabled<ResponseCacheOptions>('cache', opts.cache);
     if (cacheOptions) {
-      const userSkip = cacheOptions.skip;
       layers.cache = responseCache({
         ...shared,
         ...(redis ? { redis } : {}),
         ...(env.PERFSTACK_CACHE_TTL ? { ttl: env.PERFSTACK_CACHE_TTL } : {}),
         ...cacheOptions,
-        skip: userSkip ? (req) => isInternal(req) || userSkip(req) : isInternal,
       });
       built.cache = layers.cache;
     }
@@ -262,7 +285,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     const loggerOptions = enabled<AccessLogOptions>('logger', opts.logger);
     if (loggerOptions) {
       layers.logger = accessLog({
-        ignore: [paths.health, paths.metrics, `${paths.dashboard}/api/stream`, `${paths.dashboard}/api/snapshot`],
+        // The endpoints never reach the logger unless `logEndpoints` (see `endpointChain`).
+        ignore: [],
         ...(env.PERFSTACK_LOG_LEVEL ? { level: env.PERFSTACK_LOG_LEVEL as AccessLogOptions['level'] } : {}),
         ...loggerOptions,
       });
@@ -278,18 +302,21 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
-      const userSkip = limitOptions.skip;
+      const configured = limitOptions as { limits?: unknown; window?: unknown; windowMs?: unknown };
       layers.rateLimit = rateLimit({
         ...shared,
         ...(redis ? { redis } : {}),
+        ...(configured.limits === undefined ? { limit: DEFAULT_RATE_LIMIT.limit } : {}),
+        ...(configured.limits === undefined &&
+        configured.window === undefined &&
+        configured.windowMs === undefined &&
+        !env.PERFSTACK_RATE_LIMIT_WINDOW
+          ? { windowMs: DEFAULT_RATE_LIMIT.windowMs }
+          : {}),
         ...(env.PERFSTACK_RATE_LIMIT ? { limit: Number(env.PERFSTACK_RATE_LIMIT) } : {}),
         ...(env.PERFSTACK_RATE_LIMIT_WINDOW ? { window: env.PERFSTACK_RATE_LIMIT_WINDOW } : {}),
         ...(env.PERFSTACK_TRUST_PROXY ? { trustProxy: parseTrust(env.PERFSTACK_TRUST_PROXY) } : {}),
         ...limitOptions,
-        skip: userSkip
-          ? (req: IncomingMessage, res: ServerResponse) =>
-              isInternal(req) ? true : userSkip(req as never, res as never)
-          : isInternal,
       } as RateLimitOptions);
       built.rateLimit = layers.rateLimit;
     }
@@ -299,7 +326,6 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         ...shared,
         ...(env.PERFSTACK_TIMEOUT ? { timeout: env.PERFSTACK_TIMEOUT } : {}),
         ...breakerOptions,
-        exempt: [...internal, ...(breakerOptions.exempt ?? [])],
       });
       built.circuitBreaker = layers.circuitBreaker;
     }
@@ -319,10 +345,21 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   // `app;dur=` in Server-Timing: the time from the last layer to the app's response head.
   if (layers.timing) members.push(appTiming());
   const chain = compose(members);
+  // The stack's endpoints pass only the layers that protect any endpoint (size limits,
+  // security headers, CORS) and the access log when asked for: no cache, no rate limit, no
+  // breaker, no timing windows. Decided once per request, so every layer agrees.
+  const endpointLayers = new Set<LayerName>(['sizeLimit', 'helmet', 'cors']);
+  if (layers.logger !== undefined && (opts.logger as AccessLogOptions | undefined)?.logEndpoints === true) {
+    endpointLayers.add('logger');
+  }
+  const endpointChain = compose(
+    order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
+  );
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     warmShapes(req, res);
     ensureRequestId(req, res);
-    chain(req, res, next);
+    if (endpoints.match(req) === undefined) chain(req, res, next);
+    else endpointChain(req, res, next);
   } as PerformanceStack;
 
   const dashboardOptions: StackDashboardOptions = {
@@ -378,9 +415,24 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     redis: { value: redis, enumerable: true },
     registry: { value: registry, enumerable: true },
     paths: { value: Object.freeze(paths), enumerable: true },
+    endpointOf: { value: (req: IncomingMessage) => endpoints.match(req) },
+    errorHandler: {
+      value: function perfstackErrorHandler(
+        error: unknown,
+        req: IncomingMessage,
+        _res: ServerResponse,
+        next: NextFunction,
+      ): void {
+        layers.logger?.recordError(req, error);
+        next(error);
+      },
+    },
     close: {
       value: () => {
         closing ??= (async () => {
+          // The access log first: it waits for the requests in flight, which the other
+          // layers (and Redis) still serve meanwhile, then flushes their lines.
+          await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await health?.close();
           if (ownsRedis) await redis?.close();

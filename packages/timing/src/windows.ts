@@ -152,7 +152,8 @@ export interface Windows {
 
 /** Stack-wide rolling windows plus the per-route series. */
 export class RollingWindows {
-  readonly #slots: Slot[] = Array.from({ length: SLOT_COUNT }, () => new Slot());
+  /** Made when their interval first sees a request (90 histograms are 300 KB a stack need not pay for up front). */
+  readonly #slots: Array<Slot | undefined> = new Array(SLOT_COUNT).fill(undefined);
   readonly #startedAt: number;
   readonly #scratch = new LatencyHistogram();
 
@@ -163,7 +164,11 @@ export class RollingWindows {
   /** Records one finished request. */
   record(now: number, ms: number, status: number, cache: CacheOutcome, series: RouteSeries): void {
     const epoch = Math.floor(now / SLOT_MS);
-    const slot = this.#slots[epoch % SLOT_COUNT] as Slot;
+    let slot = this.#slots[epoch % SLOT_COUNT];
+    if (slot === undefined) {
+      slot = new Slot();
+      this.#slots[epoch % SLOT_COUNT] = slot;
+    }
     if (slot.epoch !== epoch) slot.reset(epoch);
     slot.requests++;
     const statusClass = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
@@ -194,8 +199,8 @@ export class RollingWindows {
     let bound = 0;
     for (let age = 0; age < SLOT_COUNT; age++) {
       const epoch = current - age;
-      const slot = this.#slots[((epoch % SLOT_COUNT) + SLOT_COUNT) % SLOT_COUNT] as Slot;
-      if (slot.epoch === epoch) {
+      const slot = this.#slots[((epoch % SLOT_COUNT) + SLOT_COUNT) % SLOT_COUNT];
+      if (slot !== undefined && slot.epoch === epoch) {
         totals.requests += slot.requests;
         totals.errors += slot.errors;
         totals.cacheHits += slot.cacheHits;

@@ -55,15 +55,26 @@ export function matchesVariant(
 
 /** The in-process LRU store. */
 export class MemoryStore {
-  readonly #lru: LRUCache<string, Stored>;
+  /**
+   * Made at the first write: lru-cache allocates and fills its arrays for all `maxEntries`
+   * slots up front (about 2 ms at the default 10,000), which a stack built per test, or a
+   * stack whose routes never store anything, should not pay. Reads before then find nothing.
+   */
+  #lru: LRUCache<string, Stored> | undefined;
+  readonly #options: MemoryStoreOptions;
   readonly #tags = new Map<string, Set<string>>();
   #count = 0;
 
   constructor(options: MemoryStoreOptions) {
-    const onEvict = options.onEvict;
+    this.#options = options;
+  }
+
+  #open(): LRUCache<string, Stored> {
+    if (this.#lru !== undefined) return this.#lru;
+    const onEvict = this.#options.onEvict;
     this.#lru = new LRUCache<string, Stored>({
-      max: options.maxEntries,
-      maxSize: options.maxBytes,
+      max: this.#options.maxEntries,
+      maxSize: this.#options.maxBytes,
       sizeCalculation: sizeOf,
       dispose: (value, key, reason) => {
         this.#count -= Array.isArray(value) ? value.length : 1;
@@ -71,21 +82,22 @@ export class MemoryStore {
         if (reason === 'evict' && onEvict) onEvict(Array.isArray(value) ? value.length : 1);
       },
     });
+    return this.#lru;
   }
 
   /** The entry or variants stored under `key`, touching it as recently used. */
   get(key: string): Stored | undefined {
-    return this.#lru.get(key);
+    return this.#lru?.get(key);
   }
 
   /** Reads without touching recency. */
   peek(key: string): Stored | undefined {
-    return this.#lru.peek(key);
+    return this.#lru?.peek(key);
   }
 
   /** The variant of `key` these request headers select. */
   select(key: string, headers: Readonly<Record<string, string | string[] | undefined>>): Entry | undefined {
-    const stored = this.#lru.get(key);
+    const stored = this.#lru?.get(key);
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored))
       return stored.varyNames.length === 0 || matchesVariant(stored, headers) ? stored : undefined;
@@ -94,7 +106,7 @@ export class MemoryStore {
 
   /** Stores an entry, replacing the variant with the same vary values (or the whole URL when it does not vary). */
   put(key: string, entry: Entry): void {
-    const current = this.#lru.peek(key);
+    const current = this.#lru?.peek(key);
     let next: Stored = entry;
     if (entry.varyNames.length > 0 && current !== undefined) {
       const list = (Array.isArray(current) ? current : [current]).filter(
@@ -122,29 +134,30 @@ export class MemoryStore {
 
   /** Removes one variant (e.g. dead), keeping the others. */
   remove(key: string, entry: Entry): void {
-    const current = this.#lru.peek(key);
+    const current = this.#lru?.peek(key);
     if (current === undefined) return;
     if (!Array.isArray(current)) {
-      if (current === entry) this.#lru.delete(key);
+      if (current === entry) this.#lru?.delete(key);
       return;
     }
     const rest = current.filter((e) => e !== entry);
-    if (rest.length === 0) this.#lru.delete(key);
+    if (rest.length === 0) this.#lru?.delete(key);
     else this.#set(key, rest);
   }
 
   #set(key: string, value: Stored): boolean {
-    this.#lru.set(key, value);
-    if (this.#lru.peek(key) !== value) return false;
+    const lru = this.#open();
+    lru.set(key, value);
+    if (lru.peek(key) !== value) return false;
     this.#count += Array.isArray(value) ? value.length : 1;
     return true;
   }
 
   /** Deletes a key; returns the number of variants removed. */
   delete(key: string): number {
-    const current = this.#lru.peek(key);
+    const current = this.#lru?.peek(key);
     if (current === undefined) return 0;
-    this.#lru.delete(key);
+    this.#lru?.delete(key);
     return Array.isArray(current) ? current.length : 1;
   }
 
@@ -157,13 +170,14 @@ export class MemoryStore {
   /** Keys starting with `prefix` (a scan of L1: invalidation is rare, lookups are not). */
   keysWithPrefix(prefix: string): string[] {
     const out: string[] = [];
+    if (this.#lru === undefined) return out;
     for (const key of this.#lru.keys()) if (key.startsWith(prefix)) out.push(key);
     return out;
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#lru.clear();
+    this.#lru?.clear();
     this.#tags.clear();
     this.#count = 0;
   }
@@ -175,12 +189,12 @@ export class MemoryStore {
 
   /** Number of keys. */
   get keys(): number {
-    return this.#lru.size;
+    return this.#lru?.size ?? 0;
   }
 
   /** Bytes accounted. */
   get bytes(): number {
-    return this.#lru.calculatedSize;
+    return this.#lru?.calculatedSize ?? 0;
   }
 
   #unindex(key: string, value: Stored): void {

@@ -45,9 +45,10 @@ interface ExpressApp {
   _router?: ExpressRouter;
   router?: ExpressRouter;
   mountpath?: unknown;
+  parent?: unknown;
 }
 
-/** Answers cached per router before the oldest half is dropped. */
+/** Answers cached per router before the cache starts over. */
 const CACHE_SIZE = 2048;
 /** How deep mounted routers are followed (a cycle guard). */
 const MAX_DEPTH = 16;
@@ -55,8 +56,20 @@ const MAX_DEPTH = 16;
 interface RouterCache {
   /** The top-level stack length the answers were computed for. */
   length: number;
+  /** The sub-app generation the answers were computed for. */
+  generation: number;
   readonly answers: Map<string, string | null>;
 }
+
+/**
+ * Sub-apps seen so far, by parent app. Express keeps no link from a parent's `mounted_app`
+ * layer to the sub-app it runs, only `subApp.parent` and `subApp.mountpath`; so a sub-app is
+ * known from the first request that reached it ({@link resolveExpressSubAppRoute}), and the
+ * walk enters it from then on.
+ */
+const subApps = new WeakMap<object, Set<ExpressApp>>();
+/** Bumped when a sub-app becomes known: cached "no route" answers may have changed. */
+let generation = 0;
 
 const caches = new WeakMap<object, RouterCache>();
 /** Express 4 RegExps recompiled with the `d` flag (match indices). */
@@ -79,38 +92,69 @@ export function expressRouterOf(app: unknown): ExpressRouter | undefined {
  */
 export function resolveExpressRoute(req: IncomingMessage): string | undefined {
   const app = (req as IncomingMessage & { app?: unknown }).app;
-  const router = expressRouterOf(app);
-  if (router === undefined) return undefined;
-  const method = req.method ?? 'GET';
-  const parent = (app as ExpressApp & { parent?: unknown }).parent;
+  if (expressRouterOf(app) === undefined) return undefined;
+  const parent = (app as ExpressApp).parent;
   // The top-level app routes `originalUrl` (inside a mounted router `req.url` is cut short);
   // a sub-app routes what is left after its mount, and its mount path is the prefix.
   const topLevel = parent === undefined || parent === null;
   const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
   const path = pathname(topLevel && typeof original === 'string' ? original : req.url);
+  const mountpath = (app as ExpressApp).mountpath;
+  const base = (req as IncomingMessage & { baseUrl?: unknown }).baseUrl;
+  const prefix = topLevel ? '' : typeof mountpath === 'string' ? mountpath : typeof base === 'string' ? base : '';
+  return resolveIn(app as ExpressApp, req.method ?? 'GET', path, prefix);
+}
+
+/**
+ * The full pattern of a request answered inside an Express sub-app (`app.use('/t/:tenant',
+ * subApp)`), read while the sub-app runs: the sub-app and its ancestors become known to the
+ * walk, and the pattern is resolved from the top-level app with `originalUrl`, so a mount's
+ * parameters are named, never raw values. Later requests are resolved before the router runs.
+ *
+ * @returns the pattern, or `undefined` outside a sub-app or when no route matches
+ */
+export function resolveExpressSubAppRoute(req: IncomingMessage): string | undefined {
+  let app = (req as IncomingMessage & { app?: unknown }).app as ExpressApp | undefined;
+  if (typeof app !== 'function') return undefined;
+  let depth = 0;
+  while (typeof app.parent === 'function' && depth++ < MAX_DEPTH) {
+    const parent = app.parent as ExpressApp;
+    let known = subApps.get(parent);
+    if (known === undefined) {
+      known = new Set();
+      subApps.set(parent, known);
+    }
+    if (!known.has(app)) {
+      known.add(app);
+      generation++;
+    }
+    app = parent;
+  }
+  if (depth === 0) return undefined;
+  const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
+  return resolveIn(app, req.method ?? 'GET', pathname(typeof original === 'string' ? original : req.url), '');
+}
+
+function resolveIn(app: ExpressApp, method: string, path: string, prefix: string): string | undefined {
+  const router = expressRouterOf(app);
+  if (router === undefined) return undefined;
   let cache = caches.get(router);
   if (cache === undefined) {
-    cache = { length: router.stack.length, answers: new Map() };
+    cache = { length: router.stack.length, generation, answers: new Map() };
     caches.set(router, cache);
-  } else if (cache.length !== router.stack.length) {
+  } else if (cache.length !== router.stack.length || cache.generation !== generation) {
     cache.length = router.stack.length;
+    cache.generation = generation;
     cache.answers.clear();
   }
   const key = `${method} ${path}`;
   const cached = cache.answers.get(key);
   if (cached !== undefined) return cached ?? undefined;
-  const mountpath = (app as ExpressApp).mountpath;
-  const base = (req as IncomingMessage & { baseUrl?: unknown }).baseUrl;
-  const prefix = topLevel ? '' : typeof mountpath === 'string' ? mountpath : typeof base === 'string' ? base : '';
-  const found = walk(router.stack, path, method, 0);
+  const found = walk(router.stack, path, method, 0, app);
   const answer = found === undefined ? null : join(prefix, found);
-  if (cache.answers.size >= CACHE_SIZE) {
-    let drop = CACHE_SIZE >> 1;
-    for (const old of cache.answers.keys()) {
-      cache.answers.delete(old);
-      if (--drop === 0) break;
-    }
-  }
+  // Full (high-cardinality paths: `/users/1`, `/users/2`, ...): start over. Cheaper than any
+  // eviction, and the paths that matter come back at once.
+  if (cache.answers.size >= CACHE_SIZE) cache.answers.clear();
   cache.answers.set(key, answer);
   return answer ?? undefined;
 }
@@ -125,25 +169,81 @@ export function* expressLayers(stack: readonly ExpressLayer[], depth = 0): Gener
   }
 }
 
-function walk(stack: readonly ExpressLayer[], path: string, method: string, depth: number): string | undefined {
+function walk(
+  stack: readonly ExpressLayer[],
+  path: string,
+  method: string,
+  depth: number,
+  app: ExpressApp,
+): string | undefined {
   if (depth > MAX_DEPTH) return undefined;
+  const lower = path.toLowerCase();
   for (const layer of stack) {
     const route = layer.route;
-    const inner = layer.handle?.stack;
-    // Plain middleware (not a route, not a router) never names a route: pass over it.
-    if (route === undefined && !Array.isArray(inner)) continue;
+    if (route !== undefined && !handlesMethod(route, method)) continue;
+    // Most layers are ruled out by their literal start, without running their matcher.
+    if (!lower.startsWith(literalPrefix(layer))) continue;
+    let inner = layer.handle?.stack;
+    let innerApp = app;
+    if (route === undefined && !Array.isArray(inner)) {
+      // A sub-app already seen at this mount: enter it. Other plain middleware (a catch-all,
+      // a proxy) never names a route: pass over it.
+      const sub = layer.handle?.name === 'mounted_app' ? subAppAt(app, layer, path) : undefined;
+      if (sub === undefined) continue;
+      inner = expressRouterOf(sub)?.stack;
+      innerApp = sub;
+      if (!Array.isArray(inner)) continue;
+    }
     const match = matchLayer(layer, path);
     if (match === undefined) continue;
     if (route !== undefined) {
-      if (!handlesMethod(route, method)) continue;
       const pattern = typeof route.path === 'string' ? route.path : match.pattern;
       if (pattern !== undefined) return pattern;
       continue;
     }
     let rest = path.slice(match.matched.length);
     if (rest === '' || rest[0] !== '/') rest = `/${rest}`;
-    const found = walk(inner as ExpressLayer[], rest, method, depth + 1);
+    const found = walk(inner as ExpressLayer[], rest, method, depth + 1, innerApp);
     if (found !== undefined) return join(match.pattern ?? match.matched, found);
+  }
+  return undefined;
+}
+
+/** Literal starts of layer patterns, lower-cased (`''` when unknown: Express 4 mounts, RegExps, arrays). */
+const literalPrefixes = new WeakMap<object, string>();
+
+/**
+ * The literal start of a layer's pattern, lower-cased (`/users/:id` → `/users/`): a path that
+ * does not start with it (lower-cased too, since routing is case-insensitive by default)
+ * cannot match, so the matcher need not run. A character made optional by `?`, `*` or `+`
+ * (Express 4 strings) is left out, so is the `/` before a parameter (`/:id?` may be absent),
+ * and so is the optional trailing slash of a literal pattern.
+ */
+function literalPrefix(layer: ExpressLayer): string {
+  let prefix = literalPrefixes.get(layer);
+  if (prefix !== undefined) return prefix;
+  const raw = layer.route !== undefined ? layer.route.path : layer.rawPath;
+  prefix = '';
+  if (typeof raw === 'string') {
+    const cut = raw.search(/[:*?+(){}[\]\\]/);
+    if (cut === -1) prefix = raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
+    // A char before `?`/`*`/`+` may be absent; so may the `/` before an optional `/:name?`.
+    else prefix = raw.slice(0, '?*+:'.includes(raw[cut] as string) ? Math.max(0, cut - 1) : cut);
+    prefix = prefix.toLowerCase();
+  }
+  literalPrefixes.set(layer, prefix);
+  return prefix;
+}
+
+/** The known sub-app of `app` mounted by this `mounted_app` layer (its mount path is the layer's pattern). */
+function subAppAt(app: ExpressApp, layer: ExpressLayer, path: string): ExpressApp | undefined {
+  const known = subApps.get(app);
+  if (known === undefined || known.size === 0) return undefined;
+  const pattern = matchLayer(layer, path)?.pattern;
+  if (pattern === undefined) return undefined;
+  for (const sub of known) {
+    const mountpath = sub.mountpath;
+    if (mountpath === pattern || (Array.isArray(mountpath) && mountpath.includes(pattern))) return sub;
   }
   return undefined;
 }

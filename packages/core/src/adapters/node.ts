@@ -11,7 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientErrorStatus, recordRequestError } from '../errors.js';
-import { HttpProblemError, isHttpProblemError, sendProblem } from '../problem.js';
+import { codeForStatus, HttpProblemError, isHttpProblemError, sendProblem } from '../problem.js';
 import { setRoute } from '../route.js';
 import type { Middleware } from '../types.js';
 
@@ -45,7 +45,11 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: unkn
   if (status !== undefined) {
     sendProblem(
       res,
-      new HttpProblemError({ code: 'BAD_REQUEST', status, detail: 'The request could not be processed.' }),
+      new HttpProblemError({
+        code: codeForStatus(status) ?? 'BAD_REQUEST',
+        status,
+        detail: 'The request could not be processed.',
+      }),
       req.method,
     );
     return;
@@ -72,6 +76,11 @@ export function withMiddleware(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? ((error: unknown) => console.error('[perfstack] unhandled error', error));
   const route = options.route;
+  if (route !== undefined && typeof route !== 'function') {
+    throw new TypeError(
+      `@perfstack/core: option "route" of withMiddleware must be a function (req) => pattern | undefined, got ${typeof route}`,
+    );
+  }
   const fail = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
     recordRequestError(req, error);
     if (!isHttpProblemError(error)) onError(error, req);

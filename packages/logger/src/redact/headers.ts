@@ -53,6 +53,16 @@ enum HeaderKind {
   Skipped = 3,
 }
 
+/**
+ * Header names whose meaning is fixed by a standard and whose values are never secrets,
+ * though a sensitive word appears in the name: the CORS headers (Fetch standard, "CORS
+ * protocol"), e.g. `access-control-allow-credentials: true`. A header is censored for what
+ * its value is, not for a word in its name.
+ */
+function isPolicyHeader(lowerName: string): boolean {
+  return lowerName.startsWith('access-control-');
+}
+
 /** Header names remembered before the memory is cleared (bounded under hostile churn). */
 const MAX_REMEMBERED_NAMES = 1024;
 
@@ -89,7 +99,7 @@ export class HeaderRedactor {
     if (kind === undefined) {
       const lower = name.toLowerCase();
       kind =
-        this.#names.has(lower) || this.#deep.isSensitiveKey(lower)
+        this.#names.has(lower) || (!isPolicyHeader(lower) && this.#deep.isSensitiveKey(lower))
           ? HeaderKind.Censored
           : this.#minimal && !this.#kept.has(lower)
             ? HeaderKind.Skipped

@@ -42,6 +42,9 @@ export interface MemoryStoreOptions {
 /** Per-client state: `[expiresAt, ...STATE_SIZE numbers per per-client limit]`. */
 type Entry = number[];
 
+/** Every client entry counts as one toward `maxKeys`. */
+const entryWeight = (): number => 1;
+
 /** The in-memory decision store (bounded LRU). */
 export class MemoryStore implements DecisionStore {
   #specs: readonly LimitSpec[];
@@ -72,8 +75,15 @@ export class MemoryStore implements DecisionStore {
       else this.#offset.push(1 + STATE_SIZE * clientLimits++);
     }
     this.#clientLimits = clientLimits;
-    this.#clients = new LRUCache<string, Entry>({ max: options.maxKeys });
-    this.#held = new LRUCache<string, Entry>({ max: options.maxHeldKeys ?? options.maxKeys });
+    // Bounded by count through `maxSize` (each entry weighs 1) rather than `max`: with `max`,
+    // lru-cache allocates and fills its arrays for every slot up front (about 17 ms for the
+    // default 100,000 keys, paid by every stack built, e.g. one per test); this way they grow
+    // with the keys actually seen.
+    this.#clients = new LRUCache<string, Entry>({ maxSize: options.maxKeys, sizeCalculation: entryWeight });
+    this.#held = new LRUCache<string, Entry>({
+      maxSize: options.maxHeldKeys ?? options.maxKeys,
+      sizeCalculation: entryWeight,
+    });
     this.#globalState = new Array<number>(STATE_SIZE * globalLimits).fill(0);
     this.#zero = new Array<number>(1 + STATE_SIZE * clientLimits).fill(0);
     this.#next = new Array<number>(STATE_SIZE * options.specs.length).fill(0);
