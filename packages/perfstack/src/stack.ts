@@ -43,6 +43,7 @@ import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
+import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
 
@@ -297,7 +298,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       built.logger = layers.logger;
     }
     const helmetOptions = enabled<HelmetOptions>('helmet', opts.helmet);
-    if (helmetOptions) built.helmet = helmet(helmetOptions) as unknown as Middleware;
+    // helmet's headers worked out once and replayed per request (static-headers.ts).
+    if (helmetOptions) built.helmet = staticHeaders(helmet(helmetOptions) as unknown as Middleware, helmetOptions);
     const corsOptions = enabled<CorsOptions>('cors', opts.cors);
     if (corsOptions) {
       const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
