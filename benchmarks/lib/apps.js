@@ -34,6 +34,10 @@ function sendCachedProducts(_req, res) {
   res.json(products);
 }
 
+/** The route that always fails (500): the open-breaker scenario opens its breaker with it. */
+export const FAIL_PATH = '/api/fail';
+const FAIL_JSON = '{"error":"origin failed"}';
+
 /**
  * An Express 5 app.
  * @param {{ use?: Function[], cacheRoute?: Function[], jsonParser?: boolean, express?: any }} [options]
@@ -46,18 +50,32 @@ export async function expressApp({ use = [], cacheRoute = [], jsonParser = true 
   for (const mw of use) app.use(mw);
   app.get(PRODUCTS_PATH, sendProducts);
   app.get(CACHED_PATH, ...cacheRoute, sendCachedProducts);
+  app.get(FAIL_PATH, (_req, res) => {
+    res.status(500).type('json').send(FAIL_JSON);
+  });
   const postChain = jsonParser ? [express.json({ limit: BODY_LIMIT })] : [];
   app.post(POST_PATH, ...postChain, (req, res) => {
     res.status(201).json(created(req.body));
+  });
+  // The error handler every real app has (instead of Express's default, which prints each
+  // error to stderr): the error's status as JSON, unless an answer already went out.
+  app.use(function benchErrorHandler(error, _req, res, next) {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const status = Number.isInteger(error?.status) ? error.status : 500;
+    res.status(status).json({ error: status < 500 ? String(error.message) : 'internal error' });
   });
   return app;
 }
 
 /**
  * A Koa 3 app with @koa/router.
- * @param {{ use?: Function[], cacheRoute?: Function[] }} [options]
+ * @param {{ use?: Function[], cacheRoute?: Function[], parsedBody?: boolean }} [options]
+ *   `parsedBody`: a body parser in `use` has read the body already (`ctx.request.body`).
  */
-export async function koaApp({ use = [], cacheRoute = [] } = {}) {
+export async function koaApp({ use = [], cacheRoute = [], parsedBody = false } = {}) {
   const [{ default: Koa }, routerModule] = await Promise.all([import('koa'), import('@koa/router')]);
   const Router = routerModule.Router ?? routerModule.default;
   const app = new Koa();
@@ -72,6 +90,11 @@ export async function koaApp({ use = [], cacheRoute = [] } = {}) {
   });
   router.post(POST_PATH, async (ctx) => {
     let body;
+    if (parsedBody) {
+      ctx.status = 201;
+      ctx.body = created(ctx.request.body);
+      return;
+    }
     try {
       body = await readJsonBody(ctx.req);
     } catch (error) {

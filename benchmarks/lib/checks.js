@@ -165,6 +165,45 @@ export const accessLogRedacted = () => ({
   },
 });
 
+/**
+ * A form POST (`application/x-www-form-urlencoded`) to POST /api/products answers 201 with
+ * the parsed fields: proves the real scenarios' urlencoded parser runs.
+ */
+export const postForm = () => ({
+  name: `POST ${POST_PATH} (form)`,
+  async run({ url }) {
+    const response = await request(`${url}${POST_PATH}`, {
+      method: 'POST',
+      body: 'name=Bench+widget&price=9.99',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expectStatus(response, 201, this.name);
+    expectJsonBody(response, { id: 1001, name: 'Bench widget', price: '9.99' }, this.name);
+  },
+});
+
+/**
+ * `request` is refused with problem+json `status`/`code` (and `headers`), within `attempts`
+ * tries (a breaker opens only after some failures; a limit after some requests). Each
+ * earlier answer must be 2xx or the route's own failure status (`allow`).
+ */
+export const refused = ({ request: timed, status, code, headers = {}, attempts = 10, allow = [] }) => ({
+  name: `${timed.method} ${timed.path} refused → ${status} ${code}`,
+  async run({ url }) {
+    let response;
+    for (let i = 0; i < attempts; i++) {
+      response = await request(`${url}${timed.path}`, timed);
+      if (response.status === status) break;
+      if (response.status >= 300 && !allow.includes(response.status)) break;
+    }
+    expectStatus(response, status, this.name);
+    const type = String(response.headers['content-type'] ?? '');
+    if (!type.startsWith('application/problem+json')) fail(`${this.name}: expected problem+json`, response);
+    if (response.json().code !== code) fail(`${this.name}: expected code ${code}`, response);
+    for (const [name, matcher] of Object.entries(headers)) expectHeader(response, name, matcher, this.name);
+  },
+});
+
 /** A request with an Origin gets CORS headers. */
 export const corsHeaders = (allowOrigin = '*') => ({
   name: `CORS: Access-Control-Allow-Origin ${allowOrigin}`,

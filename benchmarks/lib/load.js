@@ -33,7 +33,8 @@ export async function runWrk({ url, request, connections, seconds, core }) {
   const lines = [`wrk.method = ${luaString(request.method)}`];
   if (request.body !== undefined) lines.push(`wrk.body = ${luaString(request.body)}`);
   for (const [name, value] of Object.entries(request.headers ?? {})) {
-    lines.push(`wrk.headers[${luaString(name)}] = ${luaString(value)}`);
+    // Spaces inside the brackets: `headers[[[name]]]` would open a long string, a syntax error.
+    lines.push(`wrk.headers[ ${luaString(name)} ] = ${luaString(value)}`);
   }
   lines.push(
     'done = function(summary, latency, requests)',
@@ -73,6 +74,8 @@ export async function runWrk({ url, request, connections, seconds, core }) {
         code === 0 ? resolve({ out, err }) : reject(new Error(`wrk exited ${code}: ${err || out}`)),
       );
     });
+    // wrk runs a script it cannot load as plain GETs and still exits 0: refuse that run.
+    if (/\.lua:\d+:/.test(output.err)) throw new Error(`wrk could not load its request script: ${output.err.trim()}`);
     const match = /^BENCH_JSON (.*)$/m.exec(output.out);
     // The Lua `done` line is the precise source; wrk's own --latency summary is the fallback.
     const r = match ? JSON.parse(match[1]) : parseWrkText(output.out, output.err);

@@ -4,6 +4,7 @@
  * first, so the "ratio" column of a full run reads "times bare Express".
  */
 import { fileURLToPath } from 'node:url';
+import { FAIL_PATH } from './apps.js';
 import {
   accessLogRedacted,
   bodyContains,
@@ -11,10 +12,13 @@ import {
   getCached,
   getProducts,
   oversizePost,
+  postForm,
   postProducts,
+  refused,
 } from './checks.js';
-import { CACHED_PATH, POST_BODY, POST_PATH, PRODUCTS_JSON, PRODUCTS_PATH } from './fixture.js';
+import { CACHED_PATH, OVERSIZE_BODY, POST_BODY, POST_PATH, PRODUCTS_JSON, PRODUCTS_PATH } from './fixture.js';
 import { request as httpRequest } from './http-client.js';
+import { REAL_COOKIE } from './real-app.js';
 
 const scenarioFile = (name) => fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url));
 
@@ -34,10 +38,13 @@ const BASIC = () => [getProducts(), postProducts()];
 /**
  * @typedef {{
  *   name: string, title: string, group: string, kind: 'http' | 'micro', file: string,
- *   env?: Record<string,string>, redis?: boolean, logFile?: boolean,
+ *   env?: Record<string,string>, redis?: boolean, logFile?: boolean, unpinned?: boolean,
  *   request: { method: string, path: string, body?: string, headers?: Record<string,string> },
+ *   expectStatus?: number,
  *   checks: import('./checks.js').Check[]
  * }} Scenario
+ *   `expectStatus`: the status every timed request must get (a refusal scenario); by
+ *   default every timed request must be 2xx.
  */
 
 /** @type {Scenario[]} */
@@ -325,6 +332,125 @@ for (const framework of ['express', 'koa', 'node']) {
     });
   }
 }
+
+// node:cluster without Redis (issue 16): the full stack on 1 and on 2 workers, not pinned
+// (the scaling on 2 cores is the ratio of the two), and the IPC store's per-request cost.
+for (const workers of [1, 2]) {
+  add({
+    name: `stack-cluster-${workers}`,
+    group: 'perfstack cluster',
+    title: `performanceStack() on Express, node:cluster ${workers} worker${workers > 1 ? 's' : ''} (no Redis), uncached`,
+    file: 'perfstack-cluster.js',
+    env: { CLUSTER_WORKERS: String(workers) },
+    unpinned: true,
+    logFile: true,
+    checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+  });
+}
+for (const impl of ['cluster', 'memory']) {
+  scenarios.push({
+    name: `micro-rate-limit-store-${impl}`,
+    group: 'micro',
+    kind: 'micro',
+    title:
+      impl === 'cluster'
+        ? '@perfstack/rate-limit ClusterStore.decide() over node:cluster IPC (64 in flight)'
+        : '@perfstack/rate-limit MemoryStore.decide() in process (baseline)',
+    file: 'micro-ipc-store.js',
+    env: { MICRO_IMPL: impl },
+    checks: [],
+  });
+}
+
+// Real apps: the usual middleware (body parsers, cookies, a session, a user; lib/real-app.js),
+// bare and with the full stack in front, each against its own bare baseline. The timed
+// requests carry the session cookie of a signed-in user.
+const REAL_GET = { ...GET_PRODUCTS, headers: { cookie: REAL_COOKIE } };
+const REAL_POST = { ...POST_SMALL, headers: { ...POST_SMALL.headers, cookie: REAL_COOKIE } };
+for (const framework of ['express', 'koa']) {
+  const file = `${framework}-real.js`;
+  const what = framework === 'express' ? 'Express 5' : 'Koa 3';
+  const parsers =
+    framework === 'express'
+      ? 'express.json, express.urlencoded, cookie-parser, session, user'
+      : '@koa/bodyparser, session, user';
+  const bareChecks = () => [getProducts(), postProducts(), postForm()];
+  add({
+    name: `${framework}-real`,
+    group: 'real app',
+    title: `${what} + ${parsers}`,
+    file,
+    request: REAL_GET,
+    checks: bareChecks(),
+  });
+  add({
+    name: `${framework}-real-post`,
+    group: 'real app',
+    title: `${what} + ${parsers}, POST small JSON`,
+    file,
+    request: REAL_POST,
+    checks: bareChecks(),
+  });
+  const stacked = {
+    group: 'real app',
+    file,
+    env: { BENCH_STACK: '1' },
+    logFile: true,
+    checks: [...fullStackChecks(), postForm()],
+  };
+  add({
+    ...stacked,
+    name: `stack-${framework}-real`,
+    title: `performanceStack() in front of ${framework}-real`,
+    request: REAL_GET,
+  });
+  add({
+    ...stacked,
+    name: `stack-${framework}-real-post`,
+    title: `performanceStack() in front of ${framework}-real, POST small JSON`,
+    request: REAL_POST,
+  });
+}
+
+// Refusals through the full stack on Express: what a refused request costs the server
+// (compare with stack-express, a served uncached request through the same stack).
+const refusal = { group: 'refusal', file: 'perfstack-express.js', logFile: true };
+const PROBLEM_429 = { 'retry-after': undefined, ...DRAFT8_RATELIMIT };
+add({
+  ...refusal,
+  name: 'stack-express-429',
+  title: 'performanceStack() on express, rate limited (429 RATE_LIMITED)',
+  env: { BENCH_REFUSE: '429' },
+  expectStatus: 429,
+  checks: [refused({ request: GET_PRODUCTS, status: 429, code: 'RATE_LIMITED', headers: PROBLEM_429, attempts: 3 })],
+});
+const GET_FAIL = { method: 'GET', path: FAIL_PATH };
+add({
+  ...refusal,
+  name: 'stack-express-open',
+  title: 'performanceStack() on express, open breaker (503 CIRCUIT_OPEN)',
+  env: { BENCH_REFUSE: 'open' },
+  request: GET_FAIL,
+  expectStatus: 503,
+  checks: [
+    refused({
+      request: GET_FAIL,
+      status: 503,
+      code: 'CIRCUIT_OPEN',
+      headers: { 'retry-after': undefined },
+      allow: [500],
+    }),
+  ],
+});
+const POST_OVERSIZE = { ...POST_SMALL, body: OVERSIZE_BODY };
+add({
+  ...refusal,
+  name: 'stack-express-413',
+  title: 'performanceStack() on express, body over the limit (413 PAYLOAD_TOO_LARGE)',
+  request: POST_OVERSIZE,
+  expectStatus: 413,
+  checks: [getProducts(), refused({ request: POST_OVERSIZE, status: 413, code: 'PAYLOAD_TOO_LARGE', attempts: 1 })],
+});
 
 // Micro-benchmarks without HTTP: the outbound breaker.
 scenarios.push({

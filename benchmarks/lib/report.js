@@ -37,6 +37,12 @@ export function summarize(result) {
     foreign: median(result.rounds.map((r) => r.foreign)),
     retries: result.rounds.reduce((sum, r) => sum + (r.retries ?? 0), 0),
     non2xx: result.rounds.reduce((sum, r) => sum + r.non2xx, 0),
+    // Answers that were not what the scenario expects (non-2xx, or for a refusal scenario
+    // with `expectStatus`, answers that were not refused).
+    unexpected: result.rounds.reduce(
+      (sum, r) => sum + (result.scenario?.expectStatus === undefined ? r.non2xx : Math.max(0, r.requests - r.non2xx)),
+      0,
+    ),
     errors: result.rounds.reduce((sum, r) => sum + r.errors, 0),
   };
 }
@@ -73,7 +79,8 @@ export function httpTable(rows) {
       base?.summary.cpuMicrosPerRequest && s.cpuMicrosPerRequest
         ? base.summary.cpuMicrosPerRequest / s.cpuMicrosPerRequest
         : undefined;
-    const warn = s.non2xx || s.errors ? ` ⚠ ${s.non2xx} non-2xx, ${s.errors} errors` : '';
+    const expected = row.scenario.expectStatus;
+    const warn = s.unexpected || s.errors ? ` ⚠ ${s.unexpected} not ${expected ?? '2xx'}, ${s.errors} errors` : '';
     lines.push(
       `| ${row.scenario.name}${warn} | ${fmtInt(s.rps)} | ${fmtInt(s.rpsMin)}–${fmtInt(s.rpsMax)} | ${fmt(s.spreadPercent, 1)}% | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.cpuMicrosPerRequest, 1)} | ${cpuRatio === undefined ? 'n/a' : `${cpuRatio.toFixed(2)}x`} | ${fmtMb(s.peakRss)} | ${s.foreign === undefined ? 'n/a' : `${(s.foreign * 100).toFixed(0)}%`} | ${ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}x`} |`,
     );

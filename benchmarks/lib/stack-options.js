@@ -6,6 +6,16 @@
 import { BODY_LIMIT, logFile, RATE_LIMIT, redisPrefix, redisUrl, wantsRedis } from './fixture.js';
 
 /**
+ * What the refusal scenarios change (`BENCH_REFUSE`): `429` — a limit of one request per
+ * 15 minutes, so every timed request is over it; `open` — a breaker that opens after three
+ * failures and stays open for an hour (the timed route always fails).
+ */
+const REFUSAL_OPTIONS = {
+  429: { rateLimit: { limit: 1, window: '15m' } },
+  open: { circuitBreaker: { failureThreshold: 3, resetTimeout: '1h' } },
+};
+
+/**
  * @param {(options: object) => any} factory the framework's performanceStack
  * @returns {Promise<any>} the stack
  */
@@ -16,6 +26,7 @@ export async function buildStack(factory) {
     rateLimit: { limit: RATE_LIMIT, window: '1m' },
     // The preset's CORS allows no origin until told; the peers run cors() with its `*` default.
     cors: { origin: '*' },
+    ...REFUSAL_OPTIONS[process.env.BENCH_REFUSE ?? ''],
   };
   // `redis: false` explicitly: the preset falls back to REDIS_URL, which a shell or CI may set.
   if (!wantsRedis()) return factory({ ...options, redis: false });

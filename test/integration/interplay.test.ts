@@ -155,13 +155,23 @@ describe('with Redis: one cache, one set of counters, one invalidation stream', 
     const a = await serve(options, routes);
     const b = await serve(options, routes);
     await waitFor(() => Boolean(a.stack.redis?.isUp && b.stack.redis?.isUp));
+    // Both instances listen for "stored" announcements before A stores anything.
+    await waitFor(async () => {
+      const reply = (await a.stack.redis?.client.sendCommand(['PUBSUB', 'NUMSUB', `${keyPrefix}cache:events`])) as
+        | [string, number]
+        | undefined;
+      return Number(reply?.[1]) >= 2;
+    });
 
     // Both instances sit behind one load balancer: requests carry the public Host (part of the cache key).
     const lb = { headers: { host: 'shop.example' } };
     const fromA = await request(`${a.url}/products`, lb);
     expect(fromA.headers['x-cache']).toBe('MISS');
     // B learns over pub/sub that the route is cacheable (until then it costs B no Redis round trip)
-    await new Promise((r) => setTimeout(r, 300));
+    const engineOfB = (b.stack.cache as unknown as Record<symbol, { knows(key: string): boolean }>)[
+      Symbol.for('perfstack.cache.engine')
+    ];
+    await waitFor(() => engineOfB?.knows('/products http://shop.example') === true, 5000);
     await waitFor(async () => (await request(`${b.url}/products`, lb)).headers['x-cache'] === 'HIT');
     expect(calls).toBe(1);
     expect(await a.stack.cache.invalidate({ tags: ['products'] })).toBeGreaterThan(0);

@@ -120,12 +120,13 @@ export class ConnectionPool {
   }
 
   /**
-   * Sends every request at once: request `i` on connection `i % size` (so with as many
-   * connections as requests, all are in flight together). Resolves in request order.
+   * Sends every request at once: request `j` on connection `(offset + j) % size` (so with as
+   * many connections as requests, all are in flight together). Resolves in request order.
    */
-  burst(requests: readonly BurstRequest[]): Promise<BurstResponse[]> {
+  burst(requests: readonly BurstRequest[], offset = 0): Promise<BurstResponse[]> {
     return Promise.all(
-      requests.map((r, i) => {
+      requests.map((r, j) => {
+        const i = offset + j;
         let raw = `GET ${r.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n`;
         for (const [name, value] of Object.entries(r.headers ?? {})) raw += `${name}: ${value}\r\n`;
         raw += '\r\n';

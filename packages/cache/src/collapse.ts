@@ -24,14 +24,17 @@ export function collapse(
   attempt: number,
 ): void {
   const key = state.key;
-  const flight = engine.flights.get(key);
+  // Fleet: one flight (and fleet lock) per variant once the key is known to vary (fleet.ts).
+  const id = engine.fleet.flightId(key, req);
+  state.lockName = id;
+  const flight = engine.flights.get(id);
   if (flight === undefined) {
     let resolve!: () => void;
     const promise = new Promise<void>((r) => {
       resolve = r;
     });
-    state.leader = { promise, resolve };
-    engine.flights.set(key, state.leader);
+    state.leader = { id, promise, resolve };
+    engine.flights.set(id, state.leader);
     if (viaL2) readL2(engine, req, res, next, state);
     else fetch(engine, req, res, next, state);
     return;
@@ -44,7 +47,7 @@ export function collapse(
     if (res.writableEnded || res.destroyed) return;
     const entry = engine.l1.select(key, req.headers);
     if (entry !== undefined && tryServe(engine, req, res, state, entry)) return;
-    if (attempt < 2 && engine.flights.has(key) && engine.pass?.has(key) !== true) {
+    if (attempt < 2 && engine.flights.has(engine.fleet.flightId(key, req)) && engine.pass?.has(key) !== true) {
       collapse(engine, req, res, next, state, false, attempt + 1);
     } else {
       fetch(engine, req, res, next, state);
@@ -68,12 +71,12 @@ export function settle(engine: CacheEngine, state: RequestState): void {
   const leader = state.leader;
   if (leader !== undefined) {
     state.leader = undefined;
-    if (engine.flights.get(state.key) === leader) engine.flights.delete(state.key);
+    if (engine.flights.get(leader.id) === leader) engine.flights.delete(leader.id);
     leader.resolve();
   }
   if (state.lockHeld) {
     state.lockHeld = false;
-    engine.l2?.unlock(state.key).catch(() => {});
+    engine.l2?.unlock(state.lockName, engine.id).catch(() => {});
   }
 }
 
@@ -91,6 +94,7 @@ function readL2(
     const now = engine.config.now();
     const live = variants.filter((v) => deadAt(v) > now);
     if (live.length === 0) return false;
+    engine.fleet.learnVary(key, (live[0] as Entry).varyNames);
     engine.l1.putAll(key, live);
     const entry = engine.l1.select(key, req.headers);
     if (entry === undefined) return false;
@@ -100,12 +104,12 @@ function readL2(
     }
     return false;
   };
-  l2.get(key).then(
+  l2.readVariants(key).then(
     (variants) => {
       if (res.writableEnded || res.destroyed) return settle(engine, state);
       if (promoted(variants)) return;
       if (!l2.available) return fetch(engine, req, res, next, state);
-      l2.lock(key, engine.id, engine.config.lockTimeout).then(
+      l2.lock(state.lockName, engine.id, engine.config.lockTimeout).then(
         (acquired) => {
           if (acquired) {
             state.lockHeld = true;
@@ -130,7 +134,12 @@ function readL2(
   );
 }
 
-/** Another instance holds the lock: look again every 50 ms until the lock time runs out. */
+/**
+ * Another instance holds the lock: look again every 50 ms (or at once when the holder
+ * announces the key stored) until the lock time runs out, or until the lock is gone with
+ * nothing stored (its holder got an unstorable response). Only this request's variant is
+ * read (fleet.ts).
+ */
 function pollL2(
   engine: CacheEngine,
   req: IncomingMessage,
@@ -141,13 +150,18 @@ function pollL2(
   deadline: number,
 ): void {
   const l2 = engine.l2 as RedisStore;
-  const timer = setTimeout(() => {
+  const key = state.key;
+  const poll = () => {
+    clearTimeout(timer);
+    forget();
     if (res.writableEnded || res.destroyed) return settle(engine, state);
     if (!l2.available || engine.closed) return fetch(engine, req, res, next, state);
-    l2.get(state.key).then(
-      (variants) => {
+    const fields = engine.fleet.variantFields(key, req);
+    const read = fields === undefined ? l2.readVariants(key) : l2.readVariantFields(key, fields);
+    Promise.all([read, l2.locked(state.lockName)]).then(
+      ([variants, locked]) => {
         if (promoted(variants)) return;
-        if (performance.now() >= deadline) fetch(engine, req, res, next, state);
+        if (!locked || performance.now() >= deadline) fetch(engine, req, res, next, state);
         else pollL2(engine, req, res, next, state, promoted, deadline);
       },
       (error: unknown) => {
@@ -155,6 +169,8 @@ function pollL2(
         fetch(engine, req, res, next, state);
       },
     );
-  }, 50);
+  };
+  const timer = setTimeout(poll, 50);
   timer.unref();
+  const forget = engine.fleet.onStored(key, poll);
 }

@@ -11,6 +11,9 @@
  * 4. `record.ts` — the origin's response recorded on the way out and stored when
  *    `storability.ts` (RFC 9111 §3) says so.
  * 5. `invalidate.ts` — unsafe methods (RFC 9111 §4.4), `invalidate()`, pub/sub.
+ *
+ * With Redis, `fleet.ts` adds per-variant flights and fill locks and the durable
+ * invalidation feed (`store/invalidation-feed.ts`).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -18,7 +21,8 @@ import type { CacheStats, Disposable, HealthCheck, NextFunction } from '@perfsta
 import { OnceLogger } from '@perfstack/core';
 import { LRUCache } from 'lru-cache';
 import { settle } from './collapse.js';
-import { bypass, type InvalidateSelector, invalidateSelector, subscribe } from './invalidate.js';
+import { createFleet, type Fleet } from './fleet.js';
+import { bypass, type InvalidateSelector, invalidateLocal, invalidateSelector, subscribe } from './invalidate.js';
 import { boundKey, defaultKey, isUnkeyable } from './key.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 import { isUnsafe, read } from './request.js';
@@ -27,6 +31,7 @@ import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } 
 import { CacheCounters } from './stats.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
+import { restoreClientConditionals } from './validate.js';
 
 export { INSTANCE, type RequestState, requestInstance, requestState, SKIPPED, STATE } from './state.js';
 
@@ -53,6 +58,8 @@ export class CacheEngine {
   readonly disposables: Disposable[] = [];
   subscribed = false;
   closed = false;
+  /** Fleet: per-variant flights and locks, the invalidation feed (fleet.ts). */
+  readonly fleet: Fleet;
 
   /** Remembers `key` as not storable for `hitForPass` (nothing when hit-for-pass is off). */
   markPass(key: string): void {
@@ -74,17 +81,12 @@ export class CacheEngine {
     if (config.redis !== undefined) {
       this.l2 = new RedisStore(config.redis, config.redisTimeout);
       this.known = new LRUCache({ max: Math.min(config.maxEntries * 4, 1_000_000) });
-      let wasDown = false;
+      // Invalidations missed while away come from the feed when Redis answers again (fleet.ts).
       this.disposables.push(
         config.redis.onStatusChange((status) => {
           if (status === 'up') {
-            // Invalidations published while we were away were missed: forget what L1 holds.
-            if (wasDown) this.l1.clear();
-            wasDown = false;
             this.log.reset('CACHE_STORE_UNAVAILABLE');
             subscribe(this);
-          } else if (status === 'down') {
-            wasDown = true;
           }
         }),
       );
@@ -93,6 +95,7 @@ export class CacheEngine {
       this.l2 = undefined;
       this.known = undefined;
     }
+    this.fleet = createFleet(this, (keys, tags, prefix) => invalidateLocal(this, keys, tags, prefix));
   }
 
   /** The global layer. */
@@ -135,6 +138,11 @@ export class CacheEngine {
         settle(this, state);
         state.key = key;
         state.stale = undefined;
+        // The global layer was validating the entry of the other key: stop, untouched.
+        if (state.validating !== undefined) {
+          state.validating = undefined;
+          restoreClientConditionals(req, state);
+        }
         if (!state.refresh) {
           const entry = this.l1.select(key, req.headers);
           if (entry !== undefined && (!state.credentialed || entry.shared) && tryServe(this, req, res, state, entry)) {
@@ -168,24 +176,47 @@ export class CacheEngine {
     return this.counters.snapshot(this.l1.entries, this.l1.bytes);
   }
 
-  /** `degraded` while a configured Redis is down. */
+  /** True once this instance knows `key` was stored by some instance (it then looks it up in L2). */
+  knows(key: string): boolean {
+    return this.known?.has(key) === true;
+  }
+
+  /**
+   * `degraded` while a configured Redis is down, and also while it does not answer on an
+   * open socket (paused, stalled network): the invalidation feed has not been read within
+   * its bound, or invalidations made here wait for Redis.
+   */
   health(): HealthCheck {
     const entries = this.l1.entries;
     const redis = this.config.redis;
-    if (redis === undefined) return { status: 'ok', l2: 'none', entries };
-    if (redis.isUp) return { status: 'ok', l2: 'up', entries };
-    return {
-      status: 'degraded',
-      detail: 'Redis (L2) is unreachable: serving from memory (L1) and the origin',
-      l2: redis.status,
-      entries,
-    };
+    const feed = this.fleet.feed?.health();
+    if (redis === undefined || feed === undefined) return { status: 'ok', l2: 'none', entries };
+    if (!redis.isUp) {
+      return {
+        status: 'degraded',
+        detail: 'Redis (L2) is unreachable: serving from memory (L1) and the origin',
+        l2: redis.status,
+        entries,
+        feed,
+      };
+    }
+    if (feed.stalled || feed.queued > 0) {
+      return {
+        status: 'degraded',
+        detail: `Redis (L2) does not answer: the invalidation feed was last read ${feed.lagMs}ms ago (bound ${feed.boundMs}ms), ${feed.queued} invalidation(s) queued`,
+        l2: 'unresponsive',
+        entries,
+        feed,
+      };
+    }
+    return { status: 'ok', l2: 'up', entries, feed };
   }
 
   /** Stops listening, releases waiters, closes the Redis connection if this instance made it. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.fleet.feed?.close();
     for (const d of this.disposables.splice(0)) d.dispose();
     for (const flight of this.flights.values()) flight.resolve();
     this.flights.clear();

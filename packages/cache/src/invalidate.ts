@@ -82,7 +82,11 @@ export function invalidateSelector(engine: CacheEngine, selector: InvalidateSele
   return Promise.all([byKey, invalidateEverywhere(engine, [], [], prefix)]).then(([a, b]) => a + b);
 }
 
-/** Removes entries here, in Redis and (through pub/sub) on every other instance. */
+/**
+ * Removes entries here, then (fleet.ts) deletes them in Redis and tells every other
+ * instance through the durable invalidation stream — queued while Redis does not answer
+ * and sent when it does (store/invalidation-feed.ts).
+ */
 export async function invalidateEverywhere(
   engine: CacheEngine,
   keys: readonly string[],
@@ -90,28 +94,10 @@ export async function invalidateEverywhere(
   prefix: string | undefined,
 ): Promise<number> {
   const removed = invalidateLocal(engine, keys, tags, prefix);
-  const l2 = engine.l2;
-  if (l2 === undefined) return removed.size;
-  if (!l2.available) {
-    engine.log.warnOnce(
-      'CACHE_INVALIDATE_LOCAL_ONLY',
-      'Redis is down: invalidation applied to this instance only; other instances clear their memory when Redis is back',
-    );
-    return removed.size;
-  }
-  try {
-    const remote = new Set<string>(keys);
-    if (tags.length > 0) for (const k of await l2.takeTagged(tags)) remote.add(k);
-    if (prefix !== undefined) for (const k of await l2.keysWithPrefix(prefix)) remote.add(k);
-    for (const k of removed) remote.add(k);
-    const all = [...remote];
-    const deleted = await l2.delete(all);
-    await l2.publish({ from: engine.id, op: 'invalidate', keys: all, tags, prefix } as CacheEvent);
-    return Math.max(removed.size, deleted);
-  } catch (error) {
-    engine.storeError(error);
-    return removed.size;
-  }
+  const feed = engine.fleet.feed;
+  if (feed === undefined) return removed.size;
+  const deleted = await feed.publish({ keys: [...new Set([...keys, ...removed])], tags, prefix });
+  return Math.max(removed.size, deleted);
 }
 
 /** Removes entries from this instance's memory; returns the keys that held something. */
@@ -149,17 +135,13 @@ export function subscribe(engine: CacheEngine): void {
   );
 }
 
-function onEvent(engine: CacheEngine, event: CacheEvent & { tags?: unknown; prefix?: unknown }): void {
+/** "Stored" hints of the other instances (invalidations come through the feed, fleet.ts). */
+function onEvent(engine: CacheEngine, event: CacheEvent): void {
   if (event.from === engine.id || engine.closed) return;
-  if (event.op === 'stored') {
-    if (typeof event.key === 'string') engine.known?.set(event.key, true);
-    return;
-  }
-  if (event.op === 'invalidate') {
-    const keys = Array.isArray(event.keys) ? event.keys.filter((k): k is string => typeof k === 'string') : [];
-    const tags = Array.isArray(event.tags) ? event.tags.filter((t): t is string => typeof t === 'string') : [];
-    const prefix = typeof event.prefix === 'string' && event.prefix !== '' ? event.prefix : undefined;
-    invalidateLocal(engine, keys, tags, prefix);
+  if (event.op === 'stored' && typeof event.key === 'string') {
+    engine.known?.set(event.key, true);
+    const vary = Array.isArray(event.vary) ? event.vary.filter((v): v is string => typeof v === 'string') : [];
+    engine.fleet.stored(event.key, vary);
   }
 }
 

@@ -86,6 +86,15 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly redisTimeout?: number | string;
   /** How long a URL whose response was not storable skips request collapsing ("hit-for-pass"). @default '10s' */
   readonly hitForPass?: number | string;
+  /**
+   * Fleet (with Redis): keep serving memory (L1) hits while this instance's invalidation
+   * feed has not been read for longer than its bound (`500 ms + 5 × redisTimeout`: Redis
+   * paused, down, or unreachable from here only). `false`: such entries are not served as
+   * fresh until the feed is current again (the origin answers; stale-if-error still
+   * applies), so an invalidation made elsewhere is never outlived by more than the bound.
+   * @default true
+   */
+  readonly serveMemoryWhenStalled?: boolean;
   /** Clock in ms since the epoch (tests). @default Date.now */
   readonly now?: () => number;
   /** Redis as a {@link SharedRedis}, a `redis://` URL or a node-redis client. @default none (L1 only) */
@@ -138,6 +147,7 @@ export interface CacheConfig {
   readonly lockTimeout: number;
   readonly redisTimeout: number;
   readonly hitForPass: number;
+  readonly serveMemoryWhenStalled: boolean;
   readonly now: () => number;
   readonly registry: Registry | undefined;
   readonly redis: SharedRedis | undefined;
@@ -176,6 +186,7 @@ const KNOWN: readonly string[] = [
   'lockTimeout',
   'redisTimeout',
   'hitForPass',
+  'serveMemoryWhenStalled',
   'now',
   'registry',
   'redis',
@@ -291,6 +302,7 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     lockTimeout: duration(o.lockTimeout, 'lockTimeout', 5000, 1),
     redisTimeout: duration(o.redisTimeout, 'redisTimeout', 200, 1),
     hitForPass: duration(o.hitForPass, 'hitForPass', 10_000, 0),
+    serveMemoryWhenStalled: readBoolean(PKG, 'serveMemoryWhenStalled', o.serveMemoryWhenStalled, true),
     now: readFunction<() => number>(PKG, 'now', o.now, Date.now),
     registry,
     redis,

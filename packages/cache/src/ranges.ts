@@ -42,21 +42,33 @@ export function ifRangeMatches(header: unknown, entry: Entry): boolean {
   return date !== undefined && stored !== undefined && date === stored && sent !== undefined && sent - stored >= 1000;
 }
 
+/** A range answer: status, headers and body to write. */
+export interface RangeAnswer {
+  readonly status: 206 | 416;
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Buffer | undefined;
+}
+
 /**
- * Answers `req`'s `Range` from `entry` when it applies; false to send the whole entry
- * (no usable range, `If-Range` mismatch, not a 200, malformed header).
+ * The answer to a `Range` (and `If-Range`) from `entry`, or undefined to send the whole
+ * entry (no usable range, `If-Range` mismatch, not a 200, not a GET, malformed header).
  */
-export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Entry): boolean {
-  if (entry.status !== 200 || req.method !== 'GET') return false;
-  const range = headerString(req.headers.range);
-  if (range === undefined || range.length > 1024) return false;
+export function rangeAnswer(
+  method: string | undefined,
+  rangeHeader: unknown,
+  ifRangeHeader: unknown,
+  entry: Entry,
+): RangeAnswer | undefined {
+  if (entry.status !== 200 || method !== 'GET') return undefined;
+  const range = headerString(rangeHeader);
+  if (range === undefined || range.length > 1024) return undefined;
   // A Range that is not valid bytes-range syntax is ignored (§14.2 allows ignoring), not a 416.
-  if (!BYTE_RANGES.test(range) || hasInvalidSpec(range)) return false;
-  if (!ifRangeMatches(req.headers['if-range'], entry)) return false;
+  if (!BYTE_RANGES.test(range) || hasInvalidSpec(range)) return undefined;
+  if (!ifRangeMatches(ifRangeHeader, entry)) return undefined;
   const body = entry.encoding === undefined ? entry.body : decompress(entry.body, entry.encoding);
   const size = body.length;
   const ranges = rangeParser(size, range, { combine: true });
-  if (ranges === -2 || (ranges !== -1 && ranges.type !== 'bytes')) return false;
+  if (ranges === -2 || (ranges !== -1 && ranges.type !== 'bytes')) return undefined;
   const headers: OutgoingHttpHeaders = {};
   for (const name of Object.keys(entry.headers)) headers[name] = entry.headers[name] as string | string[];
   if (ranges === -1) {
@@ -65,17 +77,13 @@ export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Ent
     }
     headers['content-range'] = `bytes */${size}`;
     headers['content-length'] = '0';
-    res.writeHead(416, headers);
-    res.end();
-    return true;
+    return { status: 416, headers, body: undefined };
   }
   if (ranges.length === 1) {
     const { start, end } = ranges[0] as { start: number; end: number };
     headers['content-range'] = `bytes ${start}-${end}/${size}`;
     headers['content-length'] = String(end - start + 1);
-    res.writeHead(206, headers);
-    res.end(body.subarray(start, end + 1));
-    return true;
+    return { status: 206, headers, body: body.subarray(start, end + 1) };
   }
   const boundary = randomBytes(12).toString('hex');
   const type = headerString(entry.headers['content-type']);
@@ -90,7 +98,15 @@ export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Ent
   const payload = Buffer.concat(parts);
   headers['content-type'] = `multipart/byteranges; boundary=${boundary}`;
   headers['content-length'] = String(payload.length);
-  res.writeHead(206, headers);
-  res.end(payload);
+  return { status: 206, headers, body: payload };
+}
+
+/** Answers `req`'s `Range` from `entry` when it applies; false to send the whole entry. */
+export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Entry): boolean {
+  const answer = rangeAnswer(req.method, req.headers.range, req.headers['if-range'], entry);
+  if (answer === undefined) return false;
+  res.writeHead(answer.status, answer.headers);
+  if (answer.body === undefined) res.end();
+  else res.end(answer.body);
   return true;
 }

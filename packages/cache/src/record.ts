@@ -190,6 +190,7 @@ export function commit(
   });
   const key = plan.key;
   engine.l1.put(key, entry);
+  engine.fleet.learnVary(key, entry.varyNames);
   engine.pass?.delete(key);
   const lockHeld = state.lockHeld;
   state.lockHeld = false;
@@ -198,14 +199,14 @@ export function commit(
   if (l2 === undefined) return entry;
   engine.known?.set(key, true);
   if (!l2.available) return entry;
-  const stored = engine.l1.peek(key);
-  const variants = stored === undefined ? [entry] : Array.isArray(stored) ? stored : [stored];
   const ttl = Math.max(1, deadAt(entry) - now);
-  l2.set(key, variants, ttl, entry.tags)
-    .then(() => l2.publish({ from: engine.id, op: 'stored', key }))
+  const lockName = state.lockName;
+  // Fleet: one variant per write (a hash field): instances filling other variants are not overwritten.
+  l2.writeVariant(key, entry, ttl)
+    .then(() => l2.publish({ from: engine.id, op: 'stored', key, vary: entry.varyNames }))
     .catch((error: unknown) => engine.storeError(error))
     .finally(() => {
-      if (lockHeld) l2.unlock(key).catch(() => {});
+      if (lockHeld) l2.unlock(lockName, engine.id).catch(() => {});
     });
   return entry;
 }

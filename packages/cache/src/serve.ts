@@ -21,6 +21,7 @@ import {
 import { serveRange } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
+import { restoreClientConditionals } from './validate.js';
 
 /** Headers kept when a stale entry replaces a response under way (set by outer layers for this request). */
 export const KEPT_ON_REPLACE =
@@ -34,6 +35,8 @@ export function tryServe(
   state: RequestState,
   entry: Entry,
 ): boolean {
+  // Fleet: a stalled invalidation feed may hide an invalidation made elsewhere (serveMemoryWhenStalled: false).
+  if (engine.fleet.distrustStalled && engine.fleet.memoryUntrusted) return false;
   if (state.directives !== undefined) return tryServeDirected(engine, req, res, state, entry, state.directives);
   const now = engine.config.now();
   if (now < entry.expiresAt) {
@@ -153,11 +156,7 @@ export function serveStale(
   if (res.statusCode >= 500) markOriginStatus(res, res.statusCode);
   for (const name of res.getHeaderNames()) if (!KEPT_ON_REPLACE.test(name)) res.removeHeader(name);
   // The cache's own validators went to the app; the client's conditions decide what it gets.
-  const client = state.clientConditionals;
-  if (client !== undefined) {
-    restore(req, 'if-none-match', client.ifNoneMatch);
-    restore(req, 'if-modified-since', client.ifModifiedSince);
-  }
+  restoreClientConditionals(req, state);
   serve(engine, req, res, state, entry, 'STALE');
   settle(engine, state);
   return true;
@@ -177,13 +176,8 @@ export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage
     send();
     return;
   }
-  l2.lock(key, engine.id, engine.config.lockTimeout).then(
+  l2.lock(`${engine.fleet.flightId(key, req)}\nrefresh`, engine.id, engine.config.lockTimeout).then(
     (acquired) => (acquired ? send() : done()),
     () => send(),
   );
-}
-
-function restore(req: IncomingMessage, name: string, value: unknown): void {
-  if (value === undefined) delete req.headers[name];
-  else req.headers[name] = value as string;
 }

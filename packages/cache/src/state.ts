@@ -15,8 +15,10 @@ export const STATE = Symbol.for('perfstack.cache.state');
 /** Set when the global layer skipped the request: `cache()` routes leave it alone too. */
 export const SKIPPED = Symbol.for('perfstack.cache.skipped');
 
-/** A fetch other requests for the same key can wait for. */
+/** A fetch other requests for the same key and variant can wait for. */
 export interface Flight {
+  /** The key, plus the variant once the key's responses are known to vary (fleet.ts). */
+  readonly id: string;
   readonly promise: Promise<void>;
   readonly resolve: () => void;
 }
@@ -37,6 +39,8 @@ export interface RequestState {
   /** The flight this request leads, if any. */
   leader: Flight | undefined;
   lockHeld: boolean;
+  /** The fleet lock this request holds or waits on: its flight id (per variant, fleet.ts). */
+  lockName: string;
   /** The origin's 5xx was swallowed and replaced by the stale entry. */
   replaced: boolean;
   /** The key was marked hit-for-pass when the request came. */
@@ -46,7 +50,7 @@ export interface RequestState {
   /** The stored entry being revalidated with a conditional request (§4.3), if any. */
   validating: Entry | undefined;
   /** The client's own `If-None-Match`/`If-Modified-Since`, set aside while the cache validates. */
-  clientConditionals: { readonly ifNoneMatch: unknown; readonly ifModifiedSince: unknown } | undefined;
+  clientConditionals: Readonly<Record<string, string | string[] | undefined>> | undefined;
   /** The request's own Cache-Control (max-age, min-fresh, max-stale), when `requestCacheControl` is on. */
   directives: CacheControl | undefined;
   /** After a 304 from the app: the body to send instead of the app's (null: none). */
@@ -91,6 +95,7 @@ export function createState(
     credentialed,
     leader: undefined,
     lockHeld: false,
+    lockName: key,
     replaced: false,
     passed: false,
     requestTime: 0,

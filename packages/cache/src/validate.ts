@@ -15,9 +15,10 @@ import { performance } from 'node:perf_hooks';
 import { addServerTiming, routeLabel } from '@perfstack/core';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
-import { type Entry, storableHeaders } from './entry.js';
+import { type Entry, type StoredHeaders, storableHeaders } from './entry.js';
 import { formatHttpDate, parseHttpDate } from './freshness.js';
 import { acceptsEncoding, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
+import { rangeAnswer } from './ranges.js';
 import { commit } from './record.js';
 import { KEPT_ON_REPLACE } from './serve.js';
 import type { RequestState } from './state.js';
@@ -26,18 +27,39 @@ import { planStorage } from './storability.js';
 /** Headers of a 304 that never update the stored response (§3.2: its framing is not the 304's). */
 const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range']);
 
+/** Request headers set aside while the cache validates (and put back if it stops). */
+const CLIENT_CONDITIONALS = [
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+];
+
+/** Gives the request back the client's own conditional headers (the cache is no longer validating). */
+export function restoreClientConditionals(req: IncomingMessage, state: RequestState): void {
+  const saved = state.clientConditionals;
+  if (saved === undefined) return;
+  state.clientConditionals = undefined;
+  for (const name of CLIENT_CONDITIONALS) {
+    const value = saved[name];
+    if (value === undefined) delete req.headers[name];
+    else req.headers[name] = value as string;
+  }
+}
+
 /** Turns the request into a conditional one for the stored validators; wraps write/end for the 304 case. */
 export function startValidation(req: IncomingMessage, res: ServerResponse, state: RequestState) {
   const entry = state.validating as Entry;
   const headers = req.headers;
-  state.clientConditionals = { ifNoneMatch: headers['if-none-match'], ifModifiedSince: headers['if-modified-since'] };
   // The client's own conditions are answered by the cache from the (re)validated entry.
-  delete headers['if-none-match'];
-  delete headers['if-modified-since'];
-  delete headers['if-match'];
-  delete headers['if-unmodified-since'];
-  delete headers['if-range'];
-  delete headers.range;
+  const saved: Record<string, string | string[] | undefined> = {};
+  for (const name of CLIENT_CONDITIONALS) {
+    saved[name] = headers[name];
+    delete headers[name];
+  }
+  state.clientConditionals = saved;
   if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
   const lastModified = entry.headers['last-modified'];
   if (typeof lastModified === 'string') headers['if-modified-since'] = lastModified;
@@ -56,7 +78,14 @@ export function startValidation(req: IncomingMessage, res: ServerResponse, state
   // biome-ignore lint/suspicious/noExplicitAny: end's overloads cannot be expressed on a replacement.
   res.end = function validationEnd(this: ServerResponse, ...args: any[]): ServerResponse {
     // The head goes out first, so that the 304 is turned into the answer before the body is chosen.
-    if (state.answerBody === undefined && !this.headersSent && this.statusCode === 304) this.writeHead(304);
+    if (
+      state.validating !== undefined &&
+      state.answerBody === undefined &&
+      !this.headersSent &&
+      this.statusCode === 304
+    ) {
+      this.writeHead(304);
+    }
     const body = state.answerBody;
     if (body !== undefined) {
       const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
@@ -82,17 +111,23 @@ export function onNotModified(engine: CacheEngine, req: IncomingMessage, res: Se
   }
   state.served = true;
   const client = state.clientConditionals;
-  const inm = client?.ifNoneMatch;
+  const inm = client?.['if-none-match'];
   const ok = fresh.status >= 200 && fresh.status < 300;
   const notModified =
     ok &&
     (inm !== undefined
       ? ifNoneMatchMatches(inm, fresh.etag)
-      : notModifiedSince(client?.ifModifiedSince, fresh.lastModified ?? parseHttpDate(fresh.headers.date)));
+      : notModifiedSince(client?.['if-modified-since'], fresh.lastModified ?? parseHttpDate(fresh.headers.date)));
   let status = fresh.status;
   let headers = fresh.headers;
   let body: Buffer | null = fresh.body;
-  if (notModified) {
+  // The client's Range (set aside while validating) is answered from the freshened entry.
+  const range = notModified ? undefined : rangeAnswer(req.method, client?.range, client?.['if-range'], fresh);
+  if (range !== undefined) {
+    status = range.status;
+    headers = range.headers as StoredHeaders;
+    body = range.body ?? null;
+  } else if (notModified) {
     status = 304;
     headers = fresh.notModifiedHeaders;
     body = null;

@@ -83,12 +83,12 @@ describe.skipIf(!hasClusterTools())('RedisStore on a three-node Redis Cluster', 
     expect(shared.isUp).toBe(true);
   });
 
-  it('set() with tags in different slots, then takeTagged(), keysWithPrefix() and delete() over every node', async () => {
+  it('writeVariant() with tags in different slots, then takeTagged(), keysWithPrefix() and deleteKeys() over every node', async () => {
     const store = new RedisStore(shared, 1000);
     const tags = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'];
     expect((await slots(tags.map((t) => `${shared.keyPrefix}cache-tag:${t}`))).size).toBeGreaterThan(1);
     const keys = Array.from({ length: 24 }, (_, i) => `/items/${i}`);
-    for (const key of keys) await store.set(key, [entry(key, tags)], 60_000, tags);
+    for (const key of keys) await store.writeVariant(key, entry(key, tags), 60_000);
     // the records are spread over the masters
     const records = await allKeys(`${shared.keyPrefix}cache::/items/*`);
     expect(records).toEqual(keys.map((k) => store.entryKey(k)).sort());
@@ -99,7 +99,7 @@ describe.skipIf(!hasClusterTools())('RedisStore on a three-node Redis Cluster', 
       expect((await client.sMembers(name)).sort()).toEqual([...keys].sort());
       expect(await client.pTTL(name)).toBeGreaterThan(0);
     }
-    expect((await store.get('/items/3'))[0]?.body.toString()).toBe('/items/3');
+    expect((await store.readVariants('/items/3'))[0]?.body.toString()).toBe('/items/3');
     // prefix: every master scanned
     expect((await store.keysWithPrefix('/items/')).sort()).toEqual([...keys].sort());
     expect(await store.keysWithPrefix('/nothing/')).toEqual([]);
@@ -107,9 +107,9 @@ describe.skipIf(!hasClusterTools())('RedisStore on a three-node Redis Cluster', 
     expect((await store.takeTagged(['alpha'])).sort()).toEqual([...keys].sort());
     expect(await client.exists(`${shared.keyPrefix}cache-tag:alpha`)).toBe(0);
     // many keys in many slots: one count, no CROSSSLOT
-    expect(await store.delete([...keys, '/items/missing'])).toBe(24);
+    expect(await store.deleteKeys([...keys, '/items/missing'])).toBe(24);
     expect(await allKeys(`${shared.keyPrefix}cache::*`)).toEqual([]);
-    expect(await store.get('/items/3')).toEqual([]);
-    expect(await store.delete([])).toBe(0);
+    expect(await store.readVariants('/items/3')).toEqual([]);
+    expect(await store.deleteKeys([])).toBe(0);
   });
 });

@@ -23,6 +23,11 @@ describe('option validation', () => {
     ['compressThreshold zero', { compressThreshold: 0 }, /option "compressThreshold"/],
     ['skip not a function', { skip: '/dashboard' }, /option "skip" must be a function/],
     ['requestCacheControl string', { requestCacheControl: 'yes' }, /option "requestCacheControl" must be a boolean/],
+    [
+      'serveMemoryWhenStalled string',
+      { serveMemoryWhenStalled: 'no' },
+      /option "serveMemoryWhenStalled" must be a boolean/,
+    ],
     ['lockTimeout zero', { lockTimeout: 0 }, /option "lockTimeout"/],
     ['redisTimeout string', { redisTimeout: 'fast' }, /option "redisTimeout"/],
     ['now not a function', { now: 5 }, /option "now" must be a function/],
@@ -74,6 +79,7 @@ describe('option validation', () => {
       lockTimeout: '1s',
       redisTimeout: 100,
       hitForPass: '5s',
+      serveMemoryWhenStalled: false,
       now: Date.now,
     });
     expect(c.health()).toEqual({ status: 'ok', l2: 'none', entries: 0 });

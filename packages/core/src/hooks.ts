@@ -131,21 +131,23 @@ function install(): void {
   const originalWrite = proto.write;
   const originalEnd = proto.end;
 
+  // Fixed parameters, not rest arguments: these run for every response of the process
+  // (hooked or not), and Node's own methods treat an `undefined` argument as an absent one.
   // biome-ignore lint/suspicious/noExplicitAny: writeHead's overloads cannot be expressed on a replacement.
-  proto.writeHead = function perfstackWriteHead(this: HookedResponse, statusCode: number, ...rest: any[]) {
+  proto.writeHead = function perfstackWriteHead(this: HookedResponse, statusCode: number, reason?: any, obj?: any) {
     const state = this[HOOKS];
     if (state === undefined || state.headSent || this.headersSent) {
       // biome-ignore lint/suspicious/noExplicitAny: forwarding the caller's arguments unchanged.
-      return (originalWriteHead as any).call(this, statusCode, ...rest);
+      return (originalWriteHead as any).call(this, statusCode, reason, obj);
     }
     state.headSent = true;
-    let reason: string | undefined;
+    let message: string | undefined;
     let headers: OutgoingHttpHeaders | unknown[] | undefined;
-    if (typeof rest[0] === 'string') {
-      reason = rest[0];
-      headers = rest[1];
+    if (typeof reason === 'string') {
+      message = reason;
+      headers = obj;
     } else {
-      headers = rest[0];
+      headers = reason;
     }
     if (headers) applyHeaders(this, headers);
     if (this.statusCode !== statusCode) this.statusCode = statusCode;
@@ -155,34 +157,34 @@ function install(): void {
       const ours = formatServerTiming(state.timings);
       this.setHeader('Server-Timing', existing ? `${String(existing)}, ${ours}` : ours);
     }
-    if (reason === undefined) return originalWriteHead.call(this, this.statusCode);
+    if (message === undefined) return originalWriteHead.call(this, this.statusCode);
     // biome-ignore lint/suspicious/noExplicitAny: the (status, reason) overload.
-    return (originalWriteHead as any).call(this, this.statusCode, reason);
+    return (originalWriteHead as any).call(this, this.statusCode, message);
   } as ServerResponse['writeHead'];
 
   // Chunks go to the socket first: writing may write the head, whose listeners may attach a
   // sink (the cache does, once it knows the response is storable) that must get this chunk too.
   // biome-ignore lint/suspicious/noExplicitAny: write's overloads cannot be expressed on a replacement.
-  proto.write = function perfstackWrite(this: HookedResponse, chunk: any, ...rest: any[]): boolean {
+  proto.write = function perfstackWrite(this: HookedResponse, chunk: any, encoding?: any, callback?: any): boolean {
     const state = this[HOOKS];
     const ended = this.writableEnded;
     // biome-ignore lint/suspicious/noExplicitAny: forwarding the caller's arguments unchanged.
-    const result = (originalWrite as any).call(this, chunk, ...rest);
+    const result = (originalWrite as any).call(this, chunk, encoding, callback);
     if (state !== undefined && !ended && state.sinks.length > 0) {
-      const buffer = toBuffer(chunk, rest[0]);
+      const buffer = toBuffer(chunk, encoding);
       if (buffer !== undefined && buffer.length > 0) for (const sink of state.sinks) sink.write(buffer);
     }
     return result;
   } as ServerResponse['write'];
 
   // biome-ignore lint/suspicious/noExplicitAny: end's overloads cannot be expressed on a replacement.
-  proto.end = function perfstackEnd(this: HookedResponse, chunk?: any, ...rest: any[]): ServerResponse {
+  proto.end = function perfstackEnd(this: HookedResponse, chunk?: any, encoding?: any, callback?: any): ServerResponse {
     const state = this[HOOKS];
     const ended = this.writableEnded;
     // biome-ignore lint/suspicious/noExplicitAny: forwarding the caller's arguments unchanged.
-    const result = (originalEnd as any).call(this, chunk, ...rest);
+    const result = (originalEnd as any).call(this, chunk, encoding, callback);
     if (state !== undefined && !ended && state.sinks.length > 0) {
-      const buffer = typeof chunk === 'function' ? undefined : toBuffer(chunk, rest[0]);
+      const buffer = typeof chunk === 'function' ? undefined : toBuffer(chunk, encoding);
       const sinks = state.sinks.splice(0);
       for (const sink of sinks) {
         if (buffer !== undefined && buffer.length > 0) sink.write(buffer);

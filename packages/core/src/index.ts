@@ -8,6 +8,12 @@ export { type KoaLikeContext, type KoaMiddleware, toKoa } from './adapters/koa.j
 export { resolveKoaRoute } from './adapters/koa-routes.js';
 export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddleware } from './adapters/node.js';
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
+export {
+  CLUSTER_ENV,
+  type ClusterChannel,
+  type ClusterMessage,
+  clusterChannel,
+} from './cluster-channel.js';
 export { compose } from './compose.js';
 export type {
   Alert,
@@ -41,7 +47,17 @@ export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback
 export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
 export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
-export { Counter, counter, createRegistry, Gauge, gauge, Histogram, histogram, Registry } from './metrics.js';
+export {
+  AggregatorRegistry,
+  Counter,
+  counter,
+  createRegistry,
+  Gauge,
+  gauge,
+  Histogram,
+  histogram,
+  Registry,
+} from './metrics.js';
 export {
   checkOptionsObject,
   describeValue,

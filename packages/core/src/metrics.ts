@@ -3,9 +3,9 @@
  * metrics through the get-or-create helpers here, so two layers (or two stacks in one
  * process, as in tests) never collide on a name.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export { Counter, Gauge, Histogram, Registry };
+export { AggregatorRegistry, Counter, Gauge, Histogram, Registry };
 
 /** Makes a fresh registry for one stack. */
 export function createRegistry(): Registry {

@@ -128,7 +128,7 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
     return;
   }
   markProblemSent(res, problem.code);
-  const body = JSON.stringify(problemBody(problem));
+  const body = problemJson(problem);
   for (const name of res.getHeaderNames()) {
     if (!KEPT_HEADERS.test(name)) res.removeHeader(name);
   }
@@ -145,3 +145,53 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
 /** Headers kept when a problem replaces a response: ids, CORS, security, rate-limit and timing headers. */
 const KEPT_HEADERS =
   /^(x-request-id|vary|access-control-|content-security-policy|cross-origin-|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection|ratelimit|x-ratelimit-|retry-after|server-timing|x-cache|connection)/i;
+
+// --- Prebuilt problem bodies (the refusal path: 429, 503, 413 under a flood) -------------
+
+/** The members every problem starts with, serialised once per code, status, title and detail. */
+const prefixes = new Map<string, string>();
+
+/** Most prefixes kept: details that vary per request (a byte count) are not worth keeping. */
+const MAX_PREFIXES = 256;
+
+/** Members the prefix holds: an extension with one of these names takes the general path. */
+const STANDARD_MEMBERS: ReadonlySet<string> = new Set(['type', 'title', 'status', 'detail', 'code']);
+
+/**
+ * `JSON.stringify(problemBody(problem))`, with the standard members serialised once per
+ * code, status, title and detail and only the extensions per call — a refusal under load
+ * (the same 429 thousands of times) builds one short string instead of an object and its
+ * serialisation.
+ */
+export function problemJson(problem: Problem | HttpProblemError): string {
+  const extensions = problem.extensions;
+  if (extensions !== undefined) {
+    for (const name in extensions) {
+      // A standard member overridden, an index-like key (serialised first by the spread in
+      // problemBody) or a toJSON method: the general path, which keeps their exact effect.
+      const first = name.charCodeAt(0);
+      if (STANDARD_MEMBERS.has(name) || name === 'toJSON' || (first >= 48 && first <= 57)) {
+        return JSON.stringify(problemBody(problem));
+      }
+    }
+  }
+  const entry = PROBLEM_CODES[problem.code];
+  const title = problem.title ?? entry.title;
+  const status = problem.status ?? entry.status;
+  const cacheKey = `${problem.code}\u0000${status}\u0000${title}\u0000${problem.detail}`;
+  let prefix = prefixes.get(cacheKey);
+  if (prefix === undefined) {
+    const standard = JSON.stringify({
+      type: `urn:perfstack:problem:${problem.code.toLowerCase().replaceAll('_', '-')}`,
+      title,
+      status,
+      detail: problem.detail,
+      code: problem.code,
+    });
+    prefix = standard.slice(0, -1);
+    if (prefixes.size < MAX_PREFIXES) prefixes.set(cacheKey, prefix);
+  }
+  if (extensions === undefined) return `${prefix}}`;
+  const rest = JSON.stringify(extensions);
+  return rest === '{}' ? `${prefix}}` : `${prefix},${rest.slice(1)}`;
+}

@@ -20,7 +20,7 @@
  * not call a healthy Redis late; a reply that arrived while we were busy is read first.
  *
  * A heartbeat (`heartbeatInterval`, default 1 s) sends one PING (or the fleet heartbeat
- * below) on the command connection. If it is not answered within `commandTimeout` of loop
+ * below) on the command connection. If it is not answered within `2 × commandTimeout` of loop
  * time the connection is marked `down` at once — a paused Redis (SIGSTOP) keeps its socket
  * open, so the socket alone never tells — and a background PING brings it back `up` as
  * soon as Redis answers. `/health` and the dashboard read that status.
@@ -221,20 +221,23 @@ export class SharedRedis {
 
   /**
    * One heartbeat: a PING (or, once in the fleet, the fleet update) bounded by
-   * `commandTimeout` of loop time. Unanswered: the connection is marked down at once.
+   * `2 × commandTimeout` of loop time. Unanswered: the connection is marked down at once.
    */
   #beat(): void {
     if (this.#heartbeatOut || this.#unresponsive || !this.isUp) return;
     this.#heartbeatOut = true;
     const started = performance.now();
     let settled = false;
+    // Twice the command timeout: one slow answer fails only the commands that waited for it;
+    // a Redis that answers nothing for that long is down (a pause, a stalled network).
+    const deadline = 2 * this.commandTimeout;
     const disarm = armDeadline(
-      this.commandTimeout,
+      deadline,
       () => settled,
       () => {
         this.#missedHeartbeats++;
-        this.recordError(new RedisTimeoutError(this.commandTimeout));
-        this.#markUnresponsive(`the heartbeat was not answered within ${this.commandTimeout}ms`);
+        this.recordError(new RedisTimeoutError(deadline));
+        this.#markUnresponsive(`the heartbeat was not answered within ${deadline}ms`);
       },
     );
     const done = () => {

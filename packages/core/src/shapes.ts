@@ -19,8 +19,9 @@
  * - a key inherited as a primitive from Node's own prototypes (`statusCode` 200,
  *   `_eventsCount` 0) is declared with that value, so reads are unchanged;
  * - a key absent from the chain is declared `undefined` only if it is a Symbol (private to
- *   its owner) or one of {@link KNOWN_KEYS} (Express's router, pino-http, the rate limiter,
- *   and what the app adds with {@link declareShapeKeys}), read with plain property reads;
+ *   its owner) or one of {@link KNOWN_KEYS} (Express and its router, pino-http, the rate limiter,
+ *   body parsers, cookie-parser, express-session, passport, multer, and what the app adds with
+ *   {@link declareShapeKeys}), read with plain property reads;
  * - a key on an app's prototype (a getter like Express's `req.query`, or a default set on
  *   `app.response`), or behind an accessor or read-only property of the class Node built
  *   the object with, is never declared; every app prototype seen on the server is checked
@@ -40,15 +41,27 @@ export const LEARN_FIRST = 32;
 /** After the first requests, one request in this many is watched for new keys. */
 export const LEARN_EVERY = 1024;
 
-/** Most keys declared per object (request or response). */
-export const MAX_KEYS = 24;
+/**
+ * Most keys declared per object (request or response). Express 5 with the usual middleware
+ * (body parsers, cookie-parser, a session, an authenticated user) and the full stack adds
+ * about 27 keys to a request. Measured on Node 20 (`%HasFastProperties` in
+ * test/fixtures/shape-maps.mjs): a request stays a fast object with up to about 48 keys
+ * declared, and turns into a slow dictionary at about 52 — whether they are declared or
+ * added after the swap, it is the count of own properties that decides. 40 leaves that
+ * margin: declaring makes an object carry the keys other routes' requests gain too.
+ */
+export const MAX_KEYS = 40;
 
 /**
- * String keys that are declared `undefined` when seen added and absent from the prototype
- * chain: Express 5 and its router, pino-http, express-rate-limit. Their owners only read
- * them as properties (`if (!res.locals)`, `req.id || genReqId()`), never with `in`.
+ * The string keys the common middleware adds to every request or response, read by their
+ * owners only as properties (`if (req.session)`, `req.id || genReqId()`), never with `in`
+ * or `hasOwnProperty` — except body-parser 2, whose `'body' in req` only decides whether to
+ * set `req.body = undefined`, the value it is declared with. Each is declared `undefined`
+ * when seen added and absent from the prototype chain; see {@link declareShapeKeys} for
+ * an app's own keys.
  */
-const knownKeys = new Set<string>([
+const WELL_KNOWN_KEYS = [
+  // Express 5 and its router.
   'next',
   'baseUrl',
   'originalUrl',
@@ -57,11 +70,47 @@ const knownKeys = new Set<string>([
   'params',
   'route',
   'locals',
+  // pino-http (and @perfstack/logger over it), express-rate-limit.
   'id',
   'log',
   'allLogs',
   'rateLimit',
-]);
+  // body-parser (express.json, express.urlencoded): the body, v1's "parsed" flag, and the
+  // raw body apps keep with a `verify` callback.
+  'body',
+  '_body',
+  'rawBody',
+  // cookie-parser.
+  'cookies',
+  'signedCookies',
+  'secret',
+  // express-session.
+  'session',
+  'sessionID',
+  'sessionStore',
+  // passport 0.6+ (sets these per request; older versions patch IncomingMessage.prototype
+  // instead, and a key found on the prototype chain is never declared).
+  'user',
+  'authInfo',
+  '_passport',
+  '_sessionManager',
+  '_userProperty',
+  'login',
+  'logIn',
+  'logout',
+  'logOut',
+  'isAuthenticated',
+  'isUnauthenticated',
+  // multer.
+  'file',
+  'files',
+  // express-jwt / express-oauth2-jwt-bearer, connect-flash, csurf.
+  'auth',
+  'flash',
+  'csrfToken',
+];
+
+const knownKeys = new Set<string>(WELL_KNOWN_KEYS);
 
 /** The string keys declared when seen added (the defaults above plus {@link declareShapeKeys}). */
 export const KNOWN_KEYS: ReadonlySet<string> = knownKeys;

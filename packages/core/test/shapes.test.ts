@@ -41,16 +41,26 @@ describe('declarableValue', () => {
     ['an inherited object', 'shared', false],
     ['an absent Symbol', own, { value: undefined }],
     ['an absent known key', 'baseUrl', { value: undefined }],
-    ['an absent app key', 'user', false],
+    ['an absent well-known middleware key', 'user', { value: undefined }],
+    ['an absent app key', 'tenant', false],
   ] as const)('%s', (_name, key, expected) => {
     expect(declarableValue(proto, key)).toEqual(expected);
   });
 
-  it('knows Express, its router, pino-http and the rate limiter, and nothing an app names', () => {
+  it('knows Express, its router, pino-http, the rate limiter and the common middleware, and nothing an app names', () => {
     for (const key of ['next', 'baseUrl', 'originalUrl', '_parsedUrl', 'params', 'route', 'locals', 'id', 'log']) {
       expect(KNOWN_KEYS.has(key)).toBe(true);
     }
-    for (const key of ['user', 'session', 'body', 'query', 'file']) expect(KNOWN_KEYS.has(key)).toBe(false);
+    const middleware = {
+      'body-parser': ['body', '_body'],
+      'cookie-parser': ['cookies', 'signedCookies', 'secret'],
+      'express-session': ['session', 'sessionID', 'sessionStore'],
+      passport: ['user', '_passport', 'login', 'logIn', 'logout', 'logOut', 'isAuthenticated', 'isUnauthenticated'],
+      multer: ['file', 'files'],
+    };
+    for (const keys of Object.values(middleware)) for (const key of keys) expect(KNOWN_KEYS.has(key)).toBe(true);
+    // `query` is a getter on Express's prototype; the rest are an app's own names.
+    for (const key of ['query', 'tenant', 'appUser', 'account']) expect(KNOWN_KEYS.has(key)).toBe(false);
   });
 });
 
@@ -143,6 +153,26 @@ describe('warmShapes on Express 5', () => {
     // An app's own key is left alone (its requests diverge again) unless the app declares it.
     expect(run('1', { APP_KEY: '1' })).toEqual({ sameReq: false, sameRes: true, fast: true });
     expect(run('1', { APP_KEY: '1', DECLARE: '1' })).toEqual({ sameReq: true, sameRes: true, fast: true });
+  });
+
+  it('keeps one hidden class with the middleware real apps run (body parsers, cookies, session, user)', () => {
+    const run = (extra: Record<string, string>) => {
+      const child = spawnSync(process.execPath, ['--allow-natives-syntax', fixture], {
+        env: { ...process.env, LEARN: '40', REAL: '1', ...extra },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(child.stderr).toBe('');
+      return JSON.parse(child.stdout) as { sameReq: boolean; sameRes: boolean; fast: boolean };
+    };
+    // express.json, express.urlencoded, cookie-parser, express-session's and passport's keys:
+    // all well known, so declared without the app saying anything.
+    expect(run({ WARM: '0' })).toEqual({ sameReq: false, sameRes: false, fast: true });
+    expect(run({ WARM: '1' })).toEqual({ sameReq: true, sameRes: true, fast: true });
+    // Plus 20 declared keys of the app's own: about 36 keys on the request, under MAX_KEYS
+    // (the old cap of 24 lost the class here), and still a fast object.
+    expect(MAX_KEYS).toBe(40);
+    expect(run({ WARM: '1', EXTRA: '20' })).toEqual({ sameReq: true, sameRes: true, fast: true });
   });
 
   it('declareShapeKeys adds an app key to the known ones, and refuses what is not a name', () => {

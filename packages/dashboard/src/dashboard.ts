@@ -86,11 +86,12 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     now,
     () => leakWatch?.alerts() ?? [],
   );
+  const fleetBus = config.fleetBus ?? config.redis;
   const fleet =
-    config.redis === undefined
+    fleetBus === undefined
       ? undefined
       : new Fleet({
-          redis: config.redis,
+          redis: fleetBus,
           instanceId: config.instanceId,
           interval: config.fleetInterval,
           timeout: config.fleetTimeout,

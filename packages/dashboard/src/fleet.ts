@@ -7,7 +7,8 @@
  * Messages are validated field by field (another process wrote them) and the number of
  * peers kept is capped, so memory stays bounded whatever arrives on the channel.
  */
-import type { Disposable, OnceLogger, SharedRedis } from '@perfstack/core';
+import type { Disposable, OnceLogger } from '@perfstack/core';
+import type { FleetBus } from './options.js';
 import { type DashboardSnapshot, type FleetFigures, type InstanceSummary, summarize, totalsOf } from './snapshot.js';
 
 /** The channel, under the shared connection's key prefix. */
@@ -18,7 +19,8 @@ export const MAX_PEERS = 256;
 
 /** Settings for {@link Fleet}. */
 export interface FleetSettings {
-  readonly redis: SharedRedis;
+  /** Redis pub/sub, or the `node:cluster` channel (`perfstack/cluster`). */
+  readonly redis: FleetBus;
   readonly instanceId: string;
   /** ms between publications. */
   readonly interval: number;

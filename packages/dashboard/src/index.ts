@@ -40,7 +40,7 @@ export {
   ProcessLeakSampler,
 } from './leak-watch.js';
 export { type MetricsHandler, type MetricsHandlerOptions, metricsHandler } from './metrics-handler.js';
-export type { DashboardOptions, LeakWatchOptions, ProfilingOptions, ReportOptions } from './options.js';
+export type { DashboardOptions, FleetBus, LeakWatchOptions, ProfilingOptions, ReportOptions } from './options.js';
 export type { CpuFunction, CpuProfile, CpuProfileSummary, FlameNode } from './profile/cpu.js';
 export type { LastProfiles } from './profile/handlers.js';
 export type { AllocationSite, HeapSamplingSummary, SamplingHeapProfile } from './profile/heap.js';

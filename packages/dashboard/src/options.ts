@@ -50,6 +50,12 @@ export interface DashboardOptions {
    */
   readonly redis?: SharedRedis;
   /**
+   * Where the fleet view is exchanged when there is no Redis: the `node:cluster` channel
+   * (`perfstack/cluster` passes it in every worker). Takes precedence over `redis` for the
+   * fleet view only. @default none
+   */
+  readonly fleetBus?: FleetBus;
+  /**
    * Secret the CSRF token is derived from (HMAC-SHA256), at least 32 characters: every
    * instance given the same secret serves and accepts the same token, so a page served by
    * one instance works on another behind a load balancer, with or without Redis.
@@ -162,6 +168,7 @@ export interface DashboardConfig {
   readonly auth: DashboardAuth | undefined;
   readonly basePath: string | undefined;
   readonly redis: SharedRedis | undefined;
+  readonly fleetBus: FleetBus | undefined;
   readonly csrfSecret: string | undefined;
   readonly instanceId: string;
   readonly streamInterval: number;
@@ -183,6 +190,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'auth',
   'basePath',
   'redis',
+  'fleetBus',
   'csrfSecret',
   'instanceId',
   'streamInterval',
@@ -258,6 +266,9 @@ function readBasePath(value: unknown): string | undefined {
   }
   return trimmed;
 }
+
+/** What the fleet view needs from a transport: Redis pub/sub, or the cluster channel. */
+export type FleetBus = Pick<SharedRedis, 'isUp' | 'publish' | 'subscribe'>;
 
 function readRedis(value: unknown): SharedRedis | undefined {
   if (value === undefined) return undefined;
@@ -442,6 +453,7 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     auth: readAuth(PKG, 'auth', o.auth),
     basePath: readBasePath(o.basePath),
     redis: readRedis(o.redis),
+    fleetBus: o.fleetBus === undefined ? undefined : (readRedis(o.fleetBus) as unknown as FleetBus),
     csrfSecret: readCsrfSecret(o.csrfSecret),
     instanceId: readInstanceId(o.instanceId),
     streamInterval: duration('streamInterval', o.streamInterval, 1000, 100, 60_000),

@@ -41,9 +41,11 @@ import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/t
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
 import { type StackClientOptions, stackClient } from './client.js';
+import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
+import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
 
@@ -253,6 +255,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
 
   const registry = opts.registry ?? createRegistry();
   const { redis, owned: ownsRedis } = makeRedis(opts.redis, env.REDIS_URL, log);
+  // In a worker of a `clusterPrimary()` (perfstack/cluster): undefined everywhere else.
+  const clusterParts = clusterWorkerParts(registry);
   const shared = { registry, logger: log };
   const built: Partial<Record<LayerName, Middleware>> = {};
   const layers: {
@@ -275,6 +279,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         ...cacheOptions,
       });
       built.cache = layers.cache;
+      // node:cluster without Redis: invalidations reach every worker through the primary.
+      if (clusterParts !== undefined && redis === undefined) clusterParts.shareInvalidations(layers.cache);
     }
     const sizeOptions = enabled<SizeLimitOptions>('sizeLimit', opts.sizeLimit);
     if (sizeOptions) {
@@ -296,7 +302,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       built.logger = layers.logger;
     }
     const helmetOptions = enabled<HelmetOptions>('helmet', opts.helmet);
-    if (helmetOptions) built.helmet = helmet(helmetOptions) as unknown as Middleware;
+    // helmet's headers worked out once and replayed per request (static-headers.ts).
+    if (helmetOptions) built.helmet = staticHeaders(helmet(helmetOptions) as unknown as Middleware, helmetOptions);
     const corsOptions = enabled<CorsOptions>('cors', opts.cors);
     if (corsOptions) {
       const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
@@ -378,6 +385,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   if (layers.cache) healthChecks.cache = layers.cache;
   if (layers.rateLimit) healthChecks.rateLimit = layers.rateLimit;
   if (layers.circuitBreaker) healthChecks.circuitBreaker = layers.circuitBreaker;
+  if (clusterParts !== undefined) healthChecks.cluster = clusterParts.health;
   let health: HealthHandler | undefined;
   const getHealth = () => {
     health ??= healthHandler({ checks: healthChecks, logger: log, ...access });
@@ -403,13 +411,16 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           },
           registry,
           logger: log,
-          ...(redis ? { redis } : {}),
+          ...(redis ? { redis } : clusterParts ? { fleetBus: clusterParts.fleetBus } : {}),
         });
         opened.push(mw);
         return mw;
       },
     },
-    metrics: { value: () => metricsHandler({ registry, logger: log, ...access }) },
+    metrics: {
+      value: () =>
+        metricsHandler({ registry: (clusterParts?.metricsRegistry ?? registry) as Registry, logger: log, ...access }),
+    },
     health: { value: getHealth },
     client: { value: stackClient({ registry, logger: log }, healthChecks, opened) },
     cache: { value: layers.cache ?? disabledCache(), enumerable: true },
@@ -438,6 +449,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await health?.close();
+          clusterParts?.close();
           if (ownsRedis) await redis?.close();
         })();
         return closing;

@@ -28,6 +28,12 @@ export {
   type RateLimitKeyInfo,
   rateLimit,
 } from './rate-limit.js';
+export {
+  ClusterStore,
+  type ClusterStoreDefinition,
+  ClusterStoreServer,
+  ClusterStoreTimeoutError,
+} from './store/cluster.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
 export { type RedisKeyPlan, RedisStore } from './store/redis.js';
 export { DECIDE_SCRIPT, DECIDE_SHA } from './store/script.js';

@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   checkOptionsObject,
+  clusterChannel,
   consoleLogger,
   createSharedRedis,
   type NextFunction,
@@ -108,8 +109,12 @@ export interface RateLimitOptions {
   readonly ipv6Subnet?: number | false;
   /** Which proxies may set `X-Forwarded-For` (Express's `trust proxy` forms). @default unset: `req.ip` if the framework sets it, else the socket address */
   readonly trustProxy?: TrustProxy;
-  /** `'memory'` or `'redis'`. @default 'redis' when `redis` is given, else 'memory' */
-  readonly store?: 'memory' | 'redis';
+  /**
+   * `'memory'`, `'redis'`, or `'cluster'` (one memory store in the `node:cluster` primary,
+   * reached over IPC: `clusterPrimary()` from `perfstack/cluster`).
+   * @default 'redis' when `redis` is given, else 'cluster' in a perfstack cluster worker, else 'memory'
+   */
+  readonly store?: 'memory' | 'redis' | 'cluster';
   /** The shared Redis connection, or a URL / node-redis client / options to make one. */
   readonly redis?: SharedRedis | string | RedisClient | SharedRedisOptions;
   /** Key prefix after the connection's own prefix. @default 'rl:' */
@@ -235,7 +240,7 @@ export interface RateLimitConfig {
   readonly ipv6Subnet: number | false;
   readonly trust: TrustFunction | undefined;
   readonly trustAll: boolean;
-  readonly storeKind: 'memory' | 'redis';
+  readonly storeKind: 'memory' | 'redis' | 'cluster';
   readonly redis: SharedRedis | undefined;
   readonly ownsRedis: boolean;
   readonly prefix: string;
@@ -460,7 +465,18 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
       `${PKG}: option "redis" must be a SharedRedis, a redis:// URL, a node-redis client or options, got ${String(o.redis)}`,
     );
   }
-  const storeKind = readString(PKG, 'store', o.store, o.redis !== undefined ? 'redis' : 'memory', ['memory', 'redis']);
+  const storeKind = readString(
+    PKG,
+    'store',
+    o.store,
+    o.redis !== undefined ? 'redis' : clusterChannel() !== undefined ? 'cluster' : 'memory',
+    ['memory', 'redis', 'cluster'],
+  );
+  if (storeKind === 'cluster' && clusterChannel() === undefined) {
+    throw new TypeError(
+      `${PKG}: option "store" is "cluster" but this process is not a worker of a primary that runs clusterPrimary() (perfstack/cluster)`,
+    );
+  }
   if (storeKind === 'redis' && o.redis === undefined) {
     throw new TypeError(`${PKG}: option "store" is "redis" but no "redis" connection was given`);
   }

@@ -24,6 +24,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type ClosableMiddleware,
+  clusterChannel,
   createRegistry,
   type HealthCheck,
   type HealthSource,
@@ -48,6 +49,7 @@ import {
   type RateLimitOptions,
   resolveOptions,
 } from './options.js';
+import { ClusterStore } from './store/cluster.js';
 import { MemoryStore } from './store/memory.js';
 import { type RedisKeyPlan, RedisStore } from './store/redis.js';
 import type { Decision } from './store/types.js';
@@ -71,7 +73,7 @@ export interface RateLimiterStats extends RateLimitStats {
   readonly fallback: number;
   /** Requests answered 503 because Redis failed and `failOpen` is false. */
   readonly unavailable: number;
-  readonly store: 'memory' | 'redis';
+  readonly store: 'memory' | 'redis' | 'cluster';
   /** Client keys held in memory (memory store, or the local fallback). */
   readonly keys: number;
   /** Of those, keys kept because they are over their limit (never evicted by other keys). */
@@ -179,6 +181,7 @@ class Limiter {
   readonly #log: OnceLogger;
   readonly #memory: MemoryStore | undefined;
   readonly #redisStore: RedisStore | undefined;
+  readonly #clusterStore: ClusterStore | undefined;
   readonly #names: readonly string[];
   readonly #limits: readonly number[];
   readonly #unregister: () => void;
@@ -219,7 +222,7 @@ class Limiter {
     const sweepIntervalMs = Math.max(1000, Math.min(60_000, ...specs.map((s) => s.windowMs)));
     this.#specs = specs;
     this.#maxWindowMs = Math.max(...specs.map((s) => Math.max(s.windowMs, s.blockMs)));
-    if (config.storeKind === 'memory' || config.failOpen) {
+    if (config.storeKind !== 'redis' || config.failOpen) {
       this.#memory = new MemoryStore({
         specs,
         global,
@@ -229,6 +232,17 @@ class Limiter {
         clock,
       });
     }
+    const channel = config.storeKind === 'cluster' ? clusterChannel() : undefined;
+    this.#clusterStore =
+      channel === undefined
+        ? undefined
+        : new ClusterStore(channel, {
+            ns: `${config.prefix}${this.#names.join('+')}`,
+            specs,
+            global,
+            maxKeys: config.maxKeys,
+            maxHeldKeys: config.maxHeldKeys,
+          });
     const redis = config.redis;
     if (config.storeKind === 'redis' && redis !== undefined) {
       const plan = keyPlan(config, redis.keyPrefix);
@@ -326,6 +340,24 @@ class Limiter {
   /** `until`: a held request's `storeWait` deadline (0: not held yet). */
   #decide(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number, until = 0): void {
     const clock = this.config.clock;
+    const cluster = this.#clusterStore;
+    if (cluster !== undefined) {
+      // One memory store in the primary decides for every worker (batched IPC).
+      cluster.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
+        (decision) => this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock()),
+        (error: unknown) => {
+          this.counters.storeErrors++;
+          this.#log.warnOnce(
+            STORE_DOWN,
+            `The cluster primary did not decide (${error instanceof Error ? error.message : String(error)}); limiting locally in this worker.`,
+          );
+          const now = clock === undefined ? Date.now() : clock();
+          this.counters.fallback++;
+          this.#finish(req, res, next, key, (this.#memory as MemoryStore).decide(key, cost, now, false), now);
+        },
+      );
+      return;
+    }
     const store = this.#redisStore;
     if (store === undefined) {
       const now = clock === undefined ? Date.now() : clock();
@@ -565,7 +597,9 @@ class Limiter {
     let decision: Decision;
     let now = clock === undefined ? Date.now() : clock();
     const store = this.#redisStore;
-    if (store !== undefined && (this.config.redis as SharedRedis).isUp) {
+    if (this.#clusterStore !== undefined) {
+      decision = await this.#clusterStore.decide(key, 0, clock === undefined ? -1 : now, true);
+    } else if (store !== undefined && (this.config.redis as SharedRedis).isUp) {
       decision = await store.decide(key, 0, clock === undefined ? -1 : now, true);
       now = clock === undefined ? Date.now() : clock();
     } else if (this.#memory !== undefined) {
@@ -594,6 +628,16 @@ class Limiter {
   health(): HealthCheck {
     const c = this.counters;
     if (this.config.storeKind === 'memory') return { status: 'ok', store: 'memory' };
+    if (this.config.storeKind === 'cluster') {
+      return clusterChannel()?.connected
+        ? { status: 'ok', store: 'cluster', storeErrors: c.storeErrors }
+        : {
+            status: 'degraded',
+            store: 'cluster',
+            storeErrors: c.storeErrors,
+            detail: 'The cluster primary is unreachable: limiting locally in this worker',
+          };
+    }
     const redis = this.config.redis as SharedRedis;
     if (redis.isUp && !this.#failing) return { status: 'ok', store: 'redis', storeErrors: c.storeErrors };
     return {
@@ -630,6 +674,7 @@ class Limiter {
     this.#stopWaitTimer();
     this.#memory?.close();
     this.#redisStore?.close();
+    this.#clusterStore?.close();
     const redis = this.config.redis;
     if (redis !== undefined && this.#namespace !== undefined) namespaces.get(redis)?.delete(this.#namespace);
     await Promise.all([...this.children].map((child) => child.close()));

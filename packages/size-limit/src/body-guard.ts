@@ -3,13 +3,14 @@
  *
  * The stack's limiter runs before the router, so it cannot know that `/upload` takes
  * 20 MB. It therefore reads nothing itself: it arms a guard on the request and lets it
- * pass. The guard is three hooks on the request object:
+ * pass. The guard is three hooks on the request (the first two patched once on
+ * `IncomingMessage.prototype`, acting only on a request with a guard):
  *
- * - `req.push` (own property): Node's HTTP parser hands every body chunk to
- *   `IncomingMessage#push` (`parserOnBody` in lib/_http_common.js), so this counts every
- *   byte that arrives, whatever reads it later, and can drop bytes before anyone sees them;
- * - a `newListener` listener and `req.resume` (own property): the first `'data'` or
- *   `'readable'` listener, `pipe()` or `resume()` is the moment someone starts reading.
+ * - `push`: Node's HTTP parser hands every body chunk to `IncomingMessage#push`
+ *   (`parserOnBody` in lib/_http_common.js), so this counts every byte that arrives,
+ *   whatever reads it later, and can drop bytes before anyone sees them;
+ * - a `newListener` listener and `resume`: the first `'data'` or `'readable'` listener,
+ *   `pipe()` or `resume()` is the moment someone starts reading.
  *
  * Until then the limit may still change (`sizeLimit.route()` sets it), and Node's own
  * back-pressure keeps what is buffered to one high-water mark, so nothing is decided.
@@ -26,7 +27,7 @@
  * because those consume the body: they would have to run first and decide at once, the
  * very ordering trap this avoids; see the README.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import type { OnceLogger } from '@perfstack/core';
@@ -37,6 +38,24 @@ import { SizeLimitError } from './errors.js';
 import type { RouteSizeLimitConfig } from './options.js';
 
 export const GUARD = Symbol.for('perfstack.sizeLimit.guard');
+
+/**
+ * A refused body with a `Content-Length` of which at most this many bytes are still to come
+ * is read off and dropped instead of closing the connection: a keep-alive client then pays
+ * for no new connection (under load, a 413 that closes cost several times a served request),
+ * while a large body still closes at once.
+ */
+export const DRAIN_LIMIT = 64 * 1024;
+
+/**
+ * Refusals drained on one connection before it is closed anyway. A body parser that was
+ * reading a refused body waits for the request to finish (on-finished), which then happens
+ * only when the socket closes: each drained refusal leaves such a waiter on the socket, so a
+ * client sending nothing but refused bodies gets a new connection every few refusals.
+ */
+export const MAX_DRAINS_PER_CONNECTION = 8;
+
+const DRAINED = Symbol.for('perfstack.sizeLimit.drained');
 
 type PushFn = (chunk: unknown, encoding?: BufferEncoding) => boolean;
 type ReadFn = (size: number) => void;
@@ -83,6 +102,10 @@ export class BodyGuard implements TimerOwner {
   endHeld = false;
   /** The response was switched to `Connection: close` because the unread body is over the limit. */
   closing = false;
+  /** The refused body is small enough to be read off and dropped, keeping the connection. */
+  draining = false;
+  /** `resume()` still means "reading starts" (until it does). */
+  resumeHooked = false;
   timer: NodeJS.Timeout | undefined = undefined;
   decoder: Transform | undefined = undefined;
   encoding: string | undefined = undefined;
@@ -102,8 +125,9 @@ export class BodyGuard implements TimerOwner {
     // Bytes that arrived before the guard was armed (a layer in front of this one awaited).
     this.received = req.readableLength;
     this.keepAlive = res.shouldKeepAlive;
-    this.push = req.push;
-    this.resume = req.resume;
+    const originals = installHooks();
+    this.push = originals.push;
+    this.resume = originals.resume;
   }
 
   isOver(): boolean {
@@ -117,7 +141,7 @@ export class BodyGuard implements TimerOwner {
     this.reading = true;
     const req = this.req;
     req.removeListener('newListener', onNewListener);
-    req.resume = this.resume;
+    this.resumeHooked = false;
     if (this.res.writableFinished) {
       // Node is discarding the body of an answered request (`req._dump()`): let it.
       if (this.endHeld) this.deliverEnd();
@@ -257,12 +281,29 @@ export class BodyGuard implements TimerOwner {
     this.clearTimer();
     const req = this.req;
     req.removeListener('newListener', onNewListener);
-    req.resume = this.resume;
+    this.resumeHooked = false;
+    // A small rest of a Content-Length body is dropped as it arrives (guardedPush), and the
+    // connection kept; anything else closes it (see connection.ts).
+    this.draining =
+      error.code === 'PAYLOAD_TOO_LARGE' &&
+      this.decoder === undefined &&
+      this.keepAlive &&
+      this.contentLength >= 0 &&
+      this.contentLength - this.received <= DRAIN_LIMIT &&
+      countDrain(req.socket);
+    if (this.draining && this.closing && !this.res.headersSent) {
+      // closeIfTooLarge() gave up the connection while nobody read; draining keeps it.
+      this.closing = false;
+      this.res.shouldKeepAlive = this.keepAlive;
+    }
     if (this.decoder !== undefined) {
       this.decoder.destroy();
       this.decoder = undefined;
     }
-    this.enforcer.reject(req, this.res, error, true);
+    this.enforcer.reject(req, this.res, error, !this.draining);
+    // A client that stops sending the rest does not keep the connection: after the linger
+    // time, an unfinished drained body closes it like any refused body.
+    if (this.draining && !req.complete) setTimeout(closeUndrained, this.enforcer.lingerTimeout, req).unref();
   }
 
   /** Sets up decoding of a `Content-Encoding` this layer knows; leaves others alone. */
@@ -296,12 +337,46 @@ export class BodyGuard implements TimerOwner {
   }
 }
 
-/** Replaces `req.push`: every body chunk from Node's HTTP parser passes here. */
+const HOOKED = Symbol.for('perfstack.sizeLimit.hooks');
+
+interface Originals {
+  readonly push: PushFn;
+  readonly resume: ResumeFn;
+}
+
+/**
+ * Patches `IncomingMessage.prototype.push` and `resume` once per process, to pass to the
+ * guard of a request that has one ({@link GUARD}). Own `push`/`resume` properties per request
+ * were the alternative; on Express's requests (their prototype is swapped per request) each
+ * such property costs V8 a new hidden class per request (see core's shapes.ts). The
+ * originals are kept on the prototype under a global symbol, so two copies of this package
+ * in one process share one patch.
+ */
+function installHooks(): Originals {
+  const proto = IncomingMessage.prototype as unknown as GuardedRequest & { [HOOKED]?: Originals };
+  const installed = proto[HOOKED];
+  if (installed !== undefined) return installed;
+  const originals: Originals = { push: proto.push, resume: proto.resume };
+  proto.push = function sizeLimitPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
+    return this[GUARD] === undefined
+      ? originals.push.call(this, chunk, encoding)
+      : guardedPush.call(this, chunk, encoding);
+  };
+  proto.resume = function sizeLimitResume(this: GuardedRequest): IncomingMessage {
+    return this[GUARD]?.resumeHooked === true ? guardedResume.call(this) : originals.resume.call(this);
+  };
+  Object.defineProperty(proto, HOOKED, { value: originals });
+  return originals;
+}
+
+/** Every body chunk from Node's HTTP parser passes here when the request has a guard. */
 function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
   const guard = this[GUARD] as BodyGuard;
-  // A refused body is dropped. Returning false pauses the socket until the answer is out;
-  // after that, the lingering close drains what the client still sends (see connection.ts).
-  if (guard.rejected) return guard.res.writableFinished;
+  // A refused body is dropped, its end too (the reader never sees the request complete, so
+  // no parser reports a second error). Returning false pauses the socket until the answer
+  // is out; after that, the lingering close drains what the client still sends (see
+  // connection.ts). A draining body keeps the socket reading: the next request follows it.
+  if (guard.rejected) return guard.draining || guard.res.writableFinished;
   if (chunk === null) return guard.finish();
   guard.received += (chunk as Buffer).length;
   if (!guard.reading) {
@@ -316,7 +391,19 @@ function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEnco
   return guard.push.call(this, chunk, encoding);
 }
 
-/** Replaces `req.resume` until reading starts: `pipe()`, `on('data')` and `resume()` all call it. */
+/** Counts a drained refusal on `socket`; false once it had {@link MAX_DRAINS_PER_CONNECTION}. */
+function countDrain(socket: (IncomingMessage['socket'] & { [DRAINED]?: number }) | null | undefined): boolean {
+  if (socket === null || socket === undefined) return false;
+  const drained = (socket[DRAINED] ?? 0) + 1;
+  socket[DRAINED] = drained;
+  return drained <= MAX_DRAINS_PER_CONNECTION;
+}
+
+function closeUndrained(req: IncomingMessage): void {
+  if (!req.complete) req.socket?.destroy();
+}
+
+/** `req.resume()` until reading starts: `pipe()`, `on('data')` and `resume()` all call it. */
 function guardedResume(this: GuardedRequest): IncomingMessage {
   const guard = this[GUARD] as BodyGuard;
   guard.startReading();
@@ -369,11 +456,10 @@ export function armBodyGuard(
   const guard = new BodyGuard(guarded, res, enforcer, settings);
   guarded[GUARD] = guard;
   if (settings.decompress) guard.startDecoding(req.headers['content-encoding']);
-  guarded.push = guardedPush;
   if (guarded.readableFlowing !== null) {
     guard.startReading();
   } else {
-    guarded.resume = guardedResume;
+    guard.resumeHooked = true;
     guarded.on('newListener', onNewListener);
     guard.closeIfTooLarge();
   }

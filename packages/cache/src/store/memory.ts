@@ -10,6 +10,7 @@ import { LRUCache } from 'lru-cache';
 import type { Entry } from '../entry.js';
 import { varyValue } from '../http-semantics.js';
 import { selectVariant } from '../variants.js';
+import type { CacheStore } from './store.js';
 
 /** Most variants one URL keeps (CORS with many origins, languages...). The oldest goes first. */
 export const MAX_VARIANTS = 32;
@@ -54,7 +55,7 @@ export function matchesVariant(
 }
 
 /** The in-process LRU store. */
-export class MemoryStore {
+export class MemoryStore implements CacheStore {
   /**
    * Made at the first write: lru-cache allocates and fills its arrays for all `maxEntries`
    * slots up front (about 2 ms at the default 10,000), which a stack built per test, or a
@@ -159,6 +160,34 @@ export class MemoryStore {
     if (current === undefined) return 0;
     this.#lru?.delete(key);
     return Array.isArray(current) ? current.length : 1;
+  }
+
+  // ------------------------------------------------ the CacheStore contract (store.ts)
+
+  /** Every variant of `key`, without touching recency. */
+  readVariants(key: string): Entry[] {
+    const stored = this.#lru?.peek(key);
+    if (stored === undefined) return [];
+    return Array.isArray(stored) ? [...stored] : [stored];
+  }
+
+  /** {@link MemoryStore.put}; L1 bounds lifetime by the entry's own times, not `ttl`. */
+  writeVariant(key: string, entry: Entry, _ttl: number): void {
+    this.put(key, entry);
+  }
+
+  /** Deletes keys; returns how many existed. */
+  deleteKeys(keys: readonly string[]): number {
+    let removed = 0;
+    for (const key of keys) if (this.delete(key) > 0) removed++;
+    return removed;
+  }
+
+  /** Keys carrying any of `tags` (the index forgets them when they are deleted). */
+  takeTagged(tags: readonly string[]): string[] {
+    const keys = new Set<string>();
+    for (const tag of tags) for (const key of this.keysForTag(tag)) keys.add(key);
+    return [...keys];
   }
 
   /** Keys carrying `tag`. */

@@ -1,37 +1,61 @@
 /**
- * L2: the Redis store, on the stack's one shared connection. Entries go through Keyv
- * (@keyv/redis), one record per URL holding its variants; tag sets, request-collapsing
- * locks and the invalidation channel use the same client directly, because Keyv is a
- * key-value API and has no sets, `SET NX` or pub/sub.
+ * L2: the Redis store, on the stack's one shared connection, implementing
+ * {@link CacheStore}. Layout under the stack's key prefix:
+ *
+ * - `cache::<key>` — one hash per URL, one field per variant (the field is the variant's
+ *   vary names and values, `""` when the URL does not vary). Reading a URL is one `HGETALL`,
+ *   writing a variant is one `MULTI` (`HSET` + expiry) that leaves the other variants
+ *   alone, so instances filling different variants of one URL at once never overwrite
+ *   each other's work. The hash lives as long as its longest-lived variant; dead variants
+ *   are filtered on read.
+ * - `cache-tag:<tag>` — a set of keys per tag.
+ * - `cache-lock:<key>\n<variant>` — request-collapsing locks, one per variant
+ *   (`SET NX PX`, released only by their owner).
+ * - `cache:events` — pub/sub announcements ("this key is now stored"), a hint only;
+ *   invalidations go through the durable stream of `invalidation-feed.ts`.
  *
  * Every call has a time limit ({@link RedisStore} `timeout`) and fails instead of
  * waiting; callers treat a failure as a miss (reads) or skip (writes). While the
  * connection is down, callers do not call at all ({@link RedisStore.available}).
  */
-import type { Disposable, SharedRedis } from '@perfstack/core';
-import type { Keyv } from 'keyv';
+import { armDeadline, type Disposable, type SharedRedis } from '@perfstack/core';
 import { deserializeVariants, type Entry, serializeVariants } from '../entry.js';
 import { CacheStoreError } from '../errors.js';
+import { type CacheStore, variantId } from './store.js';
 
 /** A message on the invalidation channel. */
-export type CacheEvent =
-  | { readonly from: string; readonly op: 'invalidate'; readonly keys: readonly string[] }
-  | { readonly from: string; readonly op: 'stored'; readonly key: string };
+export interface CacheEvent {
+  readonly from: string;
+  readonly op: 'stored';
+  readonly key: string;
+  /** The request headers the stored response varies on (so the others collapse misses per variant). */
+  readonly vary?: readonly string[];
+}
 
 const CHANNEL = 'cache:events';
 
-/** Runs `work` with a time limit. */
+/**
+ * Runs `work` with a time limit, measured in loop time (core's `armDeadline`): when this
+ * process was starved of CPU, the reply that waited in the socket settles the call
+ * instead of a timeout blaming a healthy Redis.
+ */
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new CacheStoreError(`Redis ${what} took longer than ${ms}ms`)), ms);
-    timer.unref();
+    let settled = false;
+    const disarm = armDeadline(
+      ms,
+      () => settled,
+      () => reject(new CacheStoreError(`Redis ${what} took longer than ${ms}ms`)),
+    );
     work.then(
       (value) => {
-        clearTimeout(timer);
+        settled = true;
+        disarm();
         resolve(value);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        settled = true;
+        disarm();
         reject(error instanceof CacheStoreError ? error : new CacheStoreError(`Redis ${what} failed`, error));
       },
     );
@@ -64,10 +88,16 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
+/** Compare-and-delete: a lock is released only by the instance that holds it. */
+const UNLOCK_SCRIPT =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/** Most variants one URL keeps in Redis; past it the hash is emptied and refilled (a Vary on a wild header). */
+export const MAX_REDIS_VARIANTS = 64;
+
 /** The Redis (L2) store. */
-export class RedisStore {
+export class RedisStore implements CacheStore {
   readonly redis: SharedRedis;
-  readonly #keyv: Keyv<string>;
   readonly #timeout: number;
   readonly #entryPrefix: string;
   readonly #tagPrefix: string;
@@ -76,7 +106,6 @@ export class RedisStore {
   constructor(redis: SharedRedis, timeout: number) {
     this.redis = redis;
     this.#timeout = timeout;
-    this.#keyv = redis.keyv<string>('cache');
     this.#entryPrefix = `${redis.keyPrefix}cache::`;
     this.#tagPrefix = `${redis.keyPrefix}cache-tag:`;
     this.#lockPrefix = `${redis.keyPrefix}cache-lock:`;
@@ -87,15 +116,37 @@ export class RedisStore {
     return this.redis.isUp;
   }
 
+  /** Time limit of each call, ms. */
+  get timeout(): number {
+    return this.#timeout;
+  }
+
   /** The Redis key of an entry record (for tests and operators). */
   entryKey(key: string): string {
     return `${this.#entryPrefix}${key}`;
   }
 
-  /** Reads the variants of `key`. */
-  async get(key: string): Promise<Entry[]> {
-    const text = await withTimeout(this.#keyv.get(key), this.#timeout, 'GET');
-    return deserializeVariants(text);
+  /** Reads every variant of `key`: one `HGETALL`. */
+  async readVariants(key: string): Promise<Entry[]> {
+    const fields = await withTimeout(this.redis.client.hGetAll(this.entryKey(key)), this.#timeout, 'HGETALL');
+    const out: Entry[] = [];
+    for (const field of Object.keys(fields ?? {})) {
+      for (const entry of deserializeVariants((fields as Record<string, string>)[field])) out.push(entry);
+    }
+    return out;
+  }
+
+  /**
+   * Reads the variants of `key` stored under these fields (see {@link variantId}): one
+   * `HMGET`, for a request waiting on one variant (it need not decode the others).
+   */
+  async readVariantFields(key: string, fields: readonly string[]): Promise<Entry[]> {
+    const values = await withTimeout(this.redis.client.hmGet(this.entryKey(key), [...fields]), this.#timeout, 'HMGET');
+    const out: Entry[] = [];
+    for (const value of values ?? []) {
+      if (typeof value === 'string') for (const entry of deserializeVariants(value)) out.push(entry);
+    }
+    return out;
   }
 
   /** True when the shared connection is a Redis Cluster client. */
@@ -104,28 +155,41 @@ export class RedisStore {
   }
 
   /**
-   * Writes the variants of `key` with a TTL, and adds the key to its tag sets. On one
-   * node, all tag sets go in one MULTI; on a cluster each tag set is its own key in its
+   * Writes one variant of `key` and adds the key to the entry's tag sets. The hash gets
+   * the longest TTL of its variants (`PEXPIRE GT`, and `NX` for a new hash). On one node,
+   * the tag sets go in the same MULTI; on a cluster each tag set is its own key in its
    * own slot, so each gets its own MULTI (a MULTI over several slots is `CROSSSLOT`),
    * all sent at once: still one round trip of wall-clock time.
    */
-  async set(key: string, variants: readonly Entry[], ttl: number, tags: readonly string[]): Promise<void> {
-    const work: Promise<unknown>[] = [this.#keyv.set(key, serializeVariants(variants), ttl)];
-    if (tags.length > 0) {
-      const client = this.redis.client;
-      if (this.#cluster) {
-        for (const tag of tags) {
-          const multi = client.multi();
-          this.#tagOne(multi, tag, key, ttl);
-          work.push(multi.exec());
-        }
-      } else {
-        const multi = client.multi();
-        for (const tag of tags) this.#tagOne(multi, tag, key, ttl);
-        work.push(multi.exec());
+  async writeVariant(key: string, entry: Entry, ttl: number): Promise<void> {
+    const client = this.redis.client;
+    const name = this.entryKey(key);
+    const field = variantId(entry.varyNames, entry.varyValues);
+    const multi = client.multi();
+    // An entry that does not vary replaces every variant; one that varies replaces the "no Vary" record.
+    if (field === '') multi.del(name);
+    else multi.hDel(name, '');
+    multi.hSet(name, field, serializeVariants([entry]));
+    multi.pExpire(name, ttl, 'GT');
+    multi.pExpire(name, ttl, 'NX');
+    multi.hLen(name);
+    const tags = entry.tags;
+    const work: Promise<unknown>[] = [];
+    if (tags.length > 0 && this.#cluster) {
+      for (const tag of tags) {
+        const tagMulti = client.multi();
+        this.#tagOne(tagMulti, tag, key, ttl);
+        work.push(tagMulti.exec());
       }
+    } else {
+      for (const tag of tags) this.#tagOne(multi, tag, key, ttl);
     }
-    await withTimeout(Promise.all(work), this.#timeout, 'SET');
+    work.unshift(multi.exec());
+    const [replies] = (await withTimeout(Promise.all(work), this.#timeout, 'HSET')) as [unknown[]];
+    // A URL whose variants never stop multiplying (Vary on a header with endless values) is emptied.
+    if (Number(replies?.[4]) > MAX_REDIS_VARIANTS) {
+      await withTimeout(client.del(name), this.#timeout, 'DEL');
+    }
   }
 
   /** Queues the commands adding `key` to the set of `tag`. */
@@ -142,10 +206,10 @@ export class RedisStore {
    * node; on a cluster (where a multi-key `DEL` is `CROSSSLOT`) one `DEL` per key, all
    * sent at once.
    */
-  async delete(keys: readonly string[]): Promise<number> {
+  async deleteKeys(keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0;
     const client = this.redis.client;
-    const names = keys.map((key) => `${this.#entryPrefix}${key}`);
+    const names = keys.map((key) => this.entryKey(key));
     if (!this.#cluster) return Number(await withTimeout(client.del(names), this.#timeout, 'DEL'));
     const counts = await withTimeout(Promise.all(names.map((name) => client.del(name))), this.#timeout, 'DEL');
     let removed = 0;
@@ -200,10 +264,13 @@ export class RedisStore {
     } while (cursor !== '0');
   }
 
-  /** Takes the fetch lock of `key` for `ttl` ms (`SET NX PX`); true when this instance holds it. */
-  async lock(key: string, owner: string, ttl: number): Promise<boolean> {
+  /**
+   * Takes the fill lock `name` (a key and variant, see the engine's flights) for `ttl` ms
+   * (`SET NX PX`); true when `owner` now holds it.
+   */
+  async lock(name: string, owner: string, ttl: number): Promise<boolean> {
     const reply = await withTimeout(
-      this.redis.client.set(`${this.#lockPrefix}${key}`, owner, {
+      this.redis.client.set(`${this.#lockPrefix}${name}`, owner, {
         condition: 'NX',
         expiration: { type: 'PX', value: ttl },
       }),
@@ -213,9 +280,20 @@ export class RedisStore {
     return reply === 'OK';
   }
 
-  /** Releases the fetch lock (best effort; it expires anyway). */
-  async unlock(key: string): Promise<void> {
-    await withTimeout(this.redis.client.del(`${this.#lockPrefix}${key}`), this.#timeout, 'DEL lock');
+  /** True while some instance holds the fill lock `name`. */
+  async locked(name: string): Promise<boolean> {
+    return (
+      Number(await withTimeout(this.redis.client.exists(`${this.#lockPrefix}${name}`), this.#timeout, 'EXISTS')) > 0
+    );
+  }
+
+  /** Releases the fill lock if `owner` holds it (best effort; it expires anyway). */
+  async unlock(name: string, owner: string): Promise<void> {
+    await withTimeout(
+      this.redis.client.eval(UNLOCK_SCRIPT, { keys: [`${this.#lockPrefix}${name}`], arguments: [owner] }),
+      this.#timeout,
+      'unlock',
+    );
   }
 
   /** Tells the other instances. */

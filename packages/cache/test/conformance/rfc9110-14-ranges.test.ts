@@ -76,6 +76,31 @@ const cases: Case[] = [
   ),
 ];
 
+cases.push({
+  name: '§14 + RFC 9111 §4.3 a Range on a stale entry: revalidated (304), then answered 206 from it',
+  origin: (req, res, call) => {
+    res.set({ 'Cache-Control': 'max-age=10', ETag: '"r1"', 'Content-Type': 'text/plain', 'X-Call': String(call) });
+    if (req.headers['if-none-match'] === '"r1"') {
+      res.status(304).end();
+      return;
+    }
+    res.send(BODY);
+  },
+  steps: [
+    { expect: { status: 200, cache: 'MISS', body: BODY, calls: 1 } },
+    {
+      advance: 11_000,
+      headers: { range: 'bytes=0-2' },
+      expect: { status: 206, cache: 'MISS', body: 'abc', headers: { 'content-range': 'bytes 0-2/26' }, calls: 2 },
+    },
+    {
+      advance: 11_000,
+      headers: { range: 'bytes=99-' },
+      expect: { status: 416, cache: 'MISS', body: '', headers: { 'content-range': 'bytes */26' }, calls: 3 },
+    },
+  ],
+});
+
 describe('RFC 9110 §14 ranges', () => {
   conformance(cases);
 

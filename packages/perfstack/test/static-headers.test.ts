@@ -1,0 +1,71 @@
+/**
+ * The preset replays helmet's headers from one recording (packages/perfstack/src/static-headers.ts):
+ * the headers must be exactly helmet's, for its defaults and other static options, and helmet
+ * itself must run when a CSP directive is computed per request (a nonce).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Middleware } from '@perfstack/core';
+import express from 'express';
+import helmet, { type HelmetOptions } from 'helmet';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listen, request, type TestServer } from '../../../test/helpers/http.js';
+import { staticHeaders } from '../src/static-headers.js';
+
+const servers: TestServer[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+});
+
+/** The headers an Express app answers with behind `middleware` (without Date). */
+async function headersBehind(middleware: Middleware): Promise<Record<string, unknown>> {
+  const app = express();
+  app.use(middleware as express.RequestHandler);
+  app.get('/', (_req, res) => {
+    res.json({ ok: true });
+  });
+  const server = await listen(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
+  servers.push(server);
+  const { status, headers } = await request(server.url);
+  expect(status).toBe(200);
+  const { date: _date, ...rest } = headers;
+  return rest;
+}
+
+describe('helmet replayed', () => {
+  it.each<[string, HelmetOptions]>([
+    ['the defaults', {}],
+    ['CSP off, HSTS changed', { contentSecurityPolicy: false, strictTransportSecurity: { maxAge: 5 } }],
+    ['custom static directives', { contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'cdn.test'] } } }],
+    ['frameguard deny, no referrer policy', { frameguard: { action: 'deny' }, referrerPolicy: false }],
+  ])('sets exactly what helmet sets, with %s (X-Powered-By removed too)', async (_name, options) => {
+    const original = helmet(options) as unknown as Middleware;
+    const replayed = staticHeaders(original, options);
+    expect(replayed).not.toBe(original);
+    const expected = await headersBehind(original);
+    expect(expected['x-powered-by']).toBeUndefined();
+    expect(await headersBehind(replayed)).toEqual(expected);
+  });
+
+  it('keeps helmet itself when a CSP directive is computed per request', () => {
+    const options: HelmetOptions = {
+      contentSecurityPolicy: {
+        directives: { 'script-src': ["'self'", (_req, res) => `'nonce-${(res as { nonce?: string }).nonce}'`] },
+      },
+    };
+    const original = helmet(options) as unknown as Middleware;
+    expect(staticHeaders(original, options)).toBe(original);
+  });
+
+  it('keeps a middleware that reads the request or does not call next at once', () => {
+    const readsRequest: Middleware = (req, res, next) => {
+      res.setHeader('x-path', String(req.url));
+      next();
+    };
+    const deferred: Middleware = (_req, res, next) => {
+      res.setHeader('x-late', '1');
+      setImmediate(next);
+    };
+    expect(staticHeaders(readsRequest, {})).toBe(readsRequest);
+    expect(staticHeaders(deferred, {})).toBe(deferred);
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * `node:cluster` with four workers and no Redis (issue 16): `clusterPrimary()` from
+ * `perfstack/cluster` in the primary, an unchanged Express app with `performanceStack()` in
+ * each worker (fixtures/cluster-app.mjs, on the built packages). Real processes, real HTTP;
+ * the kernel-side round robin of the cluster spreads connections over the workers.
+ *
+ * - limit 100 → exactly 100 of 1,000 concurrent requests admitted, all four workers serving;
+ * - `/metrics`' request counter equals the requests sent, whichever worker answers;
+ * - a tag invalidation on one worker is applied on all four within 100 ms;
+ * - a killed worker is replaced, the limits stay exact, `/metrics` does not go back.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request, waitFor } from '../helpers/http.js';
+import { ConnectionPool, countBy } from './burst.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/cluster-app.mjs', import.meta.url));
+
+let primary: ChildProcess;
+let control = '';
+let app = '';
+let port = 0;
+let pool: ConnectionPool;
+
+interface Probe {
+  readonly pid: number;
+  readonly entries: number;
+  readonly invalidatedAt: number;
+}
+
+const workers = async () => (await request(`${control}/workers`)).json<Array<{ id: number; pid: number }>>();
+const probe = async () => (await request(`${control}/probe`)).json<Probe[]>();
+
+/**
+ * Sum of `http_requests_total` for the requests this test sends to `/`, as one scrape (one
+ * worker) answers it: route `/`, plus the 429s (answered before the app's router: `unmatched`).
+ */
+async function scrape(): Promise<{ total: number; status: number }> {
+  const res = await request(`${app}/metrics`);
+  let total = 0;
+  for (const match of res.text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)$/gm)) {
+    const labels = match[1] as string;
+    if (
+      labels.includes('route="/"') ||
+      (labels.includes('route="unmatched"') && labels.includes('status_code="429"'))
+    ) {
+      total += Number(match[2]);
+    }
+  }
+  return { total, status: res.status };
+}
+
+beforeAll(async () => {
+  primary = spawn(process.execPath, [fixture], {
+    env: { ...process.env, WORKERS: '4' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = await new Promise<{ control: number; app: number }>((resolve, reject) => {
+    let buffer = '';
+    primary.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const nl = buffer.indexOf('\n');
+      if (nl !== -1) resolve(JSON.parse(buffer.slice(0, nl)));
+    });
+    primary.once('exit', (code) => reject(new Error(`cluster primary exited with ${code}`)));
+  });
+  control = `http://127.0.0.1:${ready.control}`;
+  port = ready.app;
+  app = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await workers()).length === 4, 10_000);
+  pool = await ConnectionPool.open([port], 1000);
+}, 60_000);
+
+afterAll(async () => {
+  pool?.close();
+  if (primary && primary.exitCode === null) {
+    await new Promise<void>((resolve) => {
+      primary.once('exit', () => resolve());
+      primary.kill('SIGTERM');
+    });
+  }
+});
+
+describe('node:cluster, 4 workers, no Redis', () => {
+  let sentToRoot = 0;
+
+  it('limit 100 → exactly 100 of 1,000 concurrent requests admitted, by all four workers', async () => {
+    const responses = await pool.burst(
+      Array.from({ length: 1000 }, () => ({ path: '/', headers: { 'x-client': 'one' } })),
+    );
+    sentToRoot += 1000;
+    expect(countBy(responses, (r) => r.status)).toEqual({ 200: 100, 429: 900 });
+    // The admitted ones came from every worker (each answers with its pid).
+    const pids = new Set(responses.filter((r) => r.status === 200).map((r) => r.body));
+    expect(pids.size).toBe(4);
+    const health = (await request(`${app}/health`)).json<{
+      status: string;
+      checks: { rateLimit: { store: string }; cluster: { workers: number } };
+    }>();
+    expect(health.status).toBe('ok');
+    expect(health.checks.rateLimit.store).toBe('cluster');
+    expect(health.checks.cluster.workers).toBe(4);
+  });
+
+  it('the dashboard shows every worker (the fleet view, over the cluster channel)', async () => {
+    let instances: unknown[] = [];
+    await waitFor(async () => {
+      const snapshot = (await request(`${app}/dashboard/api/snapshot`)).json<{
+        fleet: { instances: unknown[]; connected: boolean } | null;
+      }>();
+      instances = snapshot.fleet?.instances ?? [];
+      return instances.length === 4 && snapshot.fleet?.connected === true;
+    }, 10_000);
+    expect(instances).toHaveLength(4);
+  });
+
+  it('/metrics: the request counter equals the requests sent, whichever worker answers the scrape', async () => {
+    const more = await pool.burst(
+      Array.from({ length: 200 }, (_, i) => ({ path: '/', headers: { 'x-client': `m${i}` } })),
+    );
+    sentToRoot += 200;
+    expect(countBy(more, (r) => r.status)).toEqual({ 200: 200 });
+    // Fresh connections: the cluster hands each to the next worker.
+    for (let i = 0; i < 8; i++) expect(await scrape()).toEqual({ total: sentToRoot, status: 200 });
+  });
+
+  it('a tag invalidation on one worker is applied on all four within 100 ms', async () => {
+    // Fill every worker's cache (new connections go round robin).
+    await waitFor(
+      async () => {
+        await request(`${app}/products`);
+        return (await probe()).every((p) => p.entries >= 1);
+      },
+      10_000,
+      0,
+    );
+    const res = await request(`${app}/products/invalidate`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    const { pid, at } = res.json<{ pid: number; at: number }>();
+    let probes: Probe[] = [];
+    await waitFor(async () => {
+      probes = await probe();
+      return probes.filter((p) => p.pid !== pid).every((p) => p.invalidatedAt >= at);
+    }, 5000);
+    expect(probes).toHaveLength(4);
+    for (const p of probes) expect(p.entries, `worker ${p.pid}`).toBe(0);
+    const lag = Math.max(...probes.filter((p) => p.pid !== pid).map((p) => p.invalidatedAt - at));
+    expect(lag).toBeLessThan(100);
+  });
+
+  it('a killed worker is replaced; the limits stay exact and /metrics does not go back', async () => {
+    const half = await pool.burst(Array.from({ length: 50 }, () => ({ path: '/', headers: { 'x-client': 'kill' } })));
+    sentToRoot += 50;
+    expect(countBy(half, (r) => r.status)).toEqual({ 200: 50 });
+    // One scrape gathers every worker's counters (kept for a worker that then dies).
+    expect((await scrape()).total).toBe(sentToRoot);
+    const before = (await workers()).map((w) => w.pid);
+    const killed = (await request(`${control}/kill`, { method: 'POST' })).json<{ pid: number }>();
+    expect(before).toContain(killed.pid);
+    await waitFor(async () => {
+      const now = await workers();
+      return now.length === 4 && !now.some((w) => w.pid === killed.pid);
+    }, 15_000);
+    pool.close();
+    pool = await ConnectionPool.open([port], 500);
+    const rest = await pool.burst(Array.from({ length: 500 }, () => ({ path: '/', headers: { 'x-client': 'kill' } })));
+    sentToRoot += 500;
+    // 50 before the kill + 50 after = exactly the limit: the counts live in the primary.
+    expect(countBy(rest, (r) => r.status)).toEqual({ 200: 50, 429: 450 });
+    expect(new Set(rest.map((r) => r.body)).has(String(killed.pid))).toBe(false);
+    for (let i = 0; i < 4; i++) expect(await scrape()).toEqual({ total: sentToRoot, status: 200 });
+  }, 30_000);
+});
