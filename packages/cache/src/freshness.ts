@@ -25,7 +25,7 @@ export const HEURISTIC_STATUSES: readonly number[] = [200, 203, 204, 206, 300, 3
  * Statuses whose caching rules this cache implements, for `must-understand` (§5.2.2.3).
  * 206 is left out: partial responses are never stored.
  */
-export const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
+const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
   200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 501,
 ]);
 
@@ -259,7 +259,7 @@ export function selectDirectives(
  * lifetime of 0 (stale), not "absent". With `overrideFreshness`, the route's ttl wins.
  * Targeted fields replace Cache-Control and `Expires` (RFC 9213 §2.2).
  */
-export function freshnessLifetime(
+function freshnessLifetime(
   res: ResponseView,
   cc: CacheControl,
   usesTargeted: boolean,

@@ -27,7 +27,7 @@ function hasInvalidSpec(range: string): boolean {
 }
 
 /** True when `If-Range` lets the range apply: a strong ETag equal to the entry's, or its exact Last-Modified date. */
-export function ifRangeMatches(header: unknown, entry: Entry): boolean {
+function ifRangeMatches(header: unknown, entry: Entry): boolean {
   const value = headerString(header)?.trim();
   if (value === undefined) return true;
   if (value.startsWith('"') || value.startsWith('W/')) {

@@ -163,7 +163,7 @@ export function serveStale(
 }
 
 /** Starts one background refresh per key (per process; with Redis, per fleet). */
-export function revalidateInBackground(engine: CacheEngine, req: IncomingMessage, key: string): void {
+function revalidateInBackground(engine: CacheEngine, req: IncomingMessage, key: string): void {
   if (engine.refreshing.has(key) || engine.closed) return;
   engine.refreshing.add(key);
   const done = () => engine.refreshing.delete(key);

@@ -24,7 +24,7 @@ function secondaryKey(values: readonly string[]): string {
 }
 
 /** The secondary key these request headers select, for `names`. */
-export function requestSecondaryKey(names: readonly string[], headers: Headers): string {
+function requestSecondaryKey(names: readonly string[], headers: Headers): string {
   if (names.length === 1) return varyValue(headers, names[0] as string);
   let key = '';
   for (let i = 0; i < names.length; i++) {
