@@ -4,7 +4,8 @@
  * the same conditions with problem+json (`CIRCUIT_OPEN`, `OVERLOADED`, `TIMEOUT`).
  */
 
-function hasCode(error: unknown, name: string, code: string): boolean {
+/** True when `error` carries this `name` and `code` (the cross-copy half of the `isXxx` guards). */
+export function hasCode(error: unknown, name: string, code: string): boolean {
   return (
     typeof error === 'object' &&
     error !== null &&

@@ -58,15 +58,17 @@ export function resolveRetry(value: RetryOptions | false | undefined): RetryConf
  * @param initialDelayMs cap of the first retry
  * @param maxDelayMs largest cap
  * @param random a source of numbers in [0, 1)
- * @returns an integer in [0, min(maxDelayMs, initialDelayMs·2^retry))
+ * @param multiplier growth of the cap per retry (2 unless told)
+ * @returns an integer in [0, min(maxDelayMs, initialDelayMs·multiplier^retry))
  */
 export function fullJitterDelay(
   retry: number,
   initialDelayMs: number,
   maxDelayMs: number,
   random: () => number,
+  multiplier = 2,
 ): number {
-  const cap = Math.min(maxDelayMs, initialDelayMs * 2 ** retry);
+  const cap = Math.min(maxDelayMs, initialDelayMs * multiplier ** retry);
   return Math.floor(random() * cap);
 }
 

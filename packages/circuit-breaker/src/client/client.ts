@@ -19,6 +19,7 @@ import { Bulkhead } from '../bulkhead.js';
 import { BreakerTimeoutError, BulkheadFullError } from '../errors.js';
 import { breakerMetrics } from '../metrics.js';
 import { PKG } from '../policy.js';
+import { fullJitterDelay } from '../retry.js';
 import { BreakerStateMachine, REJECTED } from '../state-machine.js';
 import { RetryBudget } from './budget.js';
 import { ClientDeadlineError, NoOriginAvailableError } from './errors.js';
@@ -323,7 +324,7 @@ class ResilientClient implements Client {
   /** The delay before retry `n` (0-based): full jitter under min(maxDelay, initialDelay · multiplierⁿ). */
   #backoff(n: number): number {
     const { initialDelayMs, maxDelayMs, multiplier, random } = this.#config;
-    return Math.floor(random() * Math.min(maxDelayMs, initialDelayMs * multiplier ** n));
+    return fullJitterDelay(n, initialDelayMs, maxDelayMs, random, multiplier);
   }
 
   #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -5,14 +5,7 @@
  * are spent; these two are the client's own verdicts.
  */
 
-function hasCode(error: unknown, name: string, code: string): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as { name?: unknown }).name === name &&
-    (error as { code?: unknown }).code === code
-  );
-}
+import { hasCode } from '../errors.js';
 
 /** The overall deadline (`retry.deadline`) ran out across the attempts. */
 export class ClientDeadlineError extends Error {
