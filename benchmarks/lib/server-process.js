@@ -87,13 +87,17 @@ export function peakRss(pid) {
 }
 
 /**
- * Starts `file` with `env` and resolves once it prints `READY <port>`.
+ * Starts `file` with `env` and resolves once it prints `READY <port>`, under `launcher`
+ * when one is given.
  * Resolves `{ unavailable: reason }` when it prints `UNAVAILABLE <reason>` and exits 3.
  * @returns {Promise<{ pid: number, port: number, url: string, stop(): Promise<void>, stderr(): string } | { unavailable: string }>}
  */
-export async function startServer({ file, env, core, nodeArgs = [], timeoutMs = 20_000 }) {
+export async function startServer({ file, env, core, nodeArgs = [], launcher = [], timeoutMs = 20_000 }) {
   const port = await freePort();
-  const { command, args } = pinned(core, process.execPath, [...nodeArgs, file]);
+  // `launcher`: a command the server runs under (valgrind for instructions.js), e.g.
+  // ['valgrind', '--tool=callgrind', ...]; node and its arguments follow it.
+  const [first, ...rest] = [...launcher, process.execPath, ...nodeArgs, file];
+  const { command, args } = pinned(core, first, rest);
   const child = spawn(command, args, {
     env: { ...process.env, ...env, PORT: String(port), NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe'],
