@@ -119,4 +119,5 @@ export {
   shapeWarmerOf,
   warmShapes,
 } from './shapes.js';
+export { requestSpan, spanEvent, traceFields } from './trace.js';
 export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';
