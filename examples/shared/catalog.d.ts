@@ -17,5 +17,8 @@ export function handleShutdown(
   stack: { close(): Promise<void> },
   options?: { graceMs?: number },
 ): void;
-export function exampleStackOptions<T extends object>(redis: string | undefined, overrides?: T): Record<string, unknown> & T;
+export function exampleStackOptions<T extends object>(
+  redis: string | undefined,
+  overrides?: T,
+): Record<string, unknown> & T;
 export function readJson(req: import('node:http').IncomingMessage, limit?: number): Promise<unknown>;

@@ -17,23 +17,25 @@ const dir = fileURLToPath(new URL('.', import.meta.url));
 const fixture = `${dir}cacheable.ts`;
 
 function compile(source: string) {
-  const parsed = ts.getParsedCommandLineOfConfigFile(`${dir}tsconfig.json`, {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    `${dir}tsconfig.json`,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  });
+  );
   if (parsed === undefined) throw new Error('test/types/tsconfig.json could not be read');
   const host = ts.createCompilerHost(parsed.options);
   const readFile = host.readFile.bind(host);
   host.readFile = (name) => (name === fixture ? source : readFile(name));
   const program = ts.createProgram([fixture], parsed.options, host);
-  return ts
-    .getPreEmitDiagnostics(program)
-    .map((d) => ({
-      code: d.code,
-      line: d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0,
-    }));
+  return ts.getPreEmitDiagnostics(program).map((d) => ({
+    code: d.code,
+    line: d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0,
+  }));
 }
 
 const out = `${dir}.out`;

@@ -59,7 +59,8 @@ export class NotAHandler {
 // Mounting: the decorated method keeps its type, so Express's route accepts it as is.
 const controller = new ProductsController([{ id: '1', name: 'Espresso machine' }]);
 const app = express();
-app.get('/products', (req, res, next) => controller.list(req, res));
+app.get('/products', (req, res) => controller.list(req, res));
 app.get('/products/:id', (req, res, next) => controller.get(req, res, next));
 app.get('/quote', (req, res) => controller.quote(req, res));
+
 export { app };

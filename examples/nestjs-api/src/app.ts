@@ -23,12 +23,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { type Catalog, createCatalog, exampleStackOptions, invalidProduct } from '@perfstack/example-catalog';
-import {
-  CacheResponse,
-  PerfstackModule,
-  type PerfstackModuleOptions,
-  PerfstackService,
-} from '@perfstack/nestjs';
+import { CacheResponse, PerfstackModule, type PerfstackModuleOptions, PerfstackService } from '@perfstack/nestjs';
 
 /** The catalog's injection token. */
 export const CATALOG = Symbol('catalog');

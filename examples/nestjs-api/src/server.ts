@@ -8,7 +8,9 @@ const port = Number(process.env.PORT ?? 3000);
 const adapter = process.env.ADAPTER === 'fastify' ? 'fastify' : 'express';
 const { app, perfstack } = await createApp({ adapter });
 await app.listen(port, '0.0.0.0');
-console.log(`perfstack example (NestJS on ${adapter === 'fastify' ? 'Fastify' : 'Express'}) on http://localhost:${port}`);
+console.log(
+  `perfstack example (NestJS on ${adapter === 'fastify' ? 'Fastify' : 'Express'}) on http://localhost:${port}`,
+);
 console.log(`  dashboard: http://localhost:${port}/dashboard   metrics: /metrics   health: /health`);
 console.log(`  Redis: ${perfstack.stack.redis ? 'shared (REDIS_URL)' : 'none, everything in memory'}`);
 

@@ -40,7 +40,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function checkObject(name: string, options: unknown): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options)) {
-    throw new TypeError(`${PKG}: @${name}() takes an options object, got ${Array.isArray(options) ? 'an array' : typeof options}`);
+    throw new TypeError(
+      `${PKG}: @${name}() takes an options object, got ${Array.isArray(options) ? 'an array' : typeof options}`,
+    );
   }
   return options;
 }
@@ -50,7 +52,9 @@ function setMetadata(name: string, key: string, value: unknown): AnyDecorator {
   return function perfstackDecorator(target: object, property?: string | symbol, descriptor?: PropertyDescriptor) {
     if (descriptor !== undefined) {
       if (typeof descriptor.value !== 'function') {
-        throw new TypeError(`${PKG}: @${name}() decorates controller classes and route methods, not ${String(property)}`);
+        throw new TypeError(
+          `${PKG}: @${name}() decorates controller classes and route methods, not ${String(property)}`,
+        );
       }
       Reflect.defineMetadata(key, value, descriptor.value);
       return descriptor;
@@ -100,7 +104,8 @@ export function NoCache(): AnyDecorator {
  */
 export function RateLimit(options: RateLimitRouteOptions): AnyDecorator {
   const checked = checkObject('RateLimit', options);
-  if (options === undefined) throw new TypeError(`${PKG}: @RateLimit() needs options, e.g. { limit: 10, window: '1m' }`);
+  if (options === undefined)
+    throw new TypeError(`${PKG}: @RateLimit() needs options, e.g. { limit: 10, window: '1m' }`);
   for (const key of ['redis', 'registry', 'logger', 'clock']) {
     if (key in checked) throw new TypeError(`${PKG}: @RateLimit() has no "${key}" option: the module's is used`);
   }

@@ -34,4 +34,4 @@ export {
 export { PerfstackModule } from './module.js';
 export { PERFSTACK_OPTIONS, type PerfstackModuleAsyncOptions, type PerfstackModuleOptions } from './options.js';
 export type { PerfstackRoute } from './routes.js';
-export { type PerfstackStats, PerfstackService } from './service.js';
+export { PerfstackService, type PerfstackStats } from './service.js';

@@ -13,12 +13,7 @@ import { type DynamicModule, Global, Inject, Module, type OnModuleInit } from '@
 import { type ApplicationConfig, HttpAdapterHost, ModuleRef, ModulesContainer } from '@nestjs/core';
 import type { NextFunction } from '@perfstack/core';
 import { mountFastify } from './fastify.js';
-import {
-  PERFSTACK_OPTIONS,
-  type PerfstackModuleAsyncOptions,
-  type PerfstackModuleOptions,
-  PKG,
-} from './options.js';
+import { PERFSTACK_OPTIONS, type PerfstackModuleAsyncOptions, type PerfstackModuleOptions, PKG } from './options.js';
 import { scanRoutes } from './routes.js';
 import { PerfstackService } from './service.js';
 
@@ -128,11 +123,14 @@ export class PerfstackModule implements OnModuleInit {
     let dashboard: Handler | undefined;
     let metrics: Handler | undefined;
     let health: Handler | undefined;
-    app.use(paths.dashboard, function perfstackDashboard(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
-      if (!service.ready) return next();
-      dashboard ??= service.stack.dashboard();
-      dashboard(req, res, next);
-    });
+    app.use(
+      paths.dashboard,
+      function perfstackDashboard(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
+        if (!service.ready) return next();
+        dashboard ??= service.stack.dashboard();
+        dashboard(req, res, next);
+      },
+    );
     app.get(paths.metrics, function perfstackMetrics(req, res, next) {
       if (!service.ready) return next();
       metrics ??= service.stack.metrics();

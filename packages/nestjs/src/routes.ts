@@ -9,12 +9,12 @@
  * `request.routeOptions.url`), so a lookup is two Map reads.
  */
 import { RequestMethod, type VersioningOptions } from '@nestjs/common';
-import type { VersionValue } from '@nestjs/common/interfaces/version-options.interface.js';
 import { METHOD_METADATA, MODULE_PATH, PATH_METADATA, VERSION_METADATA } from '@nestjs/common/constants.js';
+import type { VersionValue } from '@nestjs/common/interfaces/version-options.interface.js';
 import type { ApplicationConfig, ModulesContainer } from '@nestjs/core';
 import { MetadataScanner } from '@nestjs/core/metadata-scanner.js';
-import { PathsExplorer } from '@nestjs/core/router/paths-explorer.js';
 import type { RoutePathMetadata } from '@nestjs/core/router/interfaces/route-path-metadata.interface.js';
+import { PathsExplorer } from '@nestjs/core/router/paths-explorer.js';
 import { RoutePathFactory } from '@nestjs/core/router/route-path-factory.js';
 import {
   type CacheResponseOptions,
@@ -109,13 +109,20 @@ export function routeSettings(
   const classCache = meta(PERFSTACK_CACHE, controller) as Meta;
   // The method's own decorator wins: @NoCache on a method of a cached controller, or
   // @CacheResponse on a method of a @NoCache controller.
-  const noCache = meta(PERFSTACK_NO_CACHE, handler) === true || (ownCache === undefined && meta(PERFSTACK_NO_CACHE, controller) === true);
+  const noCache =
+    meta(PERFSTACK_NO_CACHE, handler) === true ||
+    (ownCache === undefined && meta(PERFSTACK_NO_CACHE, controller) === true);
   const cacheOptions = noCache || !READ_METHODS.has(method) ? undefined : mergeDefined(classCache, ownCache);
-  const breaker = mergeDefined(meta(PERFSTACK_CIRCUIT_BREAKER, controller) as Meta, meta(PERFSTACK_CIRCUIT_BREAKER, handler) as Meta);
+  const breaker = mergeDefined(
+    meta(PERFSTACK_CIRCUIT_BREAKER, controller) as Meta,
+    meta(PERFSTACK_CIRCUIT_BREAKER, handler) as Meta,
+  );
   return {
     cache: cacheOptions as CacheResponseOptions | undefined,
     noCache,
-    rateLimit: ((meta(PERFSTACK_RATE_LIMIT, handler) ?? meta(PERFSTACK_RATE_LIMIT, controller)) as RateLimitRouteOptions | undefined),
+    rateLimit: (meta(PERFSTACK_RATE_LIMIT, handler) ?? meta(PERFSTACK_RATE_LIMIT, controller)) as
+      | RateLimitRouteOptions
+      | undefined,
     circuitBreaker: breaker as CircuitBreakerRouteOptions | undefined,
     skip: meta(PERFSTACK_SKIP, handler) === true || meta(PERFSTACK_SKIP, controller) === true,
   };

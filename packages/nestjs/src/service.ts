@@ -28,7 +28,9 @@ export interface PerfstackStats {
   /** The module's rate limiter's counters (when on). */
   readonly rateLimit: ReturnType<RateLimiter['stats']> | undefined;
   /** Breakers by route and their states (when on). */
-  readonly circuitBreaker: ReturnType<NonNullable<PerformanceStack['layers']['circuitBreaker']>['snapshot']> | undefined;
+  readonly circuitBreaker:
+    | ReturnType<NonNullable<PerformanceStack['layers']['circuitBreaker']>['snapshot']>
+    | undefined;
 }
 
 /** The route of a request, looked up once (`null`: none with perfstack settings). */
