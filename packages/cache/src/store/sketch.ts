@@ -21,7 +21,7 @@ const SEEDS = [0x9e3779b1, 0x85ebca77, 0xc2b2ae3d, 0x27d4eb2f] as const;
 
 /** FNV-1a over the UTF-16 code units of `key`, finished with murmur3's fmix32. */
 export function hashKey(key: string): number {
-  let h = 0x811c9dc5;
+  let h = 0x811c9dc5 | 0; // an int32 from the start: V8 keeps the loop in integer registers
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -38,7 +38,8 @@ export function hashKey(key: string): number {
 export class FrequencySketch {
   readonly #table: Uint8Array;
   readonly #width: number;
-  readonly #mask: number;
+  /** 32 − log2(width): the shift that keeps the top bits as a row index. */
+  readonly #shift: number;
   /** Increments between two halvings. */
   readonly sampleSize: number;
   #additions = 0;
@@ -52,15 +53,14 @@ export class FrequencySketch {
     let width = 16;
     while (width < capacity && width < 1 << 22) width *= 2;
     this.#width = width;
-    this.#mask = width - 1;
+    this.#shift = 32 - Math.log2(width);
     this.#table = new Uint8Array(width * DEPTH);
     this.sampleSize = Math.max(10 * capacity, 16);
   }
 
+  /** Multiplicative hashing: the top bits of hash × an odd constant, one constant per row. */
   #index(hash: number, row: number): number {
-    let h = Math.imul(hash ^ (hash >>> 15), SEEDS[row] as number);
-    h ^= h >>> 13;
-    return row * this.#width + (h & this.#mask);
+    return row * this.#width + (Math.imul(hash, SEEDS[row] as number) >>> this.#shift);
   }
 
   /** Counts one more occurrence of `hash`; halves every counter each `sampleSize` increments. */
