@@ -12,6 +12,8 @@
  * - `zipf-0.9+scan`: the Zipf 0.9 stream, and after every `--scan-every` (20,000)
  *   requests a one-pass scan of `--scan-length` × cache keys (2×) never seen before and
  *   never requested again (a crawler, a report, a cache-warming job);
+ * - `zipf-0.9+shift`: Zipf 0.9 whose hot set moves to other keys every `--shift-every`
+ *   (100,000) requests — a recency-leaning check that frequency does not keep a stale set;
  * - `loop`: keys 0 … 1.5 × cache − 1 in order, over and over (a loop larger than the cache).
  *
  * Every policy sees the same stream as `get(key)`, then `set(key)` on a miss, all entries
@@ -31,7 +33,7 @@
  * key on a full cache (each evicts one entry: the LRU one, or for TinyLFU the loser of
  * the admission test — usually the new key itself).
  *
- * With `--instructions`, each (policy, operation) also runs alone under valgrind
+ * With `--instructions`, lru and tinylfu each also run each operation alone under valgrind
  * (callgrind) twice, with n and 2n operations after the same setup; the difference of
  * the two instruction counts divided by n is the steady-state cost per operation,
  * deterministic whatever else runs on the machine.
@@ -56,11 +58,13 @@ const USAGE = `Usage: node benchmarks/eviction.js [options]
   --requests <n>       requests per workload (default 1000000)
   --scan-every <n>     Zipf requests between two scans (default 20000)
   --scan-length <x>    keys per scan, times the cache size (default 2)
+  --shift-every <n>    requests between two moves of the hot set (default 100000)
   --seed <n>           PRNG seed (default 1)
   --rounds <n>         cost rounds, the first discarded (default 8)
-  --instructions       also count instructions per operation under valgrind (callgrind):
-                       (count of a run with 2n operations − count with n) / n, which the
-                       load of a shared machine does not change (about 2 minutes)
+  --instructions       also count instructions per operation of lru and tinylfu under
+                       valgrind (callgrind): (count of a run with 2n operations − count
+                       with n) / n, which the load of a shared machine does not change
+                       (8 valgrind runs: 10–30 minutes)
   --no-cost            hit ratios only
   --no-hits            cost only
   --json <file>        write the figures as JSON too
@@ -102,7 +106,7 @@ function zipf(n, alpha, random) {
 }
 
 /** The workloads as arrays of key ids (Int32Array). Scan keys are ids past the universe. */
-function workloads({ keys, requests, seed, cache, scanEvery, scanLength }) {
+function workloads({ keys, requests, seed, cache, scanEvery, scanLength, shiftEvery }) {
   const out = [];
   for (const alpha of [0.7, 0.9, 1.1]) {
     const next = zipf(keys, alpha, prng(seed));
@@ -127,6 +131,18 @@ function workloads({ keys, requests, seed, cache, scanEvery, scanLength }) {
       }
     }
     out.push({ name: 'zipf-0.9+scan', trace });
+  }
+  {
+    // popularity moves: every `shiftEvery` requests the Zipf ranks map to other keys
+    // (a new hot set, as when yesterday's articles cool down), to check that admission by
+    // frequency does not hold on to an old hot set (the sketch ages every 10 × cache)
+    const next = zipf(keys, 0.9, prng(seed));
+    const trace = new Int32Array(requests);
+    for (let i = 0; i < requests; i++) {
+      const epoch = Math.floor(i / shiftEvery);
+      trace[i] = (next() + epoch * 7919) % keys;
+    }
+    out.push({ name: 'zipf-0.9+shift', trace });
   }
   {
     const length = Math.round(1.5 * cache);
@@ -313,6 +329,8 @@ function instructionsPerOp(policy, op, ops) {
           '--tool=callgrind',
           `--callgrind-out-file=${join(dir, `cg.${n}.out`)}`,
           process.execPath,
+          // compile and collect garbage on the main thread: the same work in both runs
+          '--single-threaded',
           fileURLToPath(import.meta.url),
           '--op',
           `${policy}:${op}:${n}`,
@@ -349,6 +367,7 @@ function parseCli(argv) {
       requests: { type: 'string', default: '1000000' },
       'scan-every': { type: 'string', default: '20000' },
       'scan-length': { type: 'string', default: '2' },
+      'shift-every': { type: 'string', default: '100000' },
       seed: { type: 'string', default: '1' },
       rounds: { type: 'string', default: '8' },
       'no-cost': { type: 'boolean', default: false },
@@ -373,6 +392,7 @@ function parseCli(argv) {
     requests: int('requests', values.requests),
     scanEvery: int('scan-every', values['scan-every']),
     scanLength,
+    shiftEvery: int('shift-every', values['shift-every']),
     seed: int('seed', values.seed),
     rounds: int('rounds', values.rounds),
     cost: !values['no-cost'],
@@ -477,18 +497,19 @@ function main() {
     }
   }
   if (settings.instructions) {
-    const ops = { get: 200_000, set: 50_000 };
+    const ops = { get: 100_000, set: 20_000 };
     console.log(`\n### Instructions per operation (callgrind), cache ${COST_SIZE} entries\n`);
     console.log('| policy | get (hit) | vs lru-cache | set (new key, evicts one) | vs lru-cache |');
     console.log('| --- | ---: | ---: | ---: | ---: |');
-    const rows = policies.map((policy) => ({
+    // lru-cache and ours only: each run is minutes under valgrind
+    const rows = ['lru', 'tinylfu'].map((policy) => ({
       policy,
       get: instructionsPerOp(policy, 'get', ops.get),
       set: instructionsPerOp(policy, 'set', ops.set),
     }));
     const lru = rows.find((r) => r.policy === 'lru');
+    result.instructions = rows;
     for (const row of rows) {
-      result.instructions = rows;
       console.log(
         `| ${row.policy} | ${row.get.toFixed(0)} | ${(row.get / lru.get).toFixed(2)}x | ${row.set.toFixed(0)} | ${(row.set / lru.set).toFixed(2)}x |`,
       );

@@ -98,11 +98,18 @@ class Queue<V> {
     this.bytes -= node.size;
   }
 
-  /** Makes `node` (already in this queue) the most recently used. */
+  /** Makes `node` (already in this queue, not its last) the most recently used; counts are unchanged. */
   touch(node: Node<V>): void {
-    if (this.last === node) return;
-    this.unlink(node);
-    this.push(node);
+    const last = this.last as Node<V>;
+    if (last === node) return;
+    const next = node.next as Node<V>; // there is one: `node` is not the last
+    if (node.prev === undefined) this.first = next;
+    else node.prev.next = next;
+    next.prev = node.prev;
+    node.prev = last;
+    node.next = undefined;
+    last.next = node;
+    this.last = node;
   }
 
   clear(): void {
