@@ -97,7 +97,11 @@ export async function invalidateEverywhere(
 ): Promise<number> {
   const removed = invalidateLocal(engine, keys, tags, prefix);
   const feed = engine.fleet.feed;
-  if (feed === undefined) return removed.size;
+  if (feed === undefined) {
+    // Without Redis, a bus (fleetBus) carries it to the other processes, which apply it locally.
+    engine.fleet.share(keys, tags, prefix);
+    return removed.size;
+  }
   const deleted = await feed.publish({ keys: [...new Set([...keys, ...removed])], tags, prefix });
   return Math.max(removed.size, deleted);
 }

@@ -300,13 +300,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       layers.cache = responseCache({
         ...shared,
         ...(redis ? { redis } : {}),
+        // A cluster without Redis: invalidations reach every worker through the hub.
+        ...(!redis && clusterParts ? { fleetBus: clusterParts.cacheBus } : {}),
         ...(env.PERFSTACK_CACHE_TTL ? { ttl: env.PERFSTACK_CACHE_TTL } : {}),
         ...(cacheMiB === undefined ? {} : { maxBytes: cacheMiB * 1024 * 1024 }),
         ...cacheOptions,
       });
       built.cache = layers.cache;
-      // node:cluster without Redis: invalidations reach every worker through the primary.
-      if (clusterParts !== undefined && redis === undefined) clusterParts.shareInvalidations(layers.cache);
     }
     const sizeOptions = enabled<SizeLimitOptions>('sizeLimit', opts.sizeLimit);
     if (sizeOptions) {
