@@ -21,6 +21,7 @@ export type {
   CacheSource,
   CacheStats,
   CircuitBreakerSource,
+  ConcurrencyLimitFigures,
   HealthCheck,
   HealthSource,
   LatencySummary,
