@@ -29,6 +29,7 @@ export type {
   CacheSource,
   CacheStats,
   CircuitBreakerSource,
+  ConcurrencyLimitFigures,
   HealthCheck,
   HealthSource,
   LatencySummary,
