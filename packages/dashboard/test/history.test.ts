@@ -123,7 +123,7 @@ describe('History', () => {
     const key = `${keyPrefix}dashboard:history:2000010000`;
     let stored: string | null = null;
     for (let i = 0; i < 50 && stored === null; i++) {
-      stored = await redisA.run((c) => c.get(key));
+      stored = String((await redisA.run((c) => c.get(key))) ?? '') || null;
       if (stored === null) await new Promise((r) => setTimeout(r, 20));
     }
     expect(JSON.parse(stored as string)).toEqual(a.report().coarse.points[0]);
