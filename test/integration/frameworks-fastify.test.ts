@@ -375,6 +375,52 @@ describe('perfstack/fastify on its own apps', () => {
     expect(note.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limit: 1024 });
   });
 
+  it('keys breakers by the route pattern: a throwing route opens its own breaker; errors are problem+json on the access line', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const app = make();
+    await app.register(perfstack, {
+      ...stackOptions,
+      circuitBreaker: { failureThreshold: 3, resetTimeout: '1h' },
+      logger: { refusalInterval: 0, destination: { write: (line: string) => lines.push(JSON.parse(line)) } },
+    });
+    let calls = 0;
+    app.get('/fail/:id', async () => {
+      calls++;
+      throw new Error('database down');
+    });
+    app.get('/ok/:id', async () => ({ ok: true }));
+    const url = await start(app);
+    for (const id of [1, 2, 3]) {
+      const failed = await request(`${url}/fail/${id}`);
+      expect(failed.status).toBe(500);
+      expect(failed.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(failed.json()).toEqual({
+        type: 'urn:perfstack:problem:internal-error',
+        title: 'Internal Server Error',
+        status: 500,
+        detail: 'The server failed to answer the request.',
+        code: 'INTERNAL_ERROR',
+      });
+    }
+    const open = await request(`${url}/fail/9`);
+    expect(open.status).toBe(503);
+    expect(open.json()).toMatchObject({ status: 503, code: 'CIRCUIT_OPEN' });
+    expect(calls).toBe(3);
+    expect((await request(`${url}/ok/1`)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const first = lines[0] as { route: string; err?: { message: string }; res: { statusCode: number } };
+    expect(first.route).toBe('/fail/:id');
+    expect(first.res.statusCode).toBe(500);
+    expect(first.err?.message).toBe('database down');
+    expect(lines.map((l) => [l.route, (l.res as { statusCode: number }).statusCode])).toEqual([
+      ['/fail/:id', 500],
+      ['/fail/:id', 500],
+      ['/fail/:id', 500],
+      ['/fail/:id', 503],
+      ['/ok/:id', 200],
+    ]);
+  });
+
   it('never stores a response that sets a cookie, and labels metrics by the route pattern', async () => {
     const app = make();
     await app.register(perfstack, stackOptions);
