@@ -25,6 +25,7 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./packages/perfstack/src/node.ts', import.meta.url)),
       },
       { find: /^perfstack$/, replacement: pkg('perfstack') },
+      { find: /^@perfstack\/nestjs$/, replacement: pkg('nestjs') },
     ],
   },
   test: {
