@@ -421,6 +421,33 @@ describe('perfstack/fastify on its own apps', () => {
     ]);
   });
 
+  it("makes request.log the stack's redacted access logger, with the request id", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const app = make();
+    await app.register(perfstack, {
+      ...stackOptions,
+      logger: { destination: { write: (line: string) => lines.push(JSON.parse(line)) } },
+    });
+    app.get('/users/:id', async (request) => {
+      request.log.info({ user: { id: 7, password: 'hunter2' }, token: 'abc123' }, 'looked up');
+      return { id: 7 };
+    });
+    const url = await start(app);
+    const res = await request(`${url}/users/7`, { headers: { 'x-request-id': 'trace-42' } });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-request-id']).toBe('trace-42');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines).toHaveLength(2);
+    const [handlerLine, accessLine] = lines as [Record<string, unknown>, Record<string, unknown>];
+    expect(handlerLine.msg).toBe('looked up');
+    expect(handlerLine.reqId).toBe('trace-42');
+    expect(handlerLine.user).toEqual({ id: 7, password: '[REDACTED]' });
+    expect(handlerLine.token).toBe('[REDACTED]');
+    expect(accessLine.reqId).toBe('trace-42');
+    expect(accessLine.route).toBe('/users/:id');
+    expect(accessLine.msg).toBe('request completed');
+  });
+
   it('never stores a response that sets a cookie, and labels metrics by the route pattern', async () => {
     const app = make();
     await app.register(perfstack, stackOptions);
