@@ -8,7 +8,7 @@
  */
 import { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
-import perfstack from 'perfstack/fastify';
+import perfstack, { performanceStack } from 'perfstack/fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/fastify-api/app.js';
 import { request } from '../helpers/http.js';
@@ -479,6 +479,37 @@ describe('perfstack/fastify on its own apps', () => {
     await expect(other.register(perfstack, { ...stackOptions, paths: { metrics: 3 as never } })).rejects.toThrow(
       'perfstack/fastify: option "paths.metrics" must be a path or false, got number',
     );
+  });
+
+  it('uses a stack built already (option stack): shared across apps, still serving after one app closes', async () => {
+    const stack = performanceStack(stackOptions);
+    try {
+      const serve = async () => {
+        const app = make();
+        await app.register(perfstack, { stack });
+        app.get('/shared', { config: { perfstack: { cache: { ttl: '5m' } } } }, async () => ({ at: Date.now() }));
+        return { app, url: await start(app) };
+      };
+      const first = await serve();
+      // One Host for both apps (they listen on two ports): the cache keys by authority.
+      const miss = await request(`${first.url}/shared`, { headers: { host: 'shop.example' } });
+      expect(miss.headers['x-cache']).toBe('MISS');
+      expect(first.app.perfstack).toBe(stack);
+      await first.app.close();
+      const second = await serve();
+      const hit = await request(`${second.url}/shared`, { headers: { host: 'shop.example' } });
+      expect(hit.headers['x-cache']).toBe('HIT');
+      expect(hit.text).toBe(miss.text);
+      expect((await request(`${second.url}/health`)).status).toBe(200);
+      await expect(make().register(perfstack, { stack, cache: false })).rejects.toThrow(
+        'perfstack/fastify: option "stack" is a stack built already: give "cache" to performanceStack(), not here',
+      );
+      await expect(make().register(perfstack, { stack, paths: { metrics: '/m' } })).rejects.toThrow(
+        'perfstack/fastify: with option "stack", the endpoints are at the stack\'s paths; "paths.metrics" may only be false',
+      );
+    } finally {
+      await stack.close();
+    }
   });
 
   it('leaves an endpoint out with false and serves another at a configured path', async () => {
