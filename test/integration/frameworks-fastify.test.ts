@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import perfstack, { performanceStack } from 'perfstack/fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/fastify-api/app.js';
-import { request } from '../helpers/http.js';
+import { request, waitFor } from '../helpers/http.js';
 
 const quiet = { warn() {}, error() {} };
 const silentLog = { destination: { write() {} } };
@@ -319,6 +319,11 @@ describe('perfstack/fastify on its own apps', () => {
       rateLimit: { limit: 100, window: '1m' },
       sizeLimit: { limit: '1kb' },
     });
+    // The app's own onResponse hooks see every answer, the ones the stack wrote on reply.raw too.
+    const finished: string[] = [];
+    app.addHook('onResponse', async (request, reply) => {
+      finished.push(`${request.url} ${reply.statusCode} ${String(reply.raw.getHeader('x-cache'))}`);
+    });
     let origin = 0;
     app.get('/cached', { config: { perfstack: { cache: { ttl: '5m', tags: ['products'] } } } }, async () => {
       origin++;
@@ -341,6 +346,8 @@ describe('perfstack/fastify on its own apps', () => {
     const second = await request(`${url}/cached`);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.json()).toEqual({ origin: 1 });
+    await waitFor(() => finished.length === 2);
+    expect(finished).toEqual(['/cached 200 MISS', '/cached 200 HIT']);
     expect(await app.perfstack.cache.invalidate({ tags: ['products'] })).toBe(1);
     const third = await request(`${url}/cached`);
     expect(third.headers['x-cache']).toBe('MISS');
