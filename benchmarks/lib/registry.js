@@ -333,6 +333,29 @@ for (const framework of ['express', 'koa', 'node']) {
   }
 }
 
+// perfstack/fastify (issue 17): the plugin on Fastify 5, every layer on; compare stack-fastify
+// with fastify-stack (the Fastify plugin stack, same features) and stack-fastify-hit with
+// fastify-bare.
+const fastifyStack = {
+  group: 'perfstack full stack',
+  file: 'perfstack-fastify.js',
+  logFile: true,
+  checks: fullStackChecks(),
+};
+add({ ...fastifyStack, name: 'stack-fastify', title: 'perfstack/fastify on Fastify 5 (memory), uncached' });
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-hit',
+  title: 'perfstack/fastify on Fastify 5 (memory), cache hit',
+  request: GET_CACHED,
+});
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-post',
+  title: 'perfstack/fastify on Fastify 5 (memory), POST small JSON',
+  request: POST_SMALL,
+});
+
 // node:cluster without Redis (issue 16): the full stack on 1 and on 2 workers, not pinned
 // (the scaling on 2 cores is the ratio of the two), and the IPC store's per-request cost.
 for (const workers of [1, 2]) {
