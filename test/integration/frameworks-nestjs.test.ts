@@ -200,8 +200,8 @@ describe.each(ADAPTERS)('@perfstack/nestjs decorators on NestJS (%s adapter)', (
     const three = await request(`${url}/limits/strict`);
     expect([one.status, two.status, three.status]).toEqual([200, 200, 429]);
     expect(one.headers['ratelimit-policy']).toBe('"2-in-1min"; q=2; w=60');
-    expect(one.headers.ratelimit).toBe('"2-in-1min"; r=1; t=60');
-    expect(two.headers.ratelimit).toBe('"2-in-1min"; r=0; t=60');
+    expect(one.headers.ratelimit).toMatch(/^"2-in-1min"; r=1; t=\d+$/);
+    expect(two.headers.ratelimit).toMatch(/^"2-in-1min"; r=0; t=\d+$/);
     expect(three.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(three.headers['retry-after']).toMatch(/^\d+$/);
     expect(three.json()).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
