@@ -16,7 +16,7 @@ const quiet = { warn() {}, error() {} };
 const stackOptions = { env: false, log: quiet, logger: { destination: { write() {} } } } as const;
 const catalogOptions = { latencyMs: 2, failureRate: 0 };
 
-const ADAPTERS = ['express'] as const;
+const ADAPTERS = ['express', 'fastify'] as const;
 
 async function listen(app: INestApplication): Promise<string> {
   await app.listen(0, '127.0.0.1');
@@ -36,6 +36,7 @@ describe.each(ADAPTERS)('the full stack on NestJS (%s adapter)', (adapter) => {
   });
 
   it('answers through every layer: helmet, request id, rate-limit headers, timing, cache miss then hit', async () => {
+    expect(app.getHttpAdapter().getType()).toBe(adapter);
     const miss = await request(`${url}/products`);
     expect(miss.status).toBe(200);
     expect(miss.headers['content-type']).toBe('application/json; charset=utf-8');
@@ -153,6 +154,7 @@ describe.each(ADAPTERS)('@perfstack/nestjs decorators on NestJS (%s adapter)', (
   });
 
   it("@CacheResponse's ttl on a method overrides the controller's and the module's", async () => {
+    expect(app.getHttpAdapter().getType()).toBe(adapter);
     expect((await request(`${url}/menu`)).headers['x-cache']).toBe('MISS');
     expect((await request(`${url}/menu/short`)).headers['x-cache']).toBe('MISS');
     expect((await request(`${url}/menu`)).headers['x-cache']).toBe('HIT');
