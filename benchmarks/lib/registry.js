@@ -150,6 +150,40 @@ add({
   checks: fastifyStackChecks(),
 });
 
+// NestJS 11 (Express adapter) with the libraries its users assemble (issue 17).
+add({
+  name: 'nestjs-peer-stack',
+  group: 'peer stack',
+  title: 'NestJS peer stack: cache-manager CacheInterceptor, throttler, nestjs-pino, helmet, CORS, prom, uncached',
+  file: 'nestjs-peer-stack.js',
+  logFile: true,
+  checks: [
+    getProducts({ ...HELMET, 'x-ratelimit-limit': undefined, 'access-control-allow-origin': '*' }),
+    getCached(),
+    {
+      // CacheInterceptor stores the handler's value, not the response's headers: the origin
+      // counter is read from the app instead of from X-Origin-Count.
+      name: `GET ${CACHED_PATH} twice: the second from CacheInterceptor, the origin asked once at most`,
+      async run({ url }) {
+        const count = async () => JSON.parse((await httpRequest(`${url}/api/origin-count`)).text).count;
+        const before = await count();
+        for (let i = 0; i < 2; i++) {
+          const response = await httpRequest(`${url}${CACHED_PATH}`);
+          if (response.status !== 200 || response.text !== PRODUCTS_JSON) {
+            throw new Error(`${this.name}: expected 200 and the products JSON (got ${response.status})`);
+          }
+        }
+        const asked = (await count()) - before;
+        if (asked > 1) throw new Error(`${this.name}: the origin ran ${asked} times for two requests`);
+      },
+    },
+    postProducts(),
+    oversizePost(),
+    bodyContains('/metrics', 'http_request_duration_seconds'),
+    accessLogRedacted(),
+  ],
+});
+
 // Each peer alone on Express.
 const peer = (name, title, extra = {}) =>
   add({
@@ -354,6 +388,16 @@ add({
   name: 'stack-fastify-post',
   title: 'perfstack/fastify on Fastify 5 (memory), POST small JSON',
   request: POST_SMALL,
+});
+
+// @perfstack/nestjs on NestJS 11 (Express adapter), memory: the NestJS peer stack's counterpart.
+add({
+  name: 'stack-nestjs',
+  group: 'perfstack full stack',
+  title: '@perfstack/nestjs PerfstackModule on NestJS (Express adapter, memory), uncached',
+  file: 'stack-nestjs.js',
+  logFile: true,
+  checks: fullStackChecks(),
 });
 
 // node:cluster without Redis (issue 16): the full stack on 1 and on 2 workers, not pinned

@@ -16,7 +16,10 @@ afterEach(() => {
   child = undefined;
 });
 
-describe.each([['express', 'Express']])('examples/nestjs-api (ADAPTER=%s)', (adapter, title) => {
+describe.each([
+  ['express', 'Express'],
+  ['fastify', 'Fastify'],
+])('examples/nestjs-api (ADAPTER=%s)', (adapter, title) => {
   it('starts from the built packages, answers through the stack, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ADAPTER: adapter };

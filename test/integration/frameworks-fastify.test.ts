@@ -480,7 +480,7 @@ describe('perfstack/fastify on its own apps', () => {
     const app = make();
     await app.register(perfstack, stackOptions);
     expect(() => app.get('/x', { config: { perfstack: { cahce: { ttl: '1m' } } as never } }, async () => ({}))).toThrow(
-      'perfstack/fastify: route /x: unknown config.perfstack option "cahce" (expected cache, rateLimit or sizeLimit)',
+      'perfstack/fastify: route /x: unknown config.perfstack option "cahce" (expected cache, rateLimit, sizeLimit or skip)',
     );
     const other = make();
     await expect(other.register(perfstack, { ...stackOptions, paths: { metrics: 3 as never } })).rejects.toThrow(

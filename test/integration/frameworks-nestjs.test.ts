@@ -16,7 +16,7 @@ const quiet = { warn() {}, error() {} };
 const stackOptions = { env: false, log: quiet, logger: { destination: { write() {} } } } as const;
 const catalogOptions = { latencyMs: 2, failureRate: 0 };
 
-const ADAPTERS = ['express'] as const;
+const ADAPTERS = ['express', 'fastify'] as const;
 
 async function listen(app: INestApplication): Promise<string> {
   await app.listen(0, '127.0.0.1');
@@ -36,6 +36,7 @@ describe.each(ADAPTERS)('the full stack on NestJS (%s adapter)', (adapter) => {
   });
 
   it('answers through every layer: helmet, request id, rate-limit headers, timing, cache miss then hit', async () => {
+    expect(app.getHttpAdapter().getType()).toBe(adapter);
     const miss = await request(`${url}/products`);
     expect(miss.status).toBe(200);
     expect(miss.headers['content-type']).toBe('application/json; charset=utf-8');
@@ -153,6 +154,7 @@ describe.each(ADAPTERS)('@perfstack/nestjs decorators on NestJS (%s adapter)', (
   });
 
   it("@CacheResponse's ttl on a method overrides the controller's and the module's", async () => {
+    expect(app.getHttpAdapter().getType()).toBe(adapter);
     expect((await request(`${url}/menu`)).headers['x-cache']).toBe('MISS');
     expect((await request(`${url}/menu/short`)).headers['x-cache']).toBe('MISS');
     expect((await request(`${url}/menu`)).headers['x-cache']).toBe('HIT');
@@ -200,8 +202,8 @@ describe.each(ADAPTERS)('@perfstack/nestjs decorators on NestJS (%s adapter)', (
     const three = await request(`${url}/limits/strict`);
     expect([one.status, two.status, three.status]).toEqual([200, 200, 429]);
     expect(one.headers['ratelimit-policy']).toBe('"2-in-1min"; q=2; w=60');
-    expect(one.headers.ratelimit).toBe('"2-in-1min"; r=1; t=60');
-    expect(two.headers.ratelimit).toBe('"2-in-1min"; r=0; t=60');
+    expect(one.headers.ratelimit).toMatch(/^"2-in-1min"; r=1; t=\d+$/);
+    expect(two.headers.ratelimit).toMatch(/^"2-in-1min"; r=0; t=\d+$/);
     expect(three.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(three.headers['retry-after']).toMatch(/^\d+$/);
     expect(three.json()).toMatchObject({ status: 429, code: 'RATE_LIMITED' });

@@ -2,17 +2,18 @@
  * `PerfstackModule`: puts `performanceStack()` in front of a Nest app, on Express or Fastify.
  *
  * - When the module is instantiated (in `NestFactory.create`, before Nest's body parsers and
- *   routes): on Express, the stack's middleware goes first on the app, then the dashboard,
- *   `/metrics` and `/health`; on Fastify, `perfstack/fastify` is registered as a plugin.
- * - When the app initialises (`app.init()`/`app.listen()`, after Nest registered its routes):
- *   the controllers' decorators are read into the route table and the stack is built.
+ *   routes), on Express: the stack's middleware goes first on the app, then the dashboard,
+ *   `/metrics` and `/health`.
+ * - When the app initialises (`app.init()`/`app.listen()`), before Nest registers its routes:
+ *   the controllers' routes and decorators are read into the route table, and the stack is
+ *   built (Express) or `perfstack/fastify` registered with the routes' settings (Fastify).
  * - On `app.close()`: the stack is closed.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type DynamicModule, Global, Inject, Module, type OnModuleInit } from '@nestjs/common';
+import { type DynamicModule, Global, Inject, Module, type NestModule } from '@nestjs/common';
 import { type ApplicationConfig, HttpAdapterHost, ModuleRef, ModulesContainer } from '@nestjs/core';
 import type { NextFunction } from '@perfstack/core';
-import { mountFastify } from './fastify.js';
+import { registerFastify } from './fastify.js';
 import { PERFSTACK_OPTIONS, type PerfstackModuleAsyncOptions, type PerfstackModuleOptions, PKG } from './options.js';
 import { scanRoutes } from './routes.js';
 import { PerfstackService } from './service.js';
@@ -27,7 +28,7 @@ const DEFAULT_PATHS = { dashboard: '/dashboard', metrics: '/metrics', health: '/
 
 @Global()
 @Module({})
-export class PerfstackModule implements OnModuleInit {
+export class PerfstackModule implements NestModule {
   readonly #service: PerfstackService;
   readonly #adapters: HttpAdapterHost;
   readonly #modules: ModulesContainer;
@@ -92,15 +93,25 @@ export class PerfstackModule implements OnModuleInit {
     };
   }
 
-  /** Reads the routes (final now: global prefix, versioning) and builds the stack. */
-  onModuleInit(): void {
-    const adapter = this.#adapters.httpAdapter as { normalizePath?: (path: string) => string } | undefined;
+  /**
+   * Nest calls this in `app.init()`, before it registers the routes (and after `main.ts` set
+   * the global prefix and versioning): the routes are read, and the stack is built (Express)
+   * or `perfstack/fastify` is registered with the routes' settings (Fastify).
+   * @internal
+   */
+  async configure(): Promise<void> {
+    if (this.#service.ready || this.#adapterType === undefined) return;
+    const adapter = this.#adapters.httpAdapter as unknown as { normalizePath?: (path: string) => string };
     const routes = scanRoutes({
       modules: this.#modules,
       config: applicationConfigOf(this.#moduleRef),
-      normalizePath: adapter?.normalizePath?.bind(adapter),
+      normalizePath: adapter.normalizePath?.bind(adapter),
     });
-    this.#service.build(routes);
+    if (this.#adapterType === 'fastify') {
+      await registerFastify(this.#adapters.httpAdapter.getInstance(), this.#service, this.#modules, routes);
+    } else {
+      this.#service.build(routes);
+    }
   }
 
   /** Mounts the stack on the app's HTTP adapter, before Nest's body parsers and routes. */
@@ -108,10 +119,8 @@ export class PerfstackModule implements OnModuleInit {
     const adapter = this.#adapters.httpAdapter;
     if (adapter === undefined || adapter === null) return; // an application context: no HTTP
     this.#adapterType = adapter.getType();
-    if (this.#adapterType === 'fastify') {
-      mountFastify(adapter.getInstance(), this.#service);
-      return;
-    }
+    // Fastify: perfstack/fastify is registered in configure(), when the routes are known.
+    if (this.#adapterType === 'fastify') return;
     if (this.#adapterType !== 'express') {
       throw new Error(`${PKG}: the "${this.#adapterType}" HTTP adapter is not supported (Express and Fastify are)`);
     }

@@ -199,7 +199,7 @@ export function scanRoutes({ modules, config, normalizePath }: ScanInput): Perfs
 }
 
 /** `GET`, `POST`, ... `ALL`: Nest's `RequestMethod` enum by name. */
-function requestMethodName(method: RequestMethod | undefined): string {
+export function requestMethodName(method: RequestMethod | undefined): string {
   return RequestMethod[method ?? RequestMethod.GET] ?? 'GET';
 }
 

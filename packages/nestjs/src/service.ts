@@ -6,14 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { cache as routeCache } from '@perfstack/cache';
 import type { RouteGuardOptions } from '@perfstack/circuit-breaker';
-import {
-  type CacheStats,
-  compose,
-  type Middleware,
-  type NextFunction,
-  type Registry,
-  resolveRoute,
-} from '@perfstack/core';
+import { type CacheStats, compose, getRoute, type Middleware, type NextFunction, type Registry } from '@perfstack/core';
 import { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
 import { type PerformanceStack, type PerformanceStackOptions, performanceStack } from 'perfstack';
 import { PERFSTACK_OPTIONS, type PerfstackModuleOptions, PKG, splitOptions } from './options.js';
@@ -114,15 +107,10 @@ export class PerfstackService implements OnApplicationShutdown {
     const routed = req as RoutedRequest;
     const known = routed[ROUTE];
     if (known !== undefined) return known ?? undefined;
-    const route = this.#table.empty ? undefined : this.#table.lookup(req.method, resolveRoute(req));
+    // The pattern the framework routes the request to: set by perfstack/fastify from
+    // `routeOptions.url`, resolved from Express's router before it runs.
+    const route = this.#table.empty ? undefined : this.#table.lookup(req.method, getRoute(req));
     routed[ROUTE] = route ?? null;
-    return route;
-  }
-
-  /** Pins the route of a request whose framework routed it already (Fastify's `routeOptions.url`). */
-  bindRoute(req: IncomingMessage, method: string | undefined, pattern: string | undefined): PerfstackRoute | undefined {
-    const route = this.#table.lookup(method, pattern);
-    (req as RoutedRequest)[ROUTE] = route ?? null;
     return route;
   }
 
@@ -136,12 +124,10 @@ export class PerfstackService implements OnApplicationShutdown {
    * initialises (routes, global prefix and versioning are final then).
    * @internal
    */
-  build(routes: readonly PerfstackRoute[], extra: PerformanceStackOptions = {}): PerformanceStack {
+  build(routes: readonly PerfstackRoute[]): PerformanceStack {
     if (this.#stack !== undefined) return this.#stack;
-    const table = new RouteTable(routes);
-    this.#table = table;
-    const options = this.#routeAwareOptions(table, { ...this.#options, ...extra });
-    const stack = performanceStack(options);
+    const stack = performanceStack(this.prepare(routes));
+    const table = this.#table;
     this.#stack = stack;
     try {
       for (const route of table.routes) {
@@ -162,6 +148,25 @@ export class PerfstackService implements OnApplicationShutdown {
       throw error;
     }
     return stack;
+  }
+
+  /**
+   * Takes the app's routes and returns the module's options with the decorators' settings
+   * folded in (on Fastify, perfstack/fastify builds the stack from them).
+   * @internal
+   */
+  prepare(routes: readonly PerfstackRoute[]): PerformanceStackOptions {
+    const table = new RouteTable(routes);
+    this.#table = table;
+    return this.#routeAwareOptions(table, this.#options);
+  }
+
+  /**
+   * Takes the stack perfstack/fastify built from {@link prepare}'s options.
+   * @internal
+   */
+  adopt(stack: PerformanceStack): void {
+    this.#stack ??= stack;
   }
 
   /** The module's options with the decorators' settings folded in. */

@@ -63,6 +63,8 @@ export interface PerfstackRouteConfig {
   readonly rateLimit?: RateLimitOptions;
   /** This route's body limit, instead of the stack's (raise it for an upload). @default the stack's */
   readonly sizeLimit?: RouteSizeLimitOptions;
+  /** The route bypasses the whole stack: no layer runs for it (a webhook, a stream). @default false */
+  readonly skip?: boolean;
 }
 
 declare module 'fastify' {
@@ -116,6 +118,7 @@ const PKG = 'perfstack/fastify';
 
 /** The route layers compiled from one route's `config.perfstack`. */
 interface RouteParts {
+  readonly skip: boolean;
   readonly sizeLimit: Middleware | undefined;
   readonly handler: Middleware | undefined;
 }
@@ -205,12 +208,16 @@ const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fast
       throw new TypeError(`${PKG}: route ${url}: config.perfstack must be an object, got ${typeof config}`);
     }
     for (const name of Object.keys(config)) {
-      if (!['cache', 'rateLimit', 'sizeLimit'].includes(name)) {
+      if (!['cache', 'rateLimit', 'sizeLimit', 'skip'].includes(name)) {
         throw new TypeError(
-          `${PKG}: route ${url}: unknown config.perfstack option "${name}" (expected cache, rateLimit or sizeLimit)`,
+          `${PKG}: route ${url}: unknown config.perfstack option "${name}" (expected cache, rateLimit, sizeLimit or skip)`,
         );
       }
     }
+    if (config.skip !== undefined && typeof config.skip !== 'boolean') {
+      throw new TypeError(`${PKG}: route ${url}: config.perfstack.skip must be a boolean, got ${typeof config.skip}`);
+    }
+    if (config.skip === true) return { skip: true, sizeLimit: undefined, handler: undefined };
     const handler: Middleware[] = [];
     if (config.rateLimit !== undefined) {
       const limiter = stack.layers.rateLimit;
@@ -218,6 +225,7 @@ const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fast
     }
     if (config.cache !== undefined) handler.push(routeCache(config.cache));
     return {
+      skip: false,
       sizeLimit: config.sizeLimit === undefined ? undefined : routeSizeLimit(config.sizeLimit),
       handler: handler.length === 0 ? undefined : handler.length === 1 ? handler[0] : compose(handler),
     };
@@ -233,6 +241,10 @@ const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fast
   };
 
   fastify.addHook('onRequest', function perfstackOnRequest(request, reply, done) {
+    if (request.routeOptions.config?.perfstack !== undefined && partsOf(request)?.skip === true) {
+      done();
+      return;
+    }
     const req = request.raw;
     // Fastify has routed already: every layer labels, keys and guards by the route pattern.
     const url = request.routeOptions.url;
@@ -256,6 +268,10 @@ const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fast
   fastify.addHook('preParsing', function perfstackPreParsing(request, reply, payload, done) {
     const req = request.raw;
     const parts = partsOf(request);
+    if (parts?.skip === true) {
+      done(null, payload);
+      return;
+    }
     parts?.sizeLimit?.(req, reply.raw, noop);
     // Decided now, before Fastify's parser exists: a 413 here means it never runs.
     if (decideBodyLimit(req)) {
