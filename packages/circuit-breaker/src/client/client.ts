@@ -45,6 +45,8 @@ export interface ClientSnapshot {
   readonly active: number;
   /** Calls waiting for a bulkhead slot. */
   readonly queued: number;
+  /** Retries ÷ calls over the last 10 s (the retry budget's window): the retry-rate KPI, alert over 0.1. */
+  readonly retryRate: number;
 }
 
 /** A resilient outbound client. */
@@ -218,6 +220,7 @@ class ResilientClient implements Client {
       })),
       active: this.#bulkhead?.active ?? 0,
       queued: this.#bulkhead?.queued ?? 0,
+      retryRate: this.#rate.rate(),
     };
   }
 
@@ -227,7 +230,7 @@ class ResilientClient implements Client {
     const retryRate = this.#rate.rate();
     const retrying = retryRate > RETRY_RATE_ALERT;
     const status = out.length === total ? 'down' : out.length > 0 || retrying ? 'degraded' : 'ok';
-    const detail = `${total - out.length}/${total} origins available${
+    const detail = `${total - out.length}/${total} origins available${out.length > 0 ? ` (out: ${out.join(', ')})` : ''}${
       retrying ? `; retry rate ${(retryRate * 100).toFixed(1)}% over ${RETRY_RATE_ALERT * 100}%` : ''
     }`;
     return { status, detail, out, retryRate };
