@@ -28,6 +28,7 @@ import {
   requestErrorOf,
   sendProblem,
   setRoute,
+  spanEvent,
   tryFallback,
   warmShapes,
 } from '@perfstack/core';
@@ -272,6 +273,7 @@ class Engine {
     const retryAfter = Math.max(1, Math.ceil(route.machine.retryAfterMs() / 1000));
     this.metrics.shortCircuits.inc({ breaker: route.name });
     this.events.emit('rejection', { name: route.name, reason: 'circuit-open' });
+    spanEvent(req, 'circuit_breaker', { 'perfstack.breaker.name': route.name, 'perfstack.breaker.state': 'open' });
     this.answer(req, res, 'circuit-open', route.config, {
       code: 'CIRCUIT_OPEN',
       detail: CIRCUIT_OPEN_DETAIL,
@@ -595,6 +597,10 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
       engine.rejectLimited(req, res, route);
       return;
     }
+    spanEvent(req, 'circuit_breaker', {
+      'perfstack.breaker.name': route.name,
+      'perfstack.breaker.state': route.machine.state,
+    });
     new RequestGuard(engine, route, req, res, permit).start(next);
   } as CircuitBreakerMiddleware;
 
