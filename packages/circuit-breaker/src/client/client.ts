@@ -94,7 +94,8 @@ class Origin {
   failedProbes = 0;
   /** Labelled metric children, made on first use. */
   latency: { observe(value: number): void } | undefined;
-  readonly byStatus = new Map<string, { inc(): void }>();
+  /** Attempts by status since the last scrape, folded into the requests counter by `flush`. */
+  readonly byStatus = new Map<string, { pending: number; readonly child: { inc(value: number): void } }>();
   timer: unknown;
 
   constructor(client: string, url: URL, config: ClientConfig) {
@@ -189,8 +190,8 @@ class ResilientClient implements Client {
   readonly #bulkhead: Bulkhead | undefined;
   readonly #metrics: ClientMetrics;
   readonly #detachBreakers: () => void;
-  /** The calls counter's child for this client (prom-client hashes the labels on every inc otherwise). */
-  readonly #callsCounter: { inc(): void };
+  /** Calls since the last scrape, folded into the calls counter by `#flush`. */
+  #callsPending = 0;
   #next = 0;
   #closed: Promise<void> | undefined;
 
@@ -210,8 +211,11 @@ class ResilientClient implements Client {
     this.#bulkhead =
       config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
     const origins = this.#origins;
-    this.#metrics = clientMetrics(registry, () => origins);
-    this.#callsCounter = this.#metrics.calls.labels({ client: config.name });
+    this.#metrics = clientMetrics(
+      registry,
+      () => origins,
+      () => this.#flush(),
+    );
     this.#detachBreakers = detach(() => origins.map((o) => o.machine));
     if (config.healthCheck) for (const origin of origins) this.#scheduleProbe(origin);
   }
@@ -224,11 +228,11 @@ class ResilientClient implements Client {
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#callsCounter.inc();
+    this.#callsPending++;
     const bulkhead = this.#bulkhead;
     if (bulkhead === undefined) return this.#call(call);
     // A free slot: no waiter, no wrapping promise.
-    if (bulkhead.tryEnter()) return this.#callInSlot(call, bulkhead);
+    if (bulkhead.tryEnter()) return this.#call(call, bulkhead);
     return new Promise<ClientResponse>((resolve, reject) => {
       const run = () => {
         this.#call(call)
@@ -336,46 +340,44 @@ class ResilientClient implements Client {
     };
   }
 
-  /** The attempt loop of a call that holds a bulkhead slot, giving it back at the end. */
-  async #callInSlot(call: Call, bulkhead: Bulkhead): Promise<ClientResponse> {
+  /**
+   * The attempt loop of one call; `slot`: the bulkhead slot it holds, given back at the end
+   * (one async frame for both, not a wrapper per call).
+   */
+  async #call(call: Call, slot?: Bulkhead): Promise<ClientResponse> {
     try {
-      return await this.#call(call);
-    } finally {
-      bulkhead.leave();
-    }
-  }
-
-  /** The attempt loop of one call. */
-  async #call(call: Call): Promise<ClientResponse> {
-    const config = this.#config;
-    const clock = config.clock;
-    this.#rate.onRequest();
-    let attempts = 0;
-    for (;;) {
-      call.signal?.throwIfAborted();
-      if (clock.now() >= call.deadlineAt) throw new ClientDeadlineError(this.name, config.deadlineMs, attempts);
-      const outcome = await this.#attempt(call, attempts === 0);
-      attempts++;
-      if (outcome === undefined) throw new NoOriginAvailableError(this.name, this.#retryAfterMs());
-      const { res, error } = outcome;
-      if (outcome.deadline) throw new ClientDeadlineError(this.name, config.deadlineMs, attempts, { cause: error });
-      if (res !== undefined && !config.statuses.has(res.statusCode)) return res;
-      if (call.signal?.aborted || !call.retryable || attempts >= config.maxAttempts) return settle(outcome);
-      let delay = this.#backoff(attempts - 1);
-      const retryAfter = res === undefined ? undefined : parseRetryAfter(res.headers['retry-after'], clock.now());
-      if (retryAfter !== undefined) delay = Math.max(delay, retryAfter);
-      // A retry that cannot start before the deadline is not made: the caller gets the last answer now.
-      if (clock.now() + delay >= call.deadlineAt) return settle(outcome);
-      // Every origin out (breakers open, health checks failing): no retry, the caller gets the last answer.
-      if (!this.#origins.some((o) => o.available)) return settle(outcome);
-      if (this.#budget === undefined) this.#rate.onRetry();
-      else if (!this.#budget.tryRetry()) {
-        this.#metrics.budgetExhausted.inc({ client: this.name });
-        return settle(outcome);
+      const config = this.#config;
+      const clock = config.clock;
+      this.#rate.onRequest();
+      let attempts = 0;
+      for (;;) {
+        call.signal?.throwIfAborted();
+        if (clock.now() >= call.deadlineAt) throw new ClientDeadlineError(this.name, config.deadlineMs, attempts);
+        const outcome = await this.#attempt(call, attempts === 0);
+        attempts++;
+        if (outcome === undefined) throw new NoOriginAvailableError(this.name, this.#retryAfterMs());
+        const { res, error } = outcome;
+        if (outcome.deadline) throw new ClientDeadlineError(this.name, config.deadlineMs, attempts, { cause: error });
+        if (res !== undefined && !config.statuses.has(res.statusCode)) return res;
+        if (call.signal?.aborted || !call.retryable || attempts >= config.maxAttempts) return settle(outcome);
+        let delay = this.#backoff(attempts - 1);
+        const retryAfter = res === undefined ? undefined : parseRetryAfter(res.headers['retry-after'], clock.now());
+        if (retryAfter !== undefined) delay = Math.max(delay, retryAfter);
+        // A retry that cannot start before the deadline is not made: the caller gets the last answer now.
+        if (clock.now() + delay >= call.deadlineAt) return settle(outcome);
+        // Every origin out (breakers open, health checks failing): no retry, the caller gets the last answer.
+        if (!this.#origins.some((o) => o.available)) return settle(outcome);
+        if (this.#budget === undefined) this.#rate.onRetry();
+        else if (!this.#budget.tryRetry()) {
+          this.#metrics.budgetExhausted.inc({ client: this.name });
+          return settle(outcome);
+        }
+        this.#metrics.retries.inc({ client: this.name });
+        if (res !== undefined) await res.body.dump().catch(() => {});
+        await this.#sleep(delay, call.signal);
       }
-      this.#metrics.retries.inc({ client: this.name });
-      if (res !== undefined) await res.body.dump().catch(() => {});
-      await this.#sleep(delay, call.signal);
+    } finally {
+      slot?.leave();
     }
   }
 
@@ -580,12 +582,28 @@ class ResilientClient implements Client {
 
   /** One attempt by status, with a labelled child per origin and status. */
   #count(origin: Origin, status: string): void {
-    let child = origin.byStatus.get(status);
-    if (child === undefined) {
-      child = this.#metrics.requests.labels({ client: this.name, origin: origin.label, status });
-      origin.byStatus.set(status, child);
+    let tally = origin.byStatus.get(status);
+    if (tally === undefined) {
+      tally = { pending: 0, child: this.#metrics.requests.labels({ client: this.name, origin: origin.label, status }) };
+      origin.byStatus.set(status, tally);
     }
-    child.inc();
+    tally.pending++;
+  }
+
+  /** Folds the plain-number tallies into the prom-client counters (before each scrape, and on close). */
+  #flush(): void {
+    if (this.#callsPending > 0) {
+      this.#metrics.calls.inc({ client: this.name }, this.#callsPending);
+      this.#callsPending = 0;
+    }
+    for (const origin of this.#origins) {
+      for (const tally of origin.byStatus.values()) {
+        if (tally.pending > 0) {
+          tally.child.inc(tally.pending);
+          tally.pending = 0;
+        }
+      }
+    }
   }
 
   #retryAfterMs(): number {
