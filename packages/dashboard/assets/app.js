@@ -82,6 +82,7 @@
     { id: 'memory', label: 'Memory (RSS)' },
     { id: 'cpu', label: 'CPU' },
     { id: 'rejected', label: 'Size rejections' },
+    { id: 'retries', label: 'Outbound retry rate' },
   ];
   const kpiNodes = {};
   for (const k of KPIS) {
@@ -420,6 +421,14 @@
     if (s.sizeLimit)
       setKpi('rejected', fmtInt(s.sizeLimit.total), '413 / 414 / 431', s.sizeLimit.total > 0 ? 'warn' : '');
     else setKpi('rejected', 'off', 'no size limit', 'off');
+    if (s.outbound && s.outbound.clients.length > 0)
+      setKpi(
+        'retries',
+        fmtPct(s.outbound.retryRate),
+        `${fmtInt(s.outbound.clients.length)} client(s) · alert over 10%`,
+        s.outbound.retryRate > 0.1 ? 'bad' : '',
+      );
+    else setKpi('retries', 'off', 'no outbound client', 'off');
   }
 
   function renderAlerts(s) {
@@ -610,6 +619,56 @@
     }
   }
 
+  function renderOutbound(s) {
+    const list = $('outbound');
+    clear(list);
+    const o = s.outbound;
+    if (!o || (o.clients.length === 0 && o.pools.length === 0)) {
+      list.appendChild(el('li', { className: 'note', text: 'No outbound client or offload pool.' }));
+      return;
+    }
+    for (const c of o.clients) {
+      list.appendChild(
+        el('li', { 'data-client': c.name }, [
+          el('strong', { className: 'name', text: c.name }),
+          el('span', {
+            className: `muted${c.retryRate > 0.1 ? ' bad' : ''}`,
+            'data-retry-rate': String(c.retryRate),
+            text: `retries ${fmtPct(c.retryRate)} · ${fmtInt(c.active)} active · ${fmtInt(c.queued)} queued`,
+          }),
+        ]),
+      );
+      for (const origin of c.origins) {
+        const status = origin.healthy ? origin.state : origin.state === 'closed' ? 'out' : origin.state;
+        list.appendChild(
+          el('li', { className: 'sub', 'data-origin': origin.origin }, [
+            el('span', { className: 'name', text: origin.origin, title: `${origin.pending} pending` }),
+            el('span', {
+              className: `pill ${origin.healthy ? 'pill-ok' : 'pill-bad'}`,
+              'data-healthy': String(origin.healthy),
+              text: status,
+            }),
+          ]),
+        );
+      }
+    }
+    for (const p of o.pools) {
+      list.appendChild(
+        el('li', { 'data-pool': p.pool }, [
+          el('strong', { className: 'name', text: `pool ${p.pool}` }),
+          el('span', {
+            className: `muted${p.queued >= p.maxQueue && p.maxQueue > 0 ? ' bad' : ''}`,
+            'data-queue-depth': String(p.queued),
+            title: `${fmtInt(p.completed)} done · ${fmtInt(p.shed)} shed · run p50 ${fmtMs(p.runP50Ms)} p99 ${fmtMs(p.runP99Ms)}`,
+            text:
+              `queue ${fmtInt(p.queued)}/${fmtInt(p.maxQueue)} · wait p50 ${fmtMs(p.waitP50Ms)} p99 ${fmtMs(p.waitP99Ms)}` +
+              ` · utilisation ${fmtPct(p.utilization)} · ${fmtInt(p.running)}/${fmtInt(p.threads)} threads busy`,
+          }),
+        ]),
+      );
+    }
+  }
+
   function renderHealth(s) {
     const list = $('health');
     clear(list);
@@ -654,6 +713,7 @@
     renderCache(s);
     renderRateLimit(s);
     renderBreakers(s);
+    renderOutbound(s);
     renderHealth(s);
     drawAll();
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);

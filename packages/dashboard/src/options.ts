@@ -266,6 +266,7 @@ const SOURCE_METHODS: Readonly<Record<keyof Omit<DashboardSources, 'health'>, re
   rateLimit: ['stats', 'resetKey'],
   circuitBreaker: ['snapshot', 'reset'],
   sizeLimit: ['stats'],
+  outbound: ['snapshot'],
 };
 
 function readSources(value: unknown): ResolvedSources {
