@@ -22,14 +22,15 @@
  *
  * Usage: node benchmarks/instructions.js --scenarios express-bare,stack-express,stack-express-429
  *          [--warmup 2000] [--requests 300] [--intervals 5] [--concurrency 8]
- *          [--pairs stack-express-429/stack-express,...] [--json file]
+ *          [--pairs stack-express-429/stack-express,...] [--json file] [--keep dir]
  * Without --pairs every scenario is compared with the first one.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { resolveRedis } from './lib/redis.js';
 import { selectScenarios } from './lib/registry.js';
@@ -43,11 +44,23 @@ const USAGE = `Usage: node benchmarks/instructions.js --scenarios <list> [option
   --concurrency <n>    keep-alive connections (default 8)
   --pairs <a/b,...>    ratios to print (default: every scenario / the first)
   --json <file>        write the figures as JSON
+  --idle <seconds>     first count an idle interval of this length (no requests): the
+                       server's background instructions per second (timers, samplers,
+                       GC); each batch is then also reported net of that rate times its
+                       duration (default 0: off)
+  --keep <dir>         keep every batch's callgrind dump as <dir>/<scenario>.<batch>.callgrind
+                       (read them with callgrind_annotate)
   --help               this text`;
 
 function positive(name, value) {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+function nonNegative(name, value) {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${value}`);
   return n;
 }
 
@@ -62,6 +75,8 @@ function parse(argv) {
       concurrency: { type: 'string', default: '8' },
       pairs: { type: 'string' },
       json: { type: 'string' },
+      keep: { type: 'string' },
+      idle: { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,6 +98,8 @@ function parse(argv) {
     concurrency: positive('concurrency', values.concurrency),
     pairs,
     json: values.json,
+    keep: values.keep,
+    idle: nonNegative('idle', values.idle),
   };
 }
 
@@ -168,22 +185,68 @@ async function measure(scenario, options, context) {
   try {
     // The warm-up's answers are not checked: a refusal scenario admits its first request.
     await send({ ...options, url: server.url, request, agent, count: options.warmup });
-    control(server.pid, '-i', 'on');
-    const perRequest = [];
-    for (let i = 0; i < options.intervals; i++) {
+    /** Dumps the counters (which zeroes them); returns the new dump's file name. */
+    const dump = (what) => {
       const before = new Set(readdirSync(dir));
+      control(server.pid, '-d');
+      const dumped = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
+      if (dumped.length !== 1) throw new Error(`expected one new dump after ${what}, found ${dumped.length}`);
+      return dumped[0];
+    };
+    control(server.pid, '-i', 'on');
+    let counting = performance.now();
+    // Background instructions per second: what the server runs with no request at all
+    // (timers, event-loop-delay samplers, GC). Under valgrind a batch takes ~50x its native
+    // time, and longer again on a loaded machine, so a time-driven cost weighs far more per
+    // request here than at native speed; `net` takes it out.
+    let idleRate;
+    if (options.idle > 0) {
+      await new Promise((resolve) => setTimeout(resolve, options.idle * 1000));
+      const file = dump('the idle interval');
+      const now = performance.now();
+      idleRate = instructionsIn(join(dir, file)) / ((now - counting) / 1000);
+      counting = now;
+    }
+    const perRequest = [];
+    const net = [];
+    const seconds = [];
+    for (let i = 0; i < options.intervals; i++) {
       const statuses = await send({ ...options, url: server.url, request, agent, count: options.requests });
       const wrong = unexpected(statuses);
       if (wrong.length > 0) throw new Error(`batch ${i + 1} answered ${JSON.stringify(wrong)}`);
-      control(server.pid, '-d');
-      const dumped = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
-      if (dumped.length !== 1) throw new Error(`expected one new dump after batch ${i + 1}, found ${dumped.length}`);
-      perRequest.push(instructionsIn(join(dir, dumped[0])) / options.requests);
+      const file = dump(`batch ${i + 1}`);
+      const now = performance.now();
+      const elapsed = (now - counting) / 1000;
+      counting = now;
+      const total = instructionsIn(join(dir, file));
+      perRequest.push(total / options.requests);
+      seconds.push(elapsed);
+      if (idleRate !== undefined) net.push(Math.max(0, total - idleRate * elapsed) / options.requests);
+      if (options.keep) {
+        mkdirSync(options.keep, { recursive: true });
+        copyFileSync(join(dir, file), join(options.keep, `${scenario.name}.${i + 1}.callgrind`));
+      }
     }
     const mid = median(perRequest);
     const min = Math.min(...perRequest);
     const max = Math.max(...perRequest);
-    return { name: scenario.name, perRequest: mid, min, max, spread: (max - min) / mid, batches: perRequest };
+    const row = {
+      name: scenario.name,
+      perRequest: mid,
+      min,
+      max,
+      spread: (max - min) / mid,
+      batches: perRequest,
+      seconds,
+    };
+    if (idleRate !== undefined) {
+      row.idlePerSecond = idleRate;
+      row.net = median(net);
+      row.netMin = Math.min(...net);
+      row.netMax = Math.max(...net);
+      row.netBatches = net;
+    }
+    return row;
   } finally {
     agent.destroy();
     await server.stop();
@@ -225,14 +288,19 @@ async function main() {
     if (context.redis && !context.redis.unavailable) await context.redis.close().catch(() => {});
   }
   const byName = new Map(rows.filter((r) => !r.unavailable).map((r) => [r.name, r]));
+  const withIdle = options.idle > 0;
   const lines = [
-    '| scenario | instructions/request (k, median) | min–max (k) | spread |',
-    '|---|---:|---:|---:|',
+    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''} |`,
+    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}|`,
     ...rows
       .filter((r) => !r.unavailable)
       .map(
         (r) =>
-          `| ${r.name} | ${thousands(r.perRequest)} | ${thousands(r.min)}–${thousands(r.max)} | ${(r.spread * 100).toFixed(1)}% |`,
+          `| ${r.name} | ${thousands(r.perRequest)} | ${thousands(r.min)}–${thousands(r.max)} | ${(r.spread * 100).toFixed(1)}% | ${median(r.seconds).toFixed(1)}${
+            withIdle
+              ? ` | ${(r.idlePerSecond / 1e6).toFixed(2)} | ${thousands(r.net)} | ${thousands(r.netMin)}–${thousands(r.netMax)}`
+              : ''
+          } |`,
       ),
   ];
   const pairs = options.pairs.length > 0 ? options.pairs : rows.slice(1).map((r) => [r.name, rows[0].name]);
@@ -241,11 +309,26 @@ async function main() {
     const ra = byName.get(a);
     const rb = byName.get(b);
     if (!ra || !rb) continue;
-    ratios.push({ a, b, cost: ra.perRequest / rb.perRequest, speed: rb.perRequest / ra.perRequest });
+    const ratio = { a, b, cost: ra.perRequest / rb.perRequest, speed: rb.perRequest / ra.perRequest };
+    if (ra.net !== undefined && rb.net !== undefined) {
+      ratio.netCost = ra.net / rb.net;
+      ratio.netSpeed = rb.net / ra.net;
+    }
+    ratios.push(ratio);
   }
   if (ratios.length > 0) {
-    lines.push('', '| pair | cost a/b | throughput-equivalent b/a |', '|---|---:|---:|');
-    for (const r of ratios) lines.push(`| ${r.a} / ${r.b} | ${r.cost.toFixed(3)} | ${r.speed.toFixed(2)}x |`);
+    lines.push(
+      '',
+      `| pair | cost a/b | throughput-equivalent b/a${withIdle ? ' | net cost a/b | net throughput-equivalent b/a' : ''} |`,
+      `|---|---:|---:${withIdle ? '|---:|---:' : ''}|`,
+    );
+    for (const r of ratios) {
+      lines.push(
+        `| ${r.a} / ${r.b} | ${r.cost.toFixed(3)} | ${r.speed.toFixed(2)}x${
+          r.netCost === undefined ? '' : ` | ${r.netCost.toFixed(3)} | ${r.netSpeed.toFixed(2)}x`
+        } |`,
+      );
+    }
   }
   console.log(lines.join('\n'));
   if (options.json) writeFileSync(options.json, `${JSON.stringify({ options, rows, ratios }, null, 2)}\n`);
