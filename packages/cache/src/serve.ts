@@ -11,13 +11,7 @@ import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
 import type { Entry } from './entry.js';
 import { parseHttpDate } from './freshness.js';
-import {
-  acceptsEncoding,
-  type CacheControl,
-  ifNoneMatchMatches,
-  notModifiedSince,
-  parseCacheControl,
-} from './http-semantics.js';
+import { acceptsEncoding, type CacheControl, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
 import { serveRange } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
@@ -80,7 +74,7 @@ function tryServeDirected(
       return true;
     }
     const stale = -remaining;
-    if (cc.maxStale !== undefined && !Number.isNaN(cc.maxStale) && stale <= cc.maxStale && !forbidsStale(entry)) {
+    if (cc.maxStale !== undefined && !Number.isNaN(cc.maxStale) && stale <= cc.maxStale && !entry.forbidsStale) {
       serve(engine, req, res, state, entry, 'STALE');
       return true;
     }
@@ -88,12 +82,6 @@ function tryServeDirected(
   if (entry.etag !== undefined || entry.lastModified !== undefined) state.validating = entry;
   if (now - entry.expiresAt < entry.staleIfError) state.stale = entry;
   return false;
-}
-
-/** must-revalidate, proxy-revalidate, no-cache, s-maxage: never served stale (§4.2.4, §5.2.2). */
-function forbidsStale(entry: Entry): boolean {
-  const cc = parseCacheControl(entry.headers['cache-control']);
-  return cc.mustRevalidate || cc.proxyRevalidate || cc.noCache || cc.sMaxAge !== undefined;
 }
 
 /** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
