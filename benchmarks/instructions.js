@@ -48,6 +48,11 @@ const USAGE = `Usage: node benchmarks/instructions.js --scenarios <list> [option
                        server's background instructions per second (timers, samplers,
                        GC); each batch is then also reported net of that rate times its
                        duration (default 0: off)
+  --threads            count each thread apart (callgrind --separate-threads=yes) and also
+                       report the main thread's instructions per request: the JavaScript,
+                       Node's HTTP code and the main-thread share of GC, without V8's
+                       background compiler and concurrent-marking threads, whose work
+                       lands in whichever batch they happen to run in
   --keep <dir>         keep every batch's callgrind dump as <dir>/<scenario>.<batch>.callgrind
                        (read them with callgrind_annotate)
   --help               this text`;
@@ -77,6 +82,7 @@ function parse(argv) {
       json: { type: 'string' },
       keep: { type: 'string' },
       idle: { type: 'string', default: '0' },
+      threads: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -100,6 +106,7 @@ function parse(argv) {
     json: values.json,
     keep: values.keep,
     idle: nonNegative('idle', values.idle),
+    threads: values.threads,
   };
 }
 
@@ -171,7 +178,13 @@ async function measure(scenario, options, context) {
   const server = await startServer({
     file: scenario.file,
     env,
-    launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`],
+    launcher: [
+      'valgrind',
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      ...(options.threads ? ['--separate-threads=yes'] : []),
+      `--callgrind-out-file=${out}`,
+    ],
     timeoutMs: 180_000,
   });
   if (server.unavailable) return { name: scenario.name, unavailable: server.unavailable };
@@ -185,13 +198,28 @@ async function measure(scenario, options, context) {
   try {
     // The warm-up's answers are not checked: a refusal scenario admits its first request.
     await send({ ...options, url: server.url, request, agent, count: options.warmup });
-    /** Dumps the counters (which zeroes them); returns the new dump's file name. */
+    /**
+     * Dumps the counters (which zeroes them); returns the new dump files (one, or one per
+     * thread with --threads, the main thread's ending in `-01`) and their instructions.
+     */
     const dump = (what) => {
       const before = new Set(readdirSync(dir));
       control(server.pid, '-d');
-      const dumped = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
-      if (dumped.length !== 1) throw new Error(`expected one new dump after ${what}, found ${dumped.length}`);
-      return dumped[0];
+      const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
+      if (files.length === 0 || (!options.threads && files.length !== 1)) {
+        throw new Error(
+          `expected ${options.threads ? 'new dumps' : 'one new dump'} after ${what}, found ${files.length}`,
+        );
+      }
+      let total = 0;
+      let main;
+      for (const f of files) {
+        const n = instructionsIn(join(dir, f));
+        total += n;
+        if (/-0*1$/.test(f)) main = n;
+      }
+      if (options.threads && main === undefined) throw new Error(`no main-thread dump after ${what}`);
+      return { files, total, main };
     };
     control(server.pid, '-i', 'on');
     let counting = performance.now();
@@ -202,29 +230,34 @@ async function measure(scenario, options, context) {
     let idleRate;
     if (options.idle > 0) {
       await new Promise((resolve) => setTimeout(resolve, options.idle * 1000));
-      const file = dump('the idle interval');
+      const { total } = dump('the idle interval');
       const now = performance.now();
-      idleRate = instructionsIn(join(dir, file)) / ((now - counting) / 1000);
+      idleRate = total / ((now - counting) / 1000);
       counting = now;
     }
     const perRequest = [];
     const net = [];
     const seconds = [];
+    const mainThread = [];
     for (let i = 0; i < options.intervals; i++) {
       const statuses = await send({ ...options, url: server.url, request, agent, count: options.requests });
       const wrong = unexpected(statuses);
       if (wrong.length > 0) throw new Error(`batch ${i + 1} answered ${JSON.stringify(wrong)}`);
-      const file = dump(`batch ${i + 1}`);
+      const { files, total, main } = dump(`batch ${i + 1}`);
       const now = performance.now();
       const elapsed = (now - counting) / 1000;
       counting = now;
-      const total = instructionsIn(join(dir, file));
       perRequest.push(total / options.requests);
+      if (main !== undefined) mainThread.push(main / options.requests);
       seconds.push(elapsed);
       if (idleRate !== undefined) net.push(Math.max(0, total - idleRate * elapsed) / options.requests);
       if (options.keep) {
         mkdirSync(options.keep, { recursive: true });
-        copyFileSync(join(dir, file), join(options.keep, `${scenario.name}.${i + 1}.callgrind`));
+        for (const file of files) {
+          const thread = /-(\d+)$/.exec(file)?.[1];
+          const name = `${scenario.name}.${i + 1}${thread === undefined ? '' : `-${thread}`}.callgrind`;
+          copyFileSync(join(dir, file), join(options.keep, name));
+        }
       }
     }
     const mid = median(perRequest);
@@ -239,6 +272,12 @@ async function measure(scenario, options, context) {
       batches: perRequest,
       seconds,
     };
+    if (mainThread.length > 0) {
+      row.main = median(mainThread);
+      row.mainMin = Math.min(...mainThread);
+      row.mainMax = Math.max(...mainThread);
+      row.mainBatches = mainThread;
+    }
     if (idleRate !== undefined) {
       row.idlePerSecond = idleRate;
       row.net = median(net);
@@ -289,9 +328,10 @@ async function main() {
   }
   const byName = new Map(rows.filter((r) => !r.unavailable).map((r) => [r.name, r]));
   const withIdle = options.idle > 0;
+  const withMain = options.threads;
   const lines = [
-    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''} |`,
-    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}|`,
+    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''}${withMain ? ' | main thread (k, median) | main min–max (k) | main spread' : ''} |`,
+    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}${withMain ? '|---:|---:|---:' : ''}|`,
     ...rows
       .filter((r) => !r.unavailable)
       .map(
@@ -299,6 +339,10 @@ async function main() {
           `| ${r.name} | ${thousands(r.perRequest)} | ${thousands(r.min)}–${thousands(r.max)} | ${(r.spread * 100).toFixed(1)}% | ${median(r.seconds).toFixed(1)}${
             withIdle
               ? ` | ${(r.idlePerSecond / 1e6).toFixed(2)} | ${thousands(r.net)} | ${thousands(r.netMin)}–${thousands(r.netMax)}`
+              : ''
+          }${
+            withMain
+              ? ` | ${thousands(r.main)} | ${thousands(r.mainMin)}–${thousands(r.mainMax)} | ${(((r.mainMax - r.mainMin) / r.main) * 100).toFixed(1)}%`
               : ''
           } |`,
       ),
@@ -310,6 +354,10 @@ async function main() {
     const rb = byName.get(b);
     if (!ra || !rb) continue;
     const ratio = { a, b, cost: ra.perRequest / rb.perRequest, speed: rb.perRequest / ra.perRequest };
+    if (ra.main !== undefined && rb.main !== undefined) {
+      ratio.mainCost = ra.main / rb.main;
+      ratio.mainSpeed = rb.main / ra.main;
+    }
     if (ra.net !== undefined && rb.net !== undefined) {
       ratio.netCost = ra.net / rb.net;
       ratio.netSpeed = rb.net / ra.net;
@@ -319,14 +367,14 @@ async function main() {
   if (ratios.length > 0) {
     lines.push(
       '',
-      `| pair | cost a/b | throughput-equivalent b/a${withIdle ? ' | net cost a/b | net throughput-equivalent b/a' : ''} |`,
-      `|---|---:|---:${withIdle ? '|---:|---:' : ''}|`,
+      `| pair | cost a/b | throughput-equivalent b/a${withIdle ? ' | net cost a/b | net throughput-equivalent b/a' : ''}${withMain ? ' | main-thread cost a/b | main-thread throughput-equivalent b/a' : ''} |`,
+      `|---|---:|---:${withIdle ? '|---:|---:' : ''}${withMain ? '|---:|---:' : ''}|`,
     );
     for (const r of ratios) {
       lines.push(
         `| ${r.a} / ${r.b} | ${r.cost.toFixed(3)} | ${r.speed.toFixed(2)}x${
           r.netCost === undefined ? '' : ` | ${r.netCost.toFixed(3)} | ${r.netSpeed.toFixed(2)}x`
-        } |`,
+        }${r.mainCost === undefined ? '' : ` | ${r.mainCost.toFixed(3)} | ${r.mainSpeed.toFixed(2)}x`} |`,
       );
     }
   }

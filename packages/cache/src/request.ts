@@ -128,9 +128,8 @@ export function read(
     onlyIfCached = cc?.onlyIfCached === true;
   }
   const state = createState(engine, key, start, route, validate, credentialed, directives);
-
-  (req as StateRequest)[STATE] = state;
   if (validate) {
+    (req as StateRequest)[STATE] = state;
     // A refresh (stale-while-revalidate) or a client's no-cache: a conditional request when the entry has validators.
     const entry = engine.l1.select(key, headers);
     if (entry !== undefined && (!credentialed || entry.shared) && hasValidators(entry)) state.validating = entry;
@@ -147,7 +146,9 @@ export function read(
     return;
   }
   const entry = engine.l1.select(key, headers);
+  // A hit never reaches a `cache()` route, the only reader of the state on the request: not stored.
   if (entry !== undefined && (!credentialed || entry.shared) && tryServe(engine, req, res, state, entry)) return;
+  (req as StateRequest)[STATE] = state;
   if (onlyIfCached) {
     // §5.2.1.7: any stored response may answer, so L2 too (an entry another instance stored).
     answerOnlyIfCached(engine, req, res, state);

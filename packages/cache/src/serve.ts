@@ -84,6 +84,19 @@ function tryServeDirected(
   return false;
 }
 
+/** `Age` values 0–3599 as strings, made once each: most hits are younger than an hour. */
+const AGES: string[] = [];
+
+function ageText(age: number): string {
+  if (age >= 3600) return String(age);
+  let text = AGES[age];
+  if (text === undefined) {
+    text = String(age);
+    AGES[age] = text;
+  }
+  return text;
+}
+
 /** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
 export function serve(
   engine: CacheEngine,
@@ -99,7 +112,7 @@ export function serve(
   // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
   const age = Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
   res.setHeader('X-Cache', kind);
-  res.setHeader('Age', String(age));
+  res.setHeader('Age', ageText(age));
   addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
   const headers = req.headers;
