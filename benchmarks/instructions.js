@@ -185,7 +185,8 @@ async function measure(scenario, options, context) {
       ...(options.threads ? ['--separate-threads=yes'] : []),
       `--callgrind-out-file=${out}`,
     ],
-    timeoutMs: 180_000,
+    // Under valgrind on a loaded machine a scenario that warms itself (20 variants) needs minutes.
+    timeoutMs: 600_000,
   });
   if (server.unavailable) return { name: scenario.name, unavailable: server.unavailable };
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
