@@ -69,6 +69,35 @@ export interface CacheSource {
   }): Promise<number>;
 }
 
+/** Numbers of one data-cache namespace. */
+export interface DataNamespaceStats {
+  /** Reads answered from memory or Redis without calling the loader. */
+  readonly hits: number;
+  /** Reads that found nothing (and, for `wrap`, called or waited for the loader). */
+  readonly misses: number;
+  /** `wrap` calls answered with an entry past its lifetime while it was refreshed. */
+  readonly stale: number;
+  /** `hits / (hits + misses)`, stale answers counted as hits. */
+  readonly hitRatio: number;
+  /** Entries refreshed in the background before they expired (refresh-ahead). */
+  readonly refreshesAhead: number;
+  /** Entries loaded into memory at start from the hottest in Redis (warm start). */
+  readonly warmStarted: number;
+}
+
+/** Data-cache numbers: memory totals, and per namespace. */
+export interface DataCacheStats extends DataNamespaceStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly evictions: number;
+  readonly namespaces: Readonly<Record<string, DataNamespaceStats>>;
+}
+
+/** What the dashboard needs from the data cache. */
+export interface DataCacheSource {
+  stats(): DataCacheStats;
+}
+
 /** Rate-limit numbers. */
 export interface RateLimitStats {
   readonly allowed: number;
