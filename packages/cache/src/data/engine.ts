@@ -304,7 +304,11 @@ export class DataEngine {
             `the value of "${key.slice(0, 80)}" cannot be serialised (${error instanceof Error ? error.message : String(error)}): returned, not cached`,
           );
         }
-        if (entry !== undefined) await this.store([entry]);
+        if (entry !== undefined) {
+          // A load is an access too: it counts towards the warm-start ranking.
+          if (this.tracking && entry.reads++ === 0) this.markRead(entry);
+          await this.store([entry]);
+        }
       }
       return value;
     } finally {
