@@ -10,7 +10,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { cache, createCache, type DataCache, type ResponseCache, responseCache } from '@perfstack/cache';
+import { cache, createCache, type ResponseCache, responseCache } from '@perfstack/cache';
 import { createSharedRedis, type SharedRedis, silentLogger } from '@perfstack/core';
 import express from 'express';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

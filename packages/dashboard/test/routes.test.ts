@@ -190,6 +190,7 @@ describe('GET /api/snapshot', () => {
         'windows',
         'routes',
         'cache',
+        'data',
         'rateLimit',
         'breakers',
         'sizeLimit',
@@ -205,6 +206,7 @@ describe('GET /api/snapshot', () => {
     expect(s.sources).toEqual({
       timing: true,
       cache: true,
+      data: false,
       rateLimit: true,
       circuitBreaker: true,
       sizeLimit: true,
@@ -291,6 +293,7 @@ describe('GET /api/snapshot', () => {
     expect(s.sources).toEqual({
       timing: false,
       cache: false,
+      data: false,
       rateLimit: false,
       circuitBreaker: false,
       sizeLimit: false,
