@@ -37,12 +37,12 @@ const OPS = Number(values.ops);
 const KEYS = Number(values.keys);
 const TARGET = 1.5;
 const keys = Array.from({ length: KEYS }, (_, i) => `item:${i}`);
-const valueOf = (key) => ({ key, price: key.length });
-const load = async (key) => valueOf(key);
+const itemOf = (key) => ({ key, price: key.length });
+const load = async (key) => itemOf(key);
 
 // --- candidates -------------------------------------------------------------------------
 const map = new Map();
-for (const key of keys) map.set(key, { value: valueOf(key), expiresAt: Date.now() + 3_600_000 });
+for (const key of keys) map.set(key, { value: itemOf(key), expiresAt: Date.now() + 3_600_000 });
 async function mapAsync(key) {
   const entry = map.get(key);
   if (entry !== undefined && entry.expiresAt > Date.now()) return entry.value;
@@ -54,15 +54,17 @@ function mapSync(key) {
 }
 
 const data = createCache({ ttl: '1h', maxEntries: KEYS * 2, logger: { warn() {}, error() {} } });
-for (const key of keys) await data.set(key, valueOf(key));
+for (const key of keys) await data.set(key, itemOf(key));
 const wrapLoaders = new Map(keys.map((key) => [key, () => load(key)]));
 const dataWrap = (key) => data.wrap(key, wrapLoaders.get(key));
 const dataGet = (key) => data.get(key);
 
 const cacheable = new Cacheable({ ttl: '1h' });
-for (const key of keys) await cacheable.set(key, valueOf(key));
+for (const key of keys) await cacheable.set(key, itemOf(key));
 const cacheableGet = (key) => cacheable.get(key);
-const cacheableWrapped = new Map(keys.map((key) => [key, cacheable.wrap(() => load(key), { ttl: '1h', keyPrefix: key })]));
+const cacheableWrapped = new Map(
+  keys.map((key) => [key, cacheable.wrap(() => load(key), { ttl: '1h', keyPrefix: key })]),
+);
 const cacheableWrap = (key) => cacheableWrapped.get(key)();
 
 const candidates = [
