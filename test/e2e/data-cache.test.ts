@@ -57,7 +57,7 @@ describe('the data-cache panel in chromium', () => {
       .poll(() => page.locator('#data-namespaces tbody tr').filter({ hasText: 'catalog' }).textContent(), {
         timeout: 10_000,
       })
-      .toBe('catalog3175.0%00');
+      .toBe('catalog13175.0%00');
     await expect.poll(() => page.locator('#data-stats').textContent(), { timeout: 10_000 }).toContain('Entries1');
     expect(problems).toEqual([]);
   });

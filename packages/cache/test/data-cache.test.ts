@@ -47,6 +47,9 @@ describe('get, set, delete, getMany, setMany', () => {
     expect(await data.get('c')).toBeUndefined();
     const stats = data.stats();
     expect(stats.namespaces.default).toEqual({
+      entries: 0,
+      bytes: 0,
+      evictions: 0,
       hits: 3,
       misses: 4,
       stale: 0,

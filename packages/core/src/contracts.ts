@@ -71,6 +71,12 @@ export interface CacheSource {
 
 /** Numbers of one data-cache namespace. */
 export interface DataNamespaceStats {
+  /** Entries in this namespace's memory (L1). */
+  readonly entries: number;
+  /** Bytes accounted in this namespace's memory. */
+  readonly bytes: number;
+  /** Entries evicted from this namespace's memory to stay within its bounds. */
+  readonly evictions: number;
   /** Reads answered from memory or Redis without calling the loader. */
   readonly hits: number;
   /** Reads that found nothing (and, for `wrap`, called or waited for the loader). */
@@ -85,11 +91,8 @@ export interface DataNamespaceStats {
   readonly warmStarted: number;
 }
 
-/** Data-cache numbers: memory totals, and per namespace. */
+/** Data-cache numbers: totals, and per namespace. */
 export interface DataCacheStats extends DataNamespaceStats {
-  readonly entries: number;
-  readonly bytes: number;
-  readonly evictions: number;
   readonly namespaces: Readonly<Record<string, DataNamespaceStats>>;
 }
 

@@ -470,6 +470,7 @@
       body.appendChild(
         el('tr', null, [
           cell(name),
+          cell(fmtInt(n.entries), 'num'),
           cell(fmtInt(n.hits), 'num'),
           cell(fmtInt(n.misses), 'num'),
           cell(fmtPct(n.hitRatio), 'num'),

@@ -10,7 +10,7 @@
  */
 import type { DataCacheSource, DataCacheStats, DataNamespaceStats, HealthCheck } from '@perfstack/core';
 import { PKG } from '../options.js';
-import { DATA_PREFIX, type DataEngine, DataEngine as Engine, type SpaceCounters } from './engine.js';
+import { type DataEngine, DataEngine as Engine, type Space } from './engine.js';
 import type { DataEntry } from './entry.js';
 import { registerMetrics } from './metrics.js';
 import {
@@ -44,8 +44,11 @@ export type WarmLoader = (key: string) => unknown;
 
 const ratio = (hits: number, misses: number) => (hits + misses === 0 ? 0 : hits / (hits + misses));
 
-function spaceStats(c: SpaceCounters): DataNamespaceStats {
+function spaceStats(c: Space): DataNamespaceStats {
   return {
+    entries: c.store.entries,
+    bytes: c.store.bytes,
+    evictions: c.evictions,
     hits: c.hits,
     misses: c.misses,
     stale: c.stale,
@@ -61,15 +64,17 @@ export class DataCache implements DataCacheSource {
   readonly name: string;
   readonly #engine: DataEngine;
   readonly #prefix: string;
-  readonly #counters: SpaceCounters;
+  readonly #counters: Space;
+  readonly #store: Space['store'];
   readonly #spaces: Map<string, DataCache>;
 
   /** @internal use {@link createCache} */
   constructor(engine: DataEngine, name: string, spaces: Map<string, DataCache>) {
     this.#engine = engine;
     this.name = name;
-    this.#prefix = `${DATA_PREFIX}${name}:`;
     this.#counters = engine.space(name);
+    this.#prefix = this.#counters.prefix;
+    this.#store = this.#counters.store;
     this.#spaces = spaces;
   }
 
@@ -105,10 +110,10 @@ export class DataCache implements DataCacheSource {
    * memory). Entries past their lifetime are not returned.
    */
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    const full = this.#prefix + checkKey(key, 'get');
+    checkKey(key, 'get');
     const engine = this.#engine;
     const now = engine.now();
-    const entry = engine.peekL1(full, now) ?? (await engine.readL2(full));
+    const entry = engine.peekL1(this.#counters, key, now) ?? (await engine.readL2(this.#prefix + key));
     if (entry !== undefined && engine.now() < entry.expiresAt) {
       this.#hit(entry);
       return entry.value as T;
@@ -125,8 +130,8 @@ export class DataCache implements DataCacheSource {
     const fulls = keys.map((key) => this.#prefix + checkKey(key, 'getMany'));
     const out: (T | undefined)[] = new Array(keys.length);
     const missing: number[] = [];
-    fulls.forEach((full, i) => {
-      const entry = engine.peekL1(full, now);
+    keys.forEach((key, i) => {
+      const entry = engine.peekL1(this.#counters, key, now);
       if (entry !== undefined && now < entry.expiresAt) {
         this.#hit(entry);
         out[i] = entry.value as T;
@@ -204,7 +209,7 @@ export class DataCache implements DataCacheSource {
   wrap<T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions): Promise<T> {
     const engine = this.#engine;
     if (typeof key === 'string') {
-      const entry = engine.l1.get(this.#prefix + key) as DataEntry | undefined;
+      const entry = this.#store.get(key) as DataEntry | undefined;
       if (entry !== undefined) {
         const now = engine.config.now();
         if (now < entry.expiresAt) {
@@ -226,7 +231,7 @@ export class DataCache implements DataCacheSource {
     // An invalidation from now on means fn's value may be older than it: returned, not stored.
     const generation = engine.generation;
     const counters = this.#counters;
-    let entry = engine.peekL1(full, engine.now());
+    let entry = engine.peekL1(this.#counters, key, engine.now());
     if (entry === undefined && !engine.flights.has(full)) entry = await engine.readL2(full);
     if (entry !== undefined) {
       const now = engine.now();
@@ -309,8 +314,8 @@ export class DataCache implements DataCacheSource {
     const engine = this.#engine;
     const fulls = keys.map((key) => this.#prefix + checkKey(key, 'warm'));
     const now = engine.now();
-    const absent = fulls.filter((full) => {
-      const entry = engine.peekL1(full, now);
+    const absent = fulls.filter((full, i) => {
+      const entry = engine.peekL1(this.#counters, keys[i] as string, now);
       return entry === undefined || now >= entry.expiresAt;
     });
     const found = await engine.readManyL2(absent);
@@ -362,7 +367,7 @@ export function dataStats(engine: DataEngine): DataCacheStats {
   let refreshesAhead = 0;
   let warmStarted = 0;
   const namespaces: [string, DataNamespaceStats][] = [];
-  for (const [name, c] of engine.counters) {
+  for (const [name, c] of engine.spaces) {
     hits += c.hits;
     misses += c.misses;
     stale += c.stale;
@@ -377,8 +382,8 @@ export function dataStats(engine: DataEngine): DataCacheStats {
     hitRatio: ratio(hits + stale, misses),
     refreshesAhead,
     warmStarted,
-    entries: engine.l1.entries,
-    bytes: engine.l1.bytes,
+    entries: engine.entries,
+    bytes: engine.bytes,
     evictions: engine.evictions,
     namespaces: Object.fromEntries(namespaces),
   };

@@ -20,13 +20,37 @@ export const DATA_PREFIX = 'data:';
 /** Most entries whose reads wait to be added to Redis (past it, reads go uncounted until the flush). */
 const MAX_DIRTY = 50_000;
 
-/** The counters of one namespace. */
-export class SpaceCounters {
+/** A counter of a namespace, as the metrics read it. */
+export type SpaceCounter = 'hits' | 'misses' | 'stale' | 'refreshesAhead' | 'warmStarted' | 'evictions';
+
+/**
+ * One namespace: its memory store (keyed by the caller's key, so a lookup hashes the key
+ * the caller passed, with no prefix to concatenate) and its counters. Each namespace's
+ * memory is bounded by `maxEntries` and `maxBytes` on its own.
+ */
+export class Space {
+  readonly name: string;
+  /** `data:<name>:`, the prefix of this namespace's keys in Redis and on the invalidation stream. */
+  readonly prefix: string;
+  readonly store: MemoryStore;
   hits = 0;
   misses = 0;
   stale = 0;
   refreshesAhead = 0;
   warmStarted = 0;
+  evictions = 0;
+
+  constructor(name: string, config: DataCacheConfig) {
+    this.name = name;
+    this.prefix = `${DATA_PREFIX}${name}:`;
+    this.store = new MemoryStore({
+      maxEntries: config.maxEntries,
+      maxBytes: config.maxBytes,
+      onEvict: (count) => {
+        this.evictions += count;
+      },
+    });
+  }
 }
 
 /** A background refresh that did not run because another instance holds the fill lock. */
@@ -37,7 +61,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** The shared state of one data cache. */
 export class DataEngine {
   readonly config: DataCacheConfig;
-  readonly l1: MemoryStore;
   readonly l2: DataL2 | undefined;
   readonly feed: InvalidationFeed | undefined;
   readonly log: OnceLogger;
@@ -46,12 +69,12 @@ export class DataEngine {
   readonly flights = new Map<string, Promise<unknown>>();
   /** Keys with a background refresh (stale-while-revalidate or refresh-ahead) under way. */
   readonly refreshing = new Set<string>();
-  readonly counters = new Map<string, SpaceCounters>();
+  /** The namespaces, each with its own memory store (L1). */
+  readonly spaces = new Map<string, Space>();
   /** Read counts are kept for Redis (warm starts) only with Redis. */
   readonly tracking: boolean;
   /** Entries read since the last flush of the read counts. */
   dirty: DataEntry[] = [];
-  evictions = 0;
   /** Bumped by every invalidation: a fill that started before one is returned but not stored. */
   generation = 0;
   /** Without Redis: other caches of this process told about tag invalidations (the preset's tag bus). */
@@ -65,13 +88,6 @@ export class DataEngine {
   constructor(config: DataCacheConfig) {
     this.config = config;
     this.log = new OnceLogger(config.logger);
-    this.l1 = new MemoryStore({
-      maxEntries: config.maxEntries,
-      maxBytes: config.maxBytes,
-      onEvict: (count) => {
-        this.evictions += count;
-      },
-    });
     const redis = config.redis;
     if (redis === undefined) {
       this.l2 = undefined;
@@ -91,7 +107,7 @@ export class DataEngine {
       },
       onReset: () => {
         this.generation++;
-        this.l1.clear();
+        for (const space of this.spaces.values()) space.store.clear();
       },
       onError: (error) => this.storeError(error),
     });
@@ -108,14 +124,50 @@ export class DataEngine {
     this.ready = this.#warmStart();
   }
 
-  /** The counters of a namespace. */
-  space(name: string): SpaceCounters {
-    let counters = this.counters.get(name);
-    if (counters === undefined) {
-      counters = new SpaceCounters();
-      this.counters.set(name, counters);
+  /** A namespace (made on first use). */
+  space(name: string): Space {
+    let space = this.spaces.get(name);
+    if (space === undefined) {
+      space = new Space(name, this.config);
+      this.spaces.set(name, space);
     }
-    return counters;
+    return space;
+  }
+
+  /** The namespace and its own key of a full key (`data:<namespace>:<key>`), if it is one of ours. */
+  locate(full: string): { space: Space; key: string } | undefined {
+    if (!full.startsWith(DATA_PREFIX)) return undefined;
+    const at = full.indexOf(':', DATA_PREFIX.length);
+    if (at === -1) return undefined;
+    const space = this.spaces.get(full.slice(DATA_PREFIX.length, at));
+    return space === undefined ? undefined : { space, key: full.slice(at + 1) };
+  }
+
+  /** Puts an entry in its namespace's memory. */
+  #put(entry: DataEntry): void {
+    const at = this.locate(entry.key);
+    at?.space.store.put(at.key, entry.asStored);
+  }
+
+  /** Entries in memory, all namespaces. */
+  get entries(): number {
+    let n = 0;
+    for (const space of this.spaces.values()) n += space.store.entries;
+    return n;
+  }
+
+  /** Bytes accounted in memory, all namespaces. */
+  get bytes(): number {
+    let n = 0;
+    for (const space of this.spaces.values()) n += space.store.bytes;
+    return n;
+  }
+
+  /** Entries evicted from memory, all namespaces. */
+  get evictions(): number {
+    let n = 0;
+    for (const space of this.spaces.values()) n += space.evictions;
+    return n;
   }
 
   now(): number {
@@ -134,11 +186,11 @@ export class DataEngine {
   // ------------------------------------------------------------------ reads
 
   /** An entry that can still be served (fresh or within its stale window) in L1, else undefined. */
-  peekL1(key: string, now: number): DataEntry | undefined {
-    const entry = this.l1.get(key) as DataEntry | undefined;
+  peekL1(space: Space, key: string, now: number): DataEntry | undefined {
+    const entry = space.store.get(key) as DataEntry | undefined;
     if (entry === undefined) return undefined;
     if (now < entry.staleUntil) return entry;
-    this.l1.delete(key);
+    space.store.delete(key);
     return undefined;
   }
 
@@ -149,7 +201,7 @@ export class DataEngine {
     try {
       const entry = await l2.read(key, this.config.serializer, this.config.refreshAhead);
       if (entry === undefined || this.now() >= entry.staleUntil) return undefined;
-      this.l1.put(key, entry.asStored);
+      this.#put(entry);
       return entry;
     } catch (error) {
       this.storeError(error);
@@ -166,7 +218,7 @@ export class DataEngine {
       const now = this.now();
       return entries.map((entry, i) => {
         if (entry === undefined || now >= entry.staleUntil) return undefined;
-        this.l1.put(keys[i] as string, entry.asStored);
+        this.#put(entry);
         return entry;
       });
     } catch (error) {
@@ -236,7 +288,7 @@ export class DataEngine {
 
   /** Puts entries in L1 and writes them to Redis (a Redis failure is logged, the entries stay in L1). */
   async store(entries: readonly DataEntry[]): Promise<void> {
-    for (const entry of entries) this.l1.put(entry.key, entry.asStored);
+    for (const entry of entries) this.#put(entry);
     const l2 = this.l2;
     if (l2 === undefined || !l2.available || entries.length === 0) return;
     try {
@@ -363,16 +415,21 @@ export class DataEngine {
   applyLocal(keys: readonly string[], tags: readonly string[], prefix: string | undefined): number {
     this.generation++;
     let removed = 0;
-    const drop = (key: string) => {
-      if (this.l1.delete(key) > 0) removed++;
-    };
-    for (const key of keys) drop(key);
-    for (const tag of tags) for (const key of this.l1.keysForTag(tag)) drop(key);
-    if (prefix === '') {
-      removed += this.l1.keys;
-      this.l1.clear();
-    } else if (prefix !== undefined) {
-      for (const key of this.l1.keysWithPrefix(prefix)) drop(key);
+    for (const full of keys) {
+      const at = this.locate(full);
+      if (at !== undefined && at.space.store.delete(at.key) > 0) removed++;
+    }
+    for (const space of this.spaces.values()) {
+      const store = space.store;
+      for (const tag of tags) for (const key of store.keysForTag(tag)) if (store.delete(key) > 0) removed++;
+      if (prefix === undefined) continue;
+      // A prefix of full keys (`data:<namespace>:...`, or a response cache's): what it covers here.
+      if (space.prefix.startsWith(prefix)) {
+        removed += store.keys;
+        store.clear();
+      } else if (prefix.startsWith(space.prefix)) {
+        for (const key of store.keysWithPrefix(prefix.slice(space.prefix.length))) if (store.delete(key) > 0) removed++;
+      }
     }
     return removed;
   }
@@ -409,11 +466,12 @@ export class DataEngine {
       let loaded = 0;
       for (const entry of entries) {
         if (entry === undefined || now >= entry.expiresAt || this.closed) continue;
-        // Hot entries are put first-to-last hottest, so the hottest are the most recently used.
-        this.l1.put(entry.key, entry.asStored);
+        const at = entry.key.indexOf(':', DATA_PREFIX.length);
+        if (!entry.key.startsWith(DATA_PREFIX) || at === -1) continue;
+        const space = this.space(entry.key.slice(DATA_PREFIX.length, at));
+        space.store.put(entry.key.slice(at + 1), entry.asStored);
+        space.warmStarted++;
         loaded++;
-        const space = entry.key.slice(DATA_PREFIX.length, entry.key.indexOf(':', DATA_PREFIX.length));
-        this.space(space).warmStarted++;
       }
       return loaded;
     } catch (error) {
@@ -444,7 +502,7 @@ export class DataEngine {
   // ------------------------------------------------------------------ health and close
 
   health(): HealthCheck {
-    const entries = this.l1.entries;
+    const entries = this.entries;
     const redis = this.config.redis;
     const feed = this.feed?.health();
     if (redis === undefined || feed === undefined) return { status: 'ok', l2: 'none', entries };

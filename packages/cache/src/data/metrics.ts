@@ -7,16 +7,16 @@
  * Several data caches on one registry are summed (one collector per registry).
  */
 import { counter, gauge, type Registry } from '@perfstack/core';
-import type { DataEngine, SpaceCounters } from './engine.js';
+import type { DataEngine, SpaceCounter } from './engine.js';
 
 const engines = new WeakMap<Registry, Set<DataEngine>>();
 
-type Field = keyof SpaceCounters;
+type Field = SpaceCounter;
 
 function sumBy(set: ReadonlySet<DataEngine>, field: Field): Map<string, number> {
   const out = new Map<string, number>();
   for (const engine of set) {
-    for (const [name, c] of engine.counters) out.set(name, (out.get(name) ?? 0) + c[field]);
+    for (const [name, c] of engine.spaces) out.set(name, (out.get(name) ?? 0) + c[field]);
   }
   return out;
 }
@@ -68,14 +68,14 @@ export function registerMetrics(registry: Registry, engine: DataEngine): void {
     name: 'perfstack_data_cache_entries',
     help: 'Entries in the data cache memory (L1)',
     collect() {
-      this.set(total((e) => e.l1.entries));
+      this.set(total((e) => e.entries));
     },
   });
   gauge(registry, {
     name: 'perfstack_data_cache_bytes',
     help: 'Bytes accounted in the data cache memory (L1)',
     collect() {
-      this.set(total((e) => e.l1.bytes));
+      this.set(total((e) => e.bytes));
     },
   });
   counter(registry, {

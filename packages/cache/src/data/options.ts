@@ -39,9 +39,9 @@ export interface DataCacheOptions extends Omit<SharedContext, 'redis'> {
    * @default 0
    */
   readonly staleWhileRevalidate?: number | string;
-  /** Most entries kept in memory (L1), all namespaces together. @default 10000 */
+  /** Most entries kept in memory (L1) per namespace. @default 10000 */
   readonly maxEntries?: number;
-  /** Most bytes kept in memory (serialised size of the values + bookkeeping). @default '64mb' */
+  /** Most bytes kept in memory per namespace (serialised size of the values + bookkeeping). @default '64mb' */
   readonly maxBytes?: number | string;
   /** Largest serialised value stored; larger values are returned but not cached. @default '1mb' */
   readonly maxEntryBytes?: number | string;
