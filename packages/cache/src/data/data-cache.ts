@@ -314,7 +314,7 @@ export class DataCache implements DataCacheSource {
     const engine = this.#engine;
     const fulls = keys.map((key) => this.#prefix + checkKey(key, 'warm'));
     const now = engine.now();
-    const absent = fulls.filter((full, i) => {
+    const absent = fulls.filter((_full, i) => {
       const entry = engine.peekL1(this.#counters, keys[i] as string, now);
       return entry === undefined || now >= entry.expiresAt;
     });

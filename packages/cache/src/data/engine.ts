@@ -216,7 +216,7 @@ export class DataEngine {
     try {
       const entries = await l2.readMany(keys, this.config.serializer, this.config.refreshAhead);
       const now = this.now();
-      return entries.map((entry, i) => {
+      return entries.map((entry) => {
         if (entry === undefined || now >= entry.staleUntil) return undefined;
         this.#put(entry);
         return entry;
