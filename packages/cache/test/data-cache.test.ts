@@ -114,7 +114,7 @@ describe('get, set, delete, getMany, setMany', () => {
   });
 
   it('bounds sizes: maxEntryBytes skips a value, maxEntries and maxBytes evict', async () => {
-    const data = make({ maxEntryBytes: 1000, maxBytes: 10_000, maxEntries: 5 });
+    const data = make({ maxEntryBytes: 1000, maxBytes: 10_000, maxEntries: 5, eviction: 'lru' });
     expect(await data.set('huge', 'x'.repeat(2000))).toBe(false);
     expect(await data.get('huge')).toBeUndefined();
     expect(await data.wrap('huge2', () => 'y'.repeat(2000))).toHaveLength(2000);
@@ -374,6 +374,7 @@ describe('options', () => {
     ['maxEntries', { maxEntries: 0 }],
     ['maxBytes', { maxBytes: -1 }],
     ['maxEntryBytes', { maxBytes: 100, maxEntryBytes: 200 }],
+    ['eviction', { eviction: 'lfu' }],
     ['serializer', { serializer: JSON }],
     ['refreshAhead', { refreshAhead: 1 }],
     ['refreshAhead', { refreshAhead: true }],

@@ -46,6 +46,7 @@ export class Space {
     this.store = new MemoryStore({
       maxEntries: config.maxEntries,
       maxBytes: config.maxBytes,
+      eviction: config.eviction,
       onEvict: (count) => {
         this.evictions += count;
       },

@@ -16,10 +16,12 @@ import {
   type Registry,
   readFunction,
   readInteger,
+  readString,
   type SharedContext,
   SharedRedis,
 } from '@perfstack/core';
 import { PKG } from '../options.js';
+import { DEFAULT_EVICTION, type EvictionPolicy } from '../store/memory.js';
 import { isSerializer, jsonSerializer, type Serializer } from './serializer.js';
 
 /** Options of {@link createCache}. Every option is optional. */
@@ -43,6 +45,12 @@ export interface DataCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly maxEntries?: number;
   /** Most bytes kept in memory per namespace (serialised size of the values + bookkeeping). @default '64mb' */
   readonly maxBytes?: number | string;
+  /**
+   * What goes when a namespace's memory is full: `'tinylfu'` (W-TinyLFU: a new entry is
+   * admitted only if it is likely to be read more than the one it would push out) or
+   * `'lru'` — the response cache's policies (store/memory.ts). @default 'tinylfu'
+   */
+  readonly eviction?: EvictionPolicy;
   /** Largest serialised value stored; larger values are returned but not cached. @default '1mb' */
   readonly maxEntryBytes?: number | string;
   /** Turns values into text for Redis and for the size bound. @default JSON, Buffers kept */
@@ -85,6 +93,7 @@ export interface DataCacheConfig {
   readonly staleWhileRevalidate: number;
   readonly maxEntries: number;
   readonly maxBytes: number;
+  readonly eviction: EvictionPolicy;
   readonly maxEntryBytes: number;
   readonly serializer: Serializer;
   /** 0 = off. */
@@ -107,6 +116,7 @@ const KNOWN = [
   'staleWhileRevalidate',
   'maxEntries',
   'maxBytes',
+  'eviction',
   'maxEntryBytes',
   'serializer',
   'refreshAhead',
@@ -182,6 +192,7 @@ export function resolveDataOptions(options: DataCacheOptions | undefined): DataC
     staleWhileRevalidate: duration(o.staleWhileRevalidate, 'staleWhileRevalidate', 0),
     maxEntries: readInteger(PKG, 'maxEntries', o.maxEntries, 10_000, 1, 100_000_000),
     maxBytes,
+    eviction: readString<EvictionPolicy>(PKG, 'eviction', o.eviction, DEFAULT_EVICTION, ['tinylfu', 'lru']),
     maxEntryBytes,
     serializer,
     refreshAhead,
