@@ -346,6 +346,40 @@ describe('warm', () => {
   });
 });
 
+describe('warm (the response cache)', () => {
+  it('fills response entries on demand by asking the app, under the key real requests use', async () => {
+    const responses = responseCache({ logger: silentLogger });
+    caches.push({ close: () => responses.close() } as DataCache);
+    let served = 0;
+    const app = express();
+    app.use(responses);
+    app.get('/products', cache({ ttl: '1m' }), (_req, res) => {
+      served++;
+      res.json({ served });
+    });
+    app.get('/private', (_req, res) => {
+      res.setHeader('Cache-Control', 'no-store');
+      res.json({ private: true });
+    });
+    const server = await servers.listen(app);
+    expect(
+      await responses.warm([
+        `${server.url}/products`,
+        { url: `${server.url}/products`, headers: { host: 'shop.example' } },
+        `${server.url}/private`,
+      ]),
+    ).toBe(2);
+    expect(served).toBe(2);
+    const hit = await request(`${server.url}/products`);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.json()).toEqual({ served: 1 });
+    const publicHost = await request(`${server.url}/products`, { headers: { host: 'shop.example' } });
+    expect(publicHost.headers['x-cache']).toBe('HIT');
+    expect(served).toBe(2);
+    await expect(responses.warm(['/relative'])).rejects.toThrow(TypeError);
+  });
+});
+
 describe('metrics', () => {
   it('exports per-namespace counters and memory gauges on the registry, with bounded labels', async () => {
     const registry = createRegistry();

@@ -605,6 +605,7 @@ function disabledCache(): ResponseCache {
   Object.assign(off, {
     stats: () => empty,
     invalidate: async () => 0,
+    warm: async () => 0,
     health: () => ({ status: 'ok', detail: 'cache layer is off' }),
     close: async () => {},
   });
