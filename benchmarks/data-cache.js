@@ -14,7 +14,18 @@
  *
  * The baseline is an `async` function (a cache whose miss calls a loader answers with a
  * promise, so callers `await` it either way); the synchronous `Map.get` is shown too.
+ *
+ * `--instructions [--candidates map-async,data-wrap]`: instead of wall-clock rounds, each
+ * candidate runs in a child under `valgrind --tool=callgrind --instr-atstart=no`, warmed
+ * up (200,000 calls) before counting is turned on (`callgrind_control -i on`) for `--ops`
+ * calls and dumped (`-d`): instructions per call, the same whatever else the machine does.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCache } from '@perfstack/cache';
 import { Cacheable } from 'cacheable';
@@ -25,11 +36,16 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '1000000' },
     keys: { type: 'string', default: '1000' },
     json: { type: 'string' },
+    instructions: { type: 'boolean', default: false },
+    candidates: { type: 'string' },
+    child: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('node benchmarks/data-cache.js [--rounds 7] [--ops 1000000] [--keys 1000] [--json out.json]');
+  console.log(
+    'node benchmarks/data-cache.js [--rounds 7] [--ops 1000000] [--keys 1000] [--json out.json] [--instructions]',
+  );
   process.exit(0);
 }
 const ROUNDS = Number(values.rounds);
@@ -86,6 +102,97 @@ for (const c of candidates) {
     }
   }
 }
+
+/** Runs `ops` calls of one candidate (awaited unless it is synchronous). */
+async function runOps(c, ops) {
+  const { run } = c;
+  if (c.sync) {
+    let sink = 0;
+    for (let i = 0; i < ops; i++) if (run(keys[i % KEYS]) !== undefined) sink++;
+    if (sink !== ops) throw new Error(`${c.name} missed`);
+  } else {
+    for (let i = 0; i < ops; i++) await run(keys[i % KEYS]);
+  }
+}
+
+// --child <name>: one candidate under callgrind, driven by the parent over stdin/stdout.
+if (values.child !== undefined) {
+  const c = candidates.find((x) => x.name === values.child);
+  await runOps(c, 200_000); // warm-up: JIT tier-up before counting
+  const lines = createInterface({ input: process.stdin });
+  process.stdout.write('ready\n');
+  for await (const line of lines) {
+    if (line === 'go') {
+      await runOps(c, OPS);
+      process.stdout.write('done\n');
+    } else break;
+  }
+  await data.close();
+  process.exit(0);
+}
+
+// --instructions: instructions per call of each candidate, counted by callgrind (the same
+// count whatever else the machine is doing), instead of wall-clock rounds.
+if (values.instructions) {
+  const dir = mkdtempSync(join(tmpdir(), 'perfstack-data-cg-'));
+  const rows = [];
+  const chosen = values.candidates?.split(',') ?? ['map-async', 'map-sync', 'data-wrap', 'data-get', 'cacheable-get'];
+  for (const c of candidates.filter((x) => chosen.includes(x.name))) {
+    const child = spawn(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--instr-atstart=no',
+        `--callgrind-out-file=${join(dir, `${c.name}.%p`)}`,
+        process.execPath,
+        fileURLToPath(import.meta.url),
+        '--child',
+        c.name,
+        '--ops',
+        String(OPS),
+        '--keys',
+        String(KEYS),
+      ],
+      { stdio: ['pipe', 'pipe', 'ignore'] },
+    );
+    const out = createInterface({ input: child.stdout });
+    const next = () => new Promise((resolve) => out.once('line', resolve));
+    await next(); // ready
+    spawnSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
+    child.stdin.write('go\n');
+    await next(); // done
+    spawnSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
+    spawnSync('callgrind_control', ['-i', 'off', String(child.pid)], { stdio: 'ignore' });
+    child.stdin.end('exit\n');
+    await new Promise((resolve) => child.once('exit', resolve));
+    // `callgrind_control -d` wrote `<name>.<pid>.1`: the calls only (the final file at exit is not counted).
+    let total = 0;
+    const part = new RegExp(`^${c.name}\\.\\d+\\.\\d+$`);
+    for (const file of readdirSync(dir).filter((f) => part.test(f))) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const summary = /^summary:\s+(\d+)/m.exec(text) ?? /^totals:\s+(\d+)/m.exec(text);
+      if (summary !== null) total += Number(summary[1]);
+    }
+    rows.push({ name: c.name, title: c.title, instructionsPerCall: Math.round(total / OPS) });
+    console.error(`${c.name}: ${Math.round(total / OPS)} instructions per call`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  const base = rows.find((r) => r.name === 'map-async')?.instructionsPerCall ?? rows[0].instructionsPerCall;
+  console.log(`data-cache L1 hit under callgrind: instructions per call, ${OPS} calls each (node ${process.version})`);
+  for (const r of rows)
+    console.log(
+      r.name.padEnd(16),
+      String(r.instructionsPerCall).padEnd(10),
+      `${(r.instructionsPerCall / base).toFixed(2)}x`,
+    );
+  if (values.json) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(values.json, `${JSON.stringify({ ops: OPS, keys: KEYS, rows }, null, 2)}\n`);
+  }
+  await data.close();
+  process.exit(0);
+}
+
 // cacheable's wrap keys by the wrapped function's arguments: prove it served from its L1.
 const before = cacheable.stats?.hits;
 
