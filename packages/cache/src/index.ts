@@ -5,6 +5,28 @@
  * across instances through a durable Redis stream, request collapsing per variant,
  * stale-while-revalidate and stale-if-error.
  */
+
+export {
+  createCache,
+  DataCache,
+  type DataInvalidateSelector,
+  isDataCache,
+  MAX_NAMESPACES,
+  type SetManyEntry,
+  type WarmLoader,
+} from './data/data-cache.js';
+export {
+  defaultDataCache,
+  type MemoizableMethod,
+  Memoize,
+  type Memoized,
+  type MemoizeOptions,
+  memoize,
+  setDefaultDataCache,
+} from './data/memoize.js';
+export type { DataCacheOptions, SetOptions, WrapOptions } from './data/options.js';
+export { jsonSerializer, type Serializer } from './data/serializer.js';
+export { linkTagBus } from './data/tag-bus.js';
 export { type Entry, type EntryPolicy, isPerRequestHeader } from './entry.js';
 export { CacheStoreError, isCacheStoreError } from './errors.js';
 export {

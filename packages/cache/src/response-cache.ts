@@ -9,6 +9,7 @@ import type { CacheSource, CacheStats, ClosableMiddleware, HealthCheck, NextFunc
 import { warmShapes } from '@perfstack/core';
 import { CacheEngine } from './engine.js';
 import { type ResponseCacheOptions, resolveOptions } from './options.js';
+import { type WarmTarget, warmUrls } from './warm.js';
 
 /** Where `cache({ store })` finds the engine of an instance. */
 export const ENGINE = Symbol.for('perfstack.cache.engine');
@@ -26,6 +27,12 @@ export interface ResponseCache extends ClosableMiddleware, CacheSource {
     readonly tags?: readonly string[];
     readonly prefix?: string;
   }): Promise<number>;
+  /**
+   * Fills entries on demand by asking the app for each URL (absolute, e.g.
+   * `http://127.0.0.1:3000/products`, or `{ url, headers: { host: 'shop.example' } }`) as a
+   * forced miss; resolves with how many the cache now holds. `timeout` per request, ms.
+   */
+  warm(urls: readonly WarmTarget[], options?: { readonly timeout?: number }): Promise<number>;
   /** `ok`, or `degraded` while a configured Redis is down. */
   health(): HealthCheck;
   /** Stops pub/sub listening and closes a Redis connection the cache made itself. */
@@ -59,6 +66,8 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
   return Object.assign(middleware, {
     stats: () => engine.stats(),
     invalidate: (selector: Parameters<ResponseCache['invalidate']>[0]) => engine.invalidate(selector),
+    warm: (urls: readonly WarmTarget[], options?: { readonly timeout?: number }) =>
+      warmUrls(engine, urls, options?.timeout ?? 10_000),
     health: () => engine.health(),
     close: () => engine.close(),
     [ENGINE]: engine,

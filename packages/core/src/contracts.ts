@@ -69,6 +69,38 @@ export interface CacheSource {
   }): Promise<number>;
 }
 
+/** Numbers of one data-cache namespace. */
+export interface DataNamespaceStats {
+  /** Entries in this namespace's memory (L1). */
+  readonly entries: number;
+  /** Bytes accounted in this namespace's memory. */
+  readonly bytes: number;
+  /** Entries evicted from this namespace's memory to stay within its bounds. */
+  readonly evictions: number;
+  /** Reads answered from memory or Redis without calling the loader. */
+  readonly hits: number;
+  /** Reads that found nothing (and, for `wrap`, called or waited for the loader). */
+  readonly misses: number;
+  /** `wrap` calls answered with an entry past its lifetime while it was refreshed. */
+  readonly stale: number;
+  /** `hits / (hits + misses)`, stale answers counted as hits. */
+  readonly hitRatio: number;
+  /** Entries refreshed in the background before they expired (refresh-ahead). */
+  readonly refreshesAhead: number;
+  /** Entries loaded into memory at start from the hottest in Redis (warm start). */
+  readonly warmStarted: number;
+}
+
+/** Data-cache numbers: totals, and per namespace. */
+export interface DataCacheStats extends DataNamespaceStats {
+  readonly namespaces: Readonly<Record<string, DataNamespaceStats>>;
+}
+
+/** What the dashboard needs from the data cache. */
+export interface DataCacheSource {
+  stats(): DataCacheStats;
+}
+
 /** Rate-limit numbers. */
 export interface RateLimitStats {
   readonly allowed: number;

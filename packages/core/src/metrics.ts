@@ -21,7 +21,10 @@ type MetricConfig<L extends string> = {
 };
 
 /** Returns the counter registered under `config.name`, creating it if absent. */
-export function counter<L extends string>(registry: Registry, config: MetricConfig<L>): Counter<L> {
+export function counter<L extends string>(
+  registry: Registry,
+  config: MetricConfig<L> & { readonly collect?: (this: Counter<L>) => void | Promise<void> },
+): Counter<L> {
   const existing = registry.getSingleMetric(config.name);
   if (existing) return existing as Counter<L>;
   return new Counter<L>({ ...config, labelNames: config.labelNames ?? [], registers: [registry] });

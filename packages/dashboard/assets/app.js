@@ -544,6 +544,37 @@
     ]);
   }
 
+  function renderData(s) {
+    const body = $('data-namespaces').tBodies[0];
+    clear(body);
+    if (!s.data) {
+      statList($('data-stats'), [['Status', 'not configured']]);
+      return;
+    }
+    const d = s.data;
+    statList($('data-stats'), [
+      ['Hit ratio', fmtPct(d.hitRatio)],
+      ['Entries', fmtInt(d.entries)],
+      ['Size', fmtBytes(d.bytes)],
+      ['Evictions', fmtInt(d.evictions)],
+      ['Refreshed ahead', fmtInt(d.refreshesAhead)],
+      ['Warm-started', fmtInt(d.warmStarted)],
+    ]);
+    for (const [name, n] of Object.entries(d.namespaces)) {
+      body.appendChild(
+        el('tr', null, [
+          cell(name),
+          cell(fmtInt(n.entries), 'num'),
+          cell(fmtInt(n.hits), 'num'),
+          cell(fmtInt(n.misses), 'num'),
+          cell(fmtPct(n.hitRatio), 'num'),
+          cell(fmtInt(n.refreshesAhead), 'num'),
+          cell(fmtInt(n.warmStarted), 'num'),
+        ]),
+      );
+    }
+  }
+
   function renderRateLimit(s) {
     const form = $('rl-form');
     const limits = $('rl-limits');
@@ -711,6 +742,7 @@
     renderRoutes(s);
     renderFleet(s);
     renderCache(s);
+    renderData(s);
     renderRateLimit(s);
     renderBreakers(s);
     renderOutbound(s);

@@ -263,6 +263,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
 const SOURCE_METHODS: Readonly<Record<keyof Omit<DashboardSources, 'health'>, readonly string[]>> = {
   timing: ['snapshot'],
   cache: ['stats', 'invalidate'],
+  data: ['stats'],
   rateLimit: ['stats', 'resetKey'],
   circuitBreaker: ['snapshot', 'reset'],
   sizeLimit: ['stats'],

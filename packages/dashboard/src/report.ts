@@ -63,6 +63,15 @@ export interface ReportInputs {
   readonly latencyTargetMs: number;
   readonly errorRate: number;
   readonly cache: { readonly hits: number; readonly misses: number; readonly hitRatio: number } | null;
+  /** The data cache (`stack.data`): totals and hit ratio per namespace. */
+  readonly data: {
+    readonly hits: number;
+    readonly misses: number;
+    readonly hitRatio: number;
+    readonly refreshesAhead: number;
+    readonly warmStarted: number;
+    readonly namespaces: Readonly<Record<string, { readonly hitRatio: number }>>;
+  } | null;
   readonly rateLimit: { readonly allowed: number; readonly blocked: number; readonly blockedShare: number } | null;
   readonly breakers: {
     readonly total: number;
@@ -170,6 +179,21 @@ export function buildReport(
   };
 }
 
+/** The data cache's figures for the report's `inputs`. */
+function dataInputs(data: DashboardSnapshot['data']): ReportInputs['data'] {
+  if (data === null) return null;
+  const namespaces: [string, { hitRatio: number }][] = [];
+  for (const [name, n] of Object.entries(data.namespaces)) namespaces.push([name, { hitRatio: n.hitRatio }]);
+  return {
+    hits: data.hits,
+    misses: data.misses,
+    hitRatio: data.hitRatio,
+    refreshesAhead: data.refreshesAhead,
+    warmStarted: data.warmStarted,
+    namespaces: Object.fromEntries(namespaces),
+  };
+}
+
 /** The figures the rules used, for the report's `inputs`. */
 function inputsOf(c: RuleContext): ReportInputs {
   const { snapshot, stats, config } = c;
@@ -188,6 +212,7 @@ function inputsOf(c: RuleContext): ReportInputs {
     latencyTargetMs: config.latencyTargetMs,
     errorRate: stats?.errorRate ?? 0,
     cache: cache === null ? null : { hits: cache.hits, misses: cache.misses, hitRatio: cache.hitRatio },
+    data: dataInputs(snapshot.data),
     rateLimit:
       rl === null
         ? null

@@ -8,6 +8,8 @@ import type {
   BreakerSnapshot,
   CacheSource,
   CircuitBreakerSource,
+  DataCacheSource,
+  DataCacheStats,
   LatencySummary,
   OffloadPoolFigures,
   OnceLogger,
@@ -30,6 +32,8 @@ export interface DashboardSources {
   readonly timing?: TimingSource;
   /** Cache stats and invalidation (@perfstack/cache). */
   readonly cache?: CacheSource;
+  /** The data cache's stats, per namespace (@perfstack/cache `createCache()`, the preset's `stack.data`). */
+  readonly data?: DataCacheSource;
   /** Rate-limit stats and key reset (@perfstack/rate-limit). */
   readonly rateLimit?: RateLimitSource;
   /** Breaker states, overload and reset (@perfstack/circuit-breaker). */
@@ -153,7 +157,7 @@ export interface DashboardSnapshot {
   readonly instanceId: string;
   /** Which sources are configured. */
   readonly sources: Readonly<
-    Record<'timing' | 'cache' | 'rateLimit' | 'circuitBreaker' | 'sizeLimit' | 'outbound' | 'health', boolean>
+    Record<'timing' | 'cache' | 'data' | 'rateLimit' | 'circuitBreaker' | 'sizeLimit' | 'outbound' | 'health', boolean>
   >;
   readonly requests: RequestFigures;
   /** Last minute, milliseconds. */
@@ -163,6 +167,11 @@ export interface DashboardSnapshot {
   /** Per-route table (timing's 5-minute top list). */
   readonly routes: readonly RouteStats[];
   readonly cache: CacheFigures | null;
+  /**
+   * The data cache next to the response cache: hits, misses, stale, hit ratio, entries,
+   * bytes, evictions, refreshes-ahead and warm-started entries, overall and per namespace.
+   */
+  readonly data: DataCacheStats | null;
   readonly rateLimit: RateLimitStats | null;
   readonly breakers: BreakerFigures | null;
   readonly sizeLimit: SizeLimitFigures | null;
@@ -206,6 +215,7 @@ export class SnapshotBuilder {
     this.#present = {
       timing: sources.timing !== undefined,
       cache: sources.cache !== undefined,
+      data: sources.data !== undefined,
       rateLimit: sources.rateLimit !== undefined,
       circuitBreaker: sources.circuitBreaker !== undefined,
       sizeLimit: sources.sizeLimit !== undefined,
@@ -237,6 +247,7 @@ export class SnapshotBuilder {
     const errors: string[] = [];
     const timing = s.timing ? this.#read('timing', errors, () => s.timing!.snapshot()) : null;
     const cacheStats = s.cache ? this.#read('cache', errors, () => s.cache!.stats()) : null;
+    const data = s.data ? this.#read('data', errors, () => s.data!.stats()) : null;
     const rateLimit = s.rateLimit ? this.#read('rateLimit', errors, () => s.rateLimit!.stats()) : null;
     const breakerData = s.circuitBreaker
       ? this.#read('circuitBreaker', errors, () => s.circuitBreaker!.snapshot())
@@ -275,6 +286,7 @@ export class SnapshotBuilder {
             hitRatio: cacheStats.hitRatio,
           }
         : null,
+      data,
       rateLimit,
       breakers,
       sizeLimit: sizeData ? sizeFigures(sizeData.rejected) : null,

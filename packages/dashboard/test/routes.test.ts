@@ -190,6 +190,7 @@ describe('GET /api/snapshot', () => {
         'windows',
         'routes',
         'cache',
+        'data',
         'rateLimit',
         'breakers',
         'sizeLimit',
@@ -206,6 +207,7 @@ describe('GET /api/snapshot', () => {
     expect(s.sources).toEqual({
       timing: true,
       cache: true,
+      data: false,
       rateLimit: true,
       circuitBreaker: true,
       sizeLimit: true,
@@ -293,6 +295,7 @@ describe('GET /api/snapshot', () => {
     expect(s.sources).toEqual({
       timing: false,
       cache: false,
+      data: false,
       rateLimit: false,
       circuitBreaker: false,
       sizeLimit: false,

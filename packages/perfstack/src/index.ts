@@ -16,6 +16,12 @@
 export {
   Cacheable,
   cache,
+  createCache,
+  type DataCache,
+  type DataCacheOptions,
+  Memoize,
+  type MemoizeOptions,
+  memoize,
   type ResponseCache,
   type ResponseCacheOptions,
   type RouteCacheOptions,

@@ -3,7 +3,17 @@
  * one metrics registry, one Redis connection and one logger.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ResponseCache, type ResponseCacheOptions, responseCache } from '@perfstack/cache';
+import {
+  createCache,
+  type DataCache,
+  type DataCacheOptions,
+  defaultDataCache,
+  linkTagBus,
+  type ResponseCache,
+  type ResponseCacheOptions,
+  responseCache,
+  setDefaultDataCache,
+} from '@perfstack/cache';
 import type { Client } from '@perfstack/circuit-breaker';
 import { type CircuitBreakerMiddleware, type CircuitBreakerOptions, circuitBreaker } from '@perfstack/circuit-breaker';
 import {
@@ -88,6 +98,13 @@ export interface PerformanceStackOptions {
   readonly rateLimit?: RateLimitOptions | boolean;
   /** Per-route circuit breakers, timeouts, bulkheads and overload shedding. @default true */
   readonly circuitBreaker?: CircuitBreakerOptions | boolean;
+  /**
+   * The data cache, `stack.data` (`createCache()` on the shared registry, logger and Redis):
+   * `get`/`set`/`wrap`/`invalidate`, the default cache of `memoize`/`@Memoize`, one tag bus
+   * with the response cache. Not a layer: it serves the app's code, not requests.
+   * @default true
+   */
+  readonly data?: DataCacheOptions | boolean;
   /** Shared Redis: a URL, a node-redis client, options, or a `SharedRedis`. @default process.env.REDIS_URL */
   readonly redis?: string | RedisClient | SharedRedisOptions | SharedRedis | false;
   /** Dashboard, `/metrics` and `/health` options (access control). Loopback-only by default. */
@@ -125,6 +142,7 @@ export const DEFAULT_RATE_LIMIT = Object.freeze({ limit: 1000, windowMs: 60_000 
 
 const KNOWN_OPTIONS = [
   ...DEFAULT_ORDER,
+  'data',
   'redis',
   'dashboard',
   'paths',
@@ -155,6 +173,12 @@ export interface PerformanceStack extends Middleware {
   health(): HealthHandler;
   /** The response cache (`invalidate`, `stats`). */
   readonly cache: ResponseCache;
+  /**
+   * The data cache (`get`, `set`, `getMany`, `setMany`, `wrap`, `invalidate`, `warm`,
+   * `namespace`): one tag bus with {@link PerformanceStack.cache}. Reading it throws a
+   * TypeError when the stack was built with `data: false`.
+   */
+  readonly data: DataCache;
   /** The monitoring port's server (`monitoring` / `MONITORING_PORT`), else `undefined`. */
   readonly monitoring: Monitoring | undefined;
   /** Every layer that is on. */
@@ -291,6 +315,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     -readonly [K in keyof StackLayers]: StackLayers[K];
   } = {};
   const closers: Array<() => Promise<void>> = [];
+  let data: DataCache | undefined;
 
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
@@ -367,9 +392,12 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       });
       built.circuitBreaker = layers.circuitBreaker;
     }
+    const dataOptions = layerOptions<DataCacheOptions>(opts.data, 'data');
+    if (dataOptions) data = createCache({ ...shared, ...(redis ? { redis } : {}), ...dataOptions });
   } catch (error) {
     // A bad option in one layer must not leave the others' timers or Redis running.
     for (const layer of Object.values(layers)) void (layer as { close?: () => Promise<void> }).close?.();
+    void data?.close();
     if (ownsRedis) void redis?.close();
     throw error;
   }
@@ -377,6 +405,19 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   for (const layer of Object.values(layers)) {
     const close = (layer as { close?: () => Promise<void> }).close;
     if (close) closers.push(() => close.call(layer));
+  }
+
+  if (data !== undefined) {
+    const own = data;
+    // Without Redis, one tag bus in this process; with Redis the invalidation stream is it.
+    const unlink = layers.cache === undefined ? () => {} : linkTagBus(layers.cache, own);
+    // memoize()/@Memoize use the stack's data cache unless given one (the last stack built).
+    setDefaultDataCache(own);
+    closers.push(async () => {
+      unlink();
+      if (defaultDataCache() === own) setDefaultDataCache(undefined);
+      await own.close();
+    });
   }
 
   const members = order.flatMap((name) => (built[name] ? [built[name] as Middleware] : []));
@@ -412,6 +453,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const healthChecks: Record<string, HealthSource> = {};
   if (redis) healthChecks.redis = redisHealthCheck(redis);
   if (layers.cache) healthChecks.cache = layers.cache;
+  if (data) healthChecks.data = data;
   if (layers.rateLimit) healthChecks.rateLimit = layers.rateLimit;
   if (layers.circuitBreaker) healthChecks.circuitBreaker = layers.circuitBreaker;
   if (clusterParts !== undefined) healthChecks.cluster = clusterParts.health;
@@ -434,6 +476,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           sources: {
             timing: layers.timing,
             cache: layers.cache,
+            data,
             rateLimit: layers.rateLimit,
             circuitBreaker: layers.circuitBreaker,
             sizeLimit: layers.sizeLimit,
@@ -475,6 +518,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       },
     },
     cache: { value: layers.cache ?? disabledCache(), enumerable: true },
+    data: {
+      get: () => {
+        if (data === undefined) throw new TypeError(`${PKG}: stack.data is off (the stack was built with data: false)`);
+        return data;
+      },
+      enumerable: true,
+    },
     layers: { value: Object.freeze({ ...layers }), enumerable: true },
     order: { value: Object.freeze([...order]), enumerable: true },
     redis: { value: redis, enumerable: true },
@@ -567,6 +617,7 @@ function disabledCache(): ResponseCache {
   Object.assign(off, {
     stats: () => empty,
     invalidate: async () => 0,
+    warm: async () => 0,
     health: () => ({ status: 'ok', detail: 'cache layer is off' }),
     close: async () => {},
   });

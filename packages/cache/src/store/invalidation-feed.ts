@@ -35,6 +35,8 @@ export interface InvalidationOp {
   readonly tags: readonly string[];
   /** A key prefix; `''` means every key. */
   readonly prefix: string | undefined;
+  /** The id of the cache that sent it, when it wants to skip its own messages (the data cache). */
+  readonly from?: string;
 }
 
 /** What {@link InvalidationFeed} needs from the engine. */
@@ -200,6 +202,7 @@ export class InvalidationFeed {
     const deleted = await store.deleteKeys(all);
     const fields: string[] = ['keys', JSON.stringify(all), 'tags', JSON.stringify(op.tags)];
     if (op.prefix !== undefined) fields.push('prefix', op.prefix);
+    if (op.from !== undefined) fields.push('from', op.from);
     const args = ['XADD', this.#stream, 'MAXLEN', '~', String(STREAM_LENGTH), '*', ...fields];
     await withTimeout(this.#command(this.#o.redis.client, args, false), this.#o.timeout, 'XADD');
     return deleted;
@@ -346,7 +349,13 @@ export class InvalidationFeed {
         return [];
       }
     };
-    this.#o.onInvalidate({ keys: list(read('keys')), tags: list(read('tags')), prefix: read('prefix') });
+    const from = read('from');
+    this.#o.onInvalidate({
+      keys: list(read('keys')),
+      tags: list(read('tags')),
+      prefix: read('prefix'),
+      ...(from === undefined ? {} : { from }),
+    });
   }
 
   #drop(): void {
