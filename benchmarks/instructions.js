@@ -22,11 +22,11 @@
  *
  * Usage: node benchmarks/instructions.js --scenarios express-bare,stack-express,stack-express-429
  *          [--warmup 2000] [--requests 300] [--intervals 5] [--concurrency 8]
- *          [--pairs stack-express-429/stack-express,...] [--json file]
+ *          [--pairs stack-express-429/stack-express,...] [--json file] [--keep dir]
  * Without --pairs every scenario is compared with the first one.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,7 @@ const USAGE = `Usage: node benchmarks/instructions.js --scenarios <list> [option
   --concurrency <n>    keep-alive connections (default 8)
   --pairs <a/b,...>    ratios to print (default: every scenario / the first)
   --json <file>        write the figures as JSON
+  --keep <dir>         keep the callgrind dumps in <dir>/<scenario>/ (for callgrind_annotate)
   --help               this text`;
 
 function positive(name, value) {
@@ -62,6 +63,7 @@ function parse(argv) {
       concurrency: { type: 'string', default: '8' },
       pairs: { type: 'string' },
       json: { type: 'string' },
+      keep: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,6 +85,7 @@ function parse(argv) {
     concurrency: positive('concurrency', values.concurrency),
     pairs,
     json: values.json,
+    keep: values.keep,
   };
 }
 
@@ -187,6 +190,12 @@ async function measure(scenario, options, context) {
   } finally {
     agent.destroy();
     await server.stop();
+    if (options.keep) {
+      const kept = join(options.keep, scenario.name);
+      rmSync(kept, { recursive: true, force: true });
+      mkdirSync(options.keep, { recursive: true });
+      cpSync(dir, kept, { recursive: true });
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,7 @@ import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
+import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
 import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -263,6 +264,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     -readonly [K in keyof StackLayers]: StackLayers[K];
   } = {};
   const closers: Array<() => Promise<void>> = [];
+  let corsKind: GateParts['corsKind'] = 'fixed';
 
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
@@ -307,7 +309,9 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     const corsOptions = enabled<CorsOptions>('cors', opts.cors);
     if (corsOptions) {
       const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
-      built.cors = cors({ origin: envOrigins ?? false, ...corsOptions }) as unknown as Middleware;
+      const resolvedCors: CorsOptions = { origin: envOrigins ?? false, ...corsOptions };
+      built.cors = cors(resolvedCors) as unknown as Middleware;
+      corsKind = corsKindOf(resolvedCors.origin);
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
@@ -364,11 +368,42 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const endpointChain = compose(
     order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
   );
+  // Refusals (429, an open breaker's 503) decided and written before the chain, and before
+  // Express itself where the stack is the app's first middleware (refusal-gate.ts).
+  const gate =
+    order === DEFAULT_ORDER
+      ? RefusalGate.build({
+          timing: layers.timing,
+          cache: layers.cache,
+          sizeLimit: layers.sizeLimit,
+          logger: layers.logger,
+          helmet: built.helmet,
+          cors: built.cors,
+          corsKind,
+          rateLimit: layers.rateLimit,
+          circuitBreaker: layers.circuitBreaker,
+          endpoints,
+          log,
+        })
+      : undefined;
+  /** The server whose requests the stack saw last: the gate is put in front of Express once per server. */
+  let gateSeen: unknown;
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     warmShapes(req, res);
     ensureRequestId(req, res);
-    if (endpoints.match(req) === undefined) chain(req, res, next);
-    else endpointChain(req, res, next);
+    if (endpoints.match(req) !== undefined) {
+      endpointChain(req, res, next);
+      return;
+    }
+    if (gate !== undefined) {
+      const server = (req.socket as { server?: unknown } | null | undefined)?.server;
+      if (server !== gateSeen) {
+        gateSeen = server;
+        gateServer(gate, stack, req);
+      }
+      if (!isGated(server) && gate.refuse(req, res, undefined)) return;
+    }
+    chain(req, res, next);
   } as PerformanceStack;
 
   const dashboardOptions: StackDashboardOptions = {
@@ -446,6 +481,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         closing ??= (async () => {
           // The access log first: it waits for the requests in flight, which the other
           // layers (and Redis) still serve meanwhile, then flushes their lines.
+          gate?.close();
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await health?.close();
@@ -457,6 +493,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     },
   });
   return stack;
+}
+
+/** What the early refusals need to know of CORS's `origin` setting. */
+function corsKindOf(origin: CorsOptions['origin']): GateParts['corsKind'] {
+  if (typeof origin === 'function') return 'async';
+  // undefined, false, '*' or one origin: the same headers whatever the request's Origin.
+  return origin === undefined || origin === false || typeof origin === 'string' ? 'fixed' : 'request';
 }
 
 function parseTrust(value: string): boolean | number | string | string[] {
