@@ -88,6 +88,8 @@ type ExpressRequest = IncomingMessage & { originalUrl?: string };
  * Only for breakers without a `fallback` option and the default key.
  */
 export interface EarlyBreaker {
+  /** True while some breaker is open (else no request needs asking). */
+  anyOpen(): boolean;
   openRoute(req: IncomingMessage, pattern: string | undefined): unknown;
   reject(route: unknown): { readonly retryAfter: number; readonly body: string };
 }
@@ -116,6 +118,8 @@ class Engine {
   readonly marker = Symbol('perfstack.circuitBreaker.guarded');
   shed = 0;
   closed = false;
+  /** Breakers in the open state (the early check asks nothing of a request while there is none). */
+  openBreakers = 0;
   /** Learning hooks in a row that found no route (an app without a router, a 404 flood). */
   #futileLearning = 0;
   #unmatchedSeen = 0;
@@ -226,9 +230,11 @@ class Engine {
       this.config.routes.get(key) ??
       (pattern === undefined ? undefined : this.config.routes.get(pattern)) ??
       this.config.defaults;
-    const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) =>
-      this.events.emit('state-change', event),
-    );
+    const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) => {
+      if (event.to === 'open') this.openBreakers++;
+      else if (event.from === 'open') this.openBreakers--;
+      this.events.emit('state-change', event);
+    });
     const bulkhead =
       config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
     const route: GuardedRoute = { name: key, machine, bulkhead, config };
@@ -275,7 +281,9 @@ class Engine {
 
   /** The breaker that would refuse this request as open, for the early check; else `undefined`. */
   openRoute(req: IncomingMessage, pattern: string | undefined): GuardedRoute | undefined {
-    if (this.closed || this.config.key !== undefined || this.monitor?.overloaded === true) return undefined;
+    if (this.openBreakers <= 0 || this.closed || this.config.key !== undefined || this.monitor?.overloaded === true) {
+      return undefined;
+    }
     const path = pathOf(req.url);
     if (this.config.isExempt(path)) return undefined;
     const named = pattern ?? this.matcher.match(path);
@@ -602,6 +610,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
     },
   };
   const early: EarlyBreaker = {
+    anyOpen: () => engine.openBreakers > 0,
     openRoute: (req, pattern) => engine.openRoute(req, pattern),
     reject: (route) => {
       const guarded = route as GuardedRoute;

@@ -183,7 +183,7 @@ export class RefusalGate {
    *   `undefined` inside the stack (where `req.app` is already set, or no Express at all)
    */
   refuse(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
-    if (this.#closed || req.method === 'OPTIONS') return false;
+    if (this.#closed) return false;
     try {
       return this.#refuse(req, res, app);
     } catch (error) {
@@ -197,12 +197,12 @@ export class RefusalGate {
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
-    if (this.#endpoints.matchFor(req, app === undefined ? undefined : routingOfApp(app)) !== undefined) return false;
-    if (this.#cache?.mayAnswer(req)) return false;
-    if (this.#sizeCheck !== undefined && !this.#sizeCheck(req)) return false;
+    // The cheap questions first: most requests are neither over a limit nor on an open
+    // breaker's route, and are sent on after a dry run of the limiter's memory store.
     const limiter = this.#limiter;
     const refusedKey = limiter?.wouldRefuse(req, app);
     if (refusedKey !== undefined) {
+      if (!this.#passesLayers(req, app)) return false;
       const limiterOf = limiter as EarlyLimiter;
       if (!this.#quiet(req, RATE_LIMITED, app)) {
         // Its access-log line is due: decided here, finished by the usual path.
@@ -215,10 +215,10 @@ export class RefusalGate {
       return true;
     }
     const breaker = this.#breaker;
-    if (breaker === undefined) return false;
+    if (breaker === undefined || !breaker.anyOpen()) return false;
     const route = this.#route(req, app);
     const open = breaker.openRoute(req, route);
-    if (open === undefined) return false;
+    if (open === undefined || !this.#passesLayers(req, app)) return false;
     let key: string | undefined;
     if (limiter !== undefined) {
       key = limiter.keyOf(req, app);
@@ -234,6 +234,18 @@ export class RefusalGate {
     const { retryAfter, body } = breaker.reject(open);
     this.#answer(req, res, app, 503, headers, retryAfter, body, route);
     return true;
+  }
+
+  /**
+   * True when the layers in front of the limiter would let `req` by untouched: not one of the
+   * stack's endpoints (checked here only before Express; the stack checks it first), nothing
+   * the cache could answer, nothing the size limits refuse, not a CORS preflight.
+   */
+  #passesLayers(req: IncomingMessage, app: ExpressApp | undefined): boolean {
+    if (req.method === 'OPTIONS') return false;
+    if (app !== undefined && this.#endpoints.matchFor(req, routingOfApp(app)) !== undefined) return false;
+    if (this.#cache?.mayAnswer(req)) return false;
+    return this.#sizeCheck === undefined || this.#sizeCheck(req);
   }
 
   /** True when the access log would write no line for this refusal (counted as left out). */
