@@ -18,12 +18,14 @@ import {
   readBoolean,
   readFunction,
   readInteger,
+  readString,
   readStringArray,
   type SharedContext,
   SharedRedis,
 } from '@perfstack/core';
 
 import type { HeuristicPolicy } from './freshness.js';
+import { DEFAULT_EVICTION, type EvictionPolicy } from './store/memory.js';
 
 export const PKG = '@perfstack/cache';
 
@@ -42,6 +44,13 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly maxEntries?: number;
   /** Most bytes kept in memory (bodies + headers + bookkeeping). @default '64mb' */
   readonly maxBytes?: number | string;
+  /**
+   * What leaves memory (L1) when `maxEntries` or `maxBytes` is reached: `'tinylfu'`
+   * (W-TinyLFU: a new entry gets in only if it was requested more often recently than the
+   * entry it would push out, so scans and one-off URLs do not flush popular ones) or
+   * `'lru'` (least recently used goes). Both enforce the bounds exactly. @default 'tinylfu'
+   */
+  readonly eviction?: EvictionPolicy;
   /** Largest body that is buffered and stored; larger responses stream through uncached. @default '1mb' */
   readonly maxEntryBytes?: number | string;
   /** Default RFC 5861 `stale-while-revalidate` window. @default 0 */
@@ -99,6 +108,19 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly now?: () => number;
   /** Redis as a {@link SharedRedis}, a `redis://` URL or a node-redis client. @default none (L1 only) */
   readonly redis?: SharedRedis | string | RedisClient;
+  /**
+   * Without Redis: a bus that carries this cache's invalidations (`invalidate()`, unsafe
+   * methods, the dashboard's purges) to the other processes of the machine and theirs to this
+   * one — `performanceStack()` passes `perfstack/cluster`'s channel in every worker. Ignored
+   * when `redis` is set (Redis's durable invalidation stream does it). @default none
+   */
+  readonly fleetBus?: CacheFleetBus;
+}
+
+/** The transport of {@link ResponseCacheOptions.fleetBus}: fire-and-forget publish, and a subscription. */
+export interface CacheFleetBus {
+  publish(channel: string, message: string): unknown;
+  subscribe(channel: string, listener: (message: string) => void): { dispose(): void };
 }
 
 /** Per-route options of `cache()` and `@Cacheable()`. */
@@ -132,6 +154,7 @@ export interface CacheConfig {
   readonly ttl: number;
   readonly maxEntries: number;
   readonly maxBytes: number;
+  readonly eviction: EvictionPolicy;
   readonly maxEntryBytes: number;
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
@@ -151,6 +174,7 @@ export interface CacheConfig {
   readonly now: () => number;
   readonly registry: Registry | undefined;
   readonly redis: SharedRedis | undefined;
+  readonly fleetBus: CacheFleetBus | undefined;
   /** True when this instance made the connection and must close it. */
   readonly ownsRedis: boolean;
   readonly logger: PerfstackLogger;
@@ -172,6 +196,7 @@ const KNOWN: readonly string[] = [
   'ttl',
   'maxEntries',
   'maxBytes',
+  'eviction',
   'maxEntryBytes',
   'staleWhileRevalidate',
   'staleIfError',
@@ -190,6 +215,7 @@ const KNOWN: readonly string[] = [
   'now',
   'registry',
   'redis',
+  'fleetBus',
   'logger',
 ];
 
@@ -275,6 +301,21 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
   } else if (rawRedis !== undefined) {
     throw optionTypeError(PKG, 'redis', rawRedis, 'a SharedRedis, a redis:// URL or a node-redis client');
   }
+  const fleetBus = o.fleetBus;
+  if (
+    fleetBus !== undefined &&
+    (typeof fleetBus !== 'object' ||
+      fleetBus === null ||
+      typeof fleetBus.publish !== 'function' ||
+      typeof fleetBus.subscribe !== 'function')
+  ) {
+    throw optionTypeError(
+      PKG,
+      'fleetBus',
+      fleetBus,
+      'an object with publish(channel, message) and subscribe(channel, listener)',
+    );
+  }
   const targetedName = o.targetedCacheControl;
   if (
     targetedName !== undefined &&
@@ -291,6 +332,7 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     forwardTargeted: readBoolean(PKG, 'forwardTargetedCacheControl', o.forwardTargetedCacheControl, false),
     maxEntries: readInteger(PKG, 'maxEntries', o.maxEntries, 10_000, 1, 100_000_000),
     maxBytes,
+    eviction: readString<EvictionPolicy>(PKG, 'eviction', o.eviction, DEFAULT_EVICTION, ['tinylfu', 'lru']),
     maxEntryBytes,
     staleWhileRevalidate: duration(o.staleWhileRevalidate, 'staleWhileRevalidate', 0),
     staleIfError: duration(o.staleIfError, 'staleIfError', 0),
@@ -306,6 +348,7 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     now: readFunction<() => number>(PKG, 'now', o.now, Date.now),
     registry,
     redis,
+    fleetBus: redis === undefined ? fleetBus : undefined,
     ownsRedis,
     logger,
   };

@@ -6,6 +6,7 @@ export type { SizeLimitStats } from './enforcer.js';
 export { isSizeLimitError, SIZE_LIMIT_CODES, type SizeLimitCode, SizeLimitError } from './errors.js';
 export type { RejectHandler, RouteSizeLimitOptions, SizeLimitOptions } from './options.js';
 export {
+  decideBodyLimit,
   EARLY_SIZE_CHECK,
   type EarlySizeCheck,
   type RouteSizeLimiter,
