@@ -26,6 +26,7 @@ import { bypass, type InvalidateSelector, invalidateLocal, invalidateSelector, s
 import { boundKey, defaultKey, isUnkeyable } from './key.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 import { isUnsafe, read } from './request.js';
+import { REFRESH_HEADER } from './revalidate.js';
 import { tryServe } from './serve.js';
 import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } from './state.js';
 import { CacheCounters } from './stats.js';
@@ -116,6 +117,29 @@ export class CacheEngine {
     } else {
       bypass(this, req, res, next, isUnsafe(method));
     }
+  }
+
+  /**
+   * @internal Whether this (global) layer might answer `req` without the layers behind it: a
+   * stored entry, a fetch under way it could join, or a conditional/directive request. `false`
+   * means the request goes on to the next layer whatever happens here, so perfstack's early
+   * refusals may decide it first (the rate limiter sits behind the cache). Mirrors `handle`
+   * and `read`, and errs towards `true`.
+   */
+  mayAnswer(req: IncomingMessage): boolean {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    if (this.config.skip !== undefined) return true;
+    const headers = req.headers;
+    if (headers[REFRESH_HEADER] !== undefined) return true;
+    if (this.config.requestCacheControl && (headers['cache-control'] !== undefined || headers.pragma !== undefined)) {
+      return true;
+    }
+    const key = defaultKey(req);
+    if (key === undefined) return false;
+    if (this.l1.select(key, headers) !== undefined) return true;
+    if (this.flights.has(this.fleet.flightId(key, req))) return true;
+    return this.l2 !== undefined && this.known?.has(key) === true;
   }
 
   /** A `cache()` route with no global layer (or another instance than the global one). */

@@ -53,7 +53,7 @@ export type {
   TimeoutEvent,
   TransitionReason,
 } from './events.js';
-export { type CircuitBreakerMiddleware, circuitBreaker } from './middleware.js';
+export { type CircuitBreakerMiddleware, circuitBreaker, EARLY_BREAKER, type EarlyBreaker } from './middleware.js';
 export type {
   CircuitBreakerOptions,
   FailurePredicate,

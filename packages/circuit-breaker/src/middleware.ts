@@ -23,6 +23,7 @@ import {
   originStatus,
   type Problem,
   pathOf,
+  problemJson,
   problemSent,
   type Registry,
   requestErrorOf,
@@ -85,10 +86,29 @@ interface GuardedRoute {
 
 type ExpressRequest = IncomingMessage & { originalUrl?: string };
 
+/**
+ * @internal The breaker as perfstack's early refusals ask it, before the framework runs:
+ * `openRoute` finds the breaker that would answer `CIRCUIT_OPEN` (without changing anything);
+ * `reject` then counts that refusal as the middleware would and returns its `Retry-After` (s)
+ * and problem+json body.
+ * Only for breakers without a `fallback` option and the default key.
+ */
+export interface EarlyBreaker {
+  /** True while some breaker is open (else no request needs asking). */
+  anyOpen(): boolean;
+  openRoute(req: IncomingMessage, pattern: string | undefined): unknown;
+  reject(route: unknown): { readonly retryAfter: number; readonly body: string };
+}
+
+/** @internal Where the middleware keeps its {@link EarlyBreaker}. */
+export const EARLY_BREAKER = Symbol.for('perfstack.circuitBreaker.early');
+
 /** Learning hooks in a row that found no route before learning is sampled. */
 const FUTILE_LEARNING_LIMIT = 100;
 
 const CIRCUIT_OPEN_DETAIL = 'The route is failing; its circuit breaker is open. Retry later.';
+/** The body of every `CIRCUIT_OPEN` refusal (it carries no per-request member). */
+const CIRCUIT_OPEN_BODY = problemJson({ code: 'CIRCUIT_OPEN', detail: CIRCUIT_OPEN_DETAIL });
 const TIMEOUT_DETAIL = 'The route did not answer within its time budget.';
 const BULKHEAD_DETAIL = 'Too many requests for this route are in progress. Retry later.';
 const SHED_DETAIL = 'The server is overloaded. Retry later.';
@@ -110,6 +130,8 @@ class Engine {
   readonly marker = Symbol('perfstack.circuitBreaker.guarded');
   shed = 0;
   closed = false;
+  /** Breakers in the open state (the early check asks nothing of a request while there is none). */
+  openBreakers = 0;
   /** Learning hooks in a row that found no route (an app without a router, a 404 flood). */
   #futileLearning = 0;
   #unmatchedSeen = 0;
@@ -224,9 +246,11 @@ class Engine {
       this.config.routes.get(key) ??
       (pattern === undefined ? undefined : this.config.routes.get(pattern)) ??
       this.config.defaults;
-    const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) =>
-      this.events.emit('state-change', event),
-    );
+    const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) => {
+      if (event.to === 'open') this.openBreakers++;
+      else if (event.from === 'open') this.openBreakers--;
+      this.events.emit('state-change', event);
+    });
     const bulkhead =
       config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
     const limiter =
@@ -269,10 +293,30 @@ class Engine {
     sendProblem(res, problem, req.method);
   }
 
-  rejectOpen(req: IncomingMessage, res: ServerResponse, route: GuardedRoute): void {
+  /** Counts a request refused because `route`'s breaker is open; returns its `Retry-After` (s). */
+  countOpen(route: GuardedRoute): number {
     const retryAfter = Math.max(1, Math.ceil(route.machine.retryAfterMs() / 1000));
     this.metrics.shortCircuits.inc({ breaker: route.name });
     this.events.emit('rejection', { name: route.name, reason: 'circuit-open' });
+    return retryAfter;
+  }
+
+  /** The breaker that would refuse this request as open, for the early check; else `undefined`. */
+  openRoute(req: IncomingMessage, pattern: string | undefined): GuardedRoute | undefined {
+    if (this.openBreakers <= 0 || this.closed || this.config.key !== undefined || this.monitor?.overloaded === true) {
+      return undefined;
+    }
+    const path = pathOf(req.url);
+    if (this.config.isExempt(path)) return undefined;
+    const named = pattern ?? this.matcher.match(path);
+    if (named === undefined || isCatchAll(named)) return undefined;
+    const route = this.routes.get(breakerKey(req.method, named));
+    if (route === undefined || route.config.fallback !== undefined || !route.machine.rejectsNow()) return undefined;
+    return route;
+  }
+
+  rejectOpen(req: IncomingMessage, res: ServerResponse, route: GuardedRoute): void {
+    const retryAfter = this.countOpen(route);
     spanEvent(req, 'circuit_breaker', { 'perfstack.breaker.name': route.name, 'perfstack.breaker.state': 'open' });
     this.answer(req, res, 'circuit-open', route.config, {
       code: 'CIRCUIT_OPEN',
@@ -641,6 +685,16 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
       engine.concurrency.detach();
     },
   };
+  const early: EarlyBreaker = {
+    anyOpen: () => engine.openBreakers > 0,
+    openRoute: (req, pattern) => engine.openRoute(req, pattern),
+    reject: (route) => {
+      const guarded = route as GuardedRoute;
+      guarded.machine.acquire();
+      return { retryAfter: engine.countOpen(guarded), body: CIRCUIT_OPEN_BODY };
+    },
+  };
+  Object.defineProperty(middleware, EARLY_BREAKER, { value: early });
   return Object.assign(middleware, extras);
 }
 

@@ -105,6 +105,12 @@ export class BreakerStateMachine {
     return this.#epoch;
   }
 
+  /** True when {@link acquire} would now reject because the breaker is open (asks without changing anything). */
+  rejectsNow(): boolean {
+    const state = this.#state;
+    return state.name === 'open' && this.#clock.now() < state.halfOpenAt;
+  }
+
   /** Milliseconds until a rejected caller may try again: until half-open when open, else 0. */
   retryAfterMs(): number {
     const state = this.#state;

@@ -3,8 +3,9 @@
  * errors, Connect-style middleware types, response hooks, framework adapters, the
  * shared Redis connection and the shared metrics registry.
  */
-export { resolveExpressRoute } from './adapters/express-routes.js';
+export { expressRouterOf, resolveExpressRoute, resolveExpressRouteIn } from './adapters/express-routes.js';
 export { type KoaLikeContext, type KoaMiddleware, toKoa } from './adapters/koa.js';
+export { watchKoaErrors } from './adapters/koa-errors.js';
 export { resolveKoaRoute } from './adapters/koa-routes.js';
 export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddleware } from './adapters/node.js';
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
@@ -88,6 +89,7 @@ export {
   readStringArray,
 } from './options.js';
 export {
+  clearForProblem,
   codeForStatus,
   HttpProblemError,
   isHttpProblemError,
@@ -95,6 +97,7 @@ export {
   type Problem,
   type ProblemCode,
   problemBody,
+  problemJson,
   sendProblem,
 } from './problem.js';
 export {

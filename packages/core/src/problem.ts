@@ -129,9 +129,7 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
   }
   markProblemSent(res, problem.code);
   const body = problemJson(problem);
-  for (const name of res.getHeaderNames()) {
-    if (!KEPT_HEADERS.test(name)) res.removeHeader(name);
-  }
+  clearForProblem(res);
   res.statusCode = problem.status ?? PROBLEM_CODES[problem.code].status;
   res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
   res.setHeader('Cache-Control', 'no-store');
@@ -140,6 +138,16 @@ export function sendProblem(res: ServerResponse, problem: Problem | HttpProblemE
   if (headers) for (const name of Object.keys(headers)) res.setHeader(name, String(headers[name]));
   if (method === 'HEAD') res.end();
   else res.end(body);
+}
+
+/**
+ * Removes the headers set so far that a problem does not keep (see {@link sendProblem}): a
+ * half-built success response never leaks into an error.
+ */
+export function clearForProblem(res: ServerResponse): void {
+  for (const name of res.getHeaderNames()) {
+    if (!KEPT_HEADERS.test(name)) res.removeHeader(name);
+  }
 }
 
 /** Headers kept when a problem replaces a response: ids, CORS, security, rate-limit and timing headers. */

@@ -92,6 +92,16 @@ export interface AccessLogger extends ClosableMiddleware {
    * `onError`, Koa's `app.on('error')`, or your own error handler.
    */
   recordError(req: IncomingMessage, error: unknown): void;
+  /**
+   * @internal For a refusal the stack answers before the access log runs (perfstack's early
+   * refusals): `true` when this log would write no line for it — the request is ignored, the
+   * level is above `warn`, or the refusal's line falls inside its aggregation interval (it is
+   * then counted among the lines left out, exactly as if it had been logged and suppressed).
+   * `false` means the line is due: the stack then sends the request down the usual path.
+   *
+   * @param client the client as the log aggregates it (Express's `req.ip`, else the socket's address)
+   */
+  quietRefusal(req: IncomingMessage, code: string, client: string): boolean;
   /** An Express error-handling middleware that calls {@link recordError} and passes the error on. */
   readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
 }
@@ -291,6 +301,9 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
     });
   };
 
+  const quietRefusal = (req: IncomingMessage, code: string, client: string): boolean =>
+    isIgnored(req) || !root.isLevelEnabled('warn') || refusals.suppress(code, client);
+
   const recordError = (req: IncomingMessage, error: unknown): void => {
     (req as LoggedRequest)[RECORDED_ERROR] = error;
   };
@@ -298,6 +311,7 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   Object.assign(middleware, {
     logger: root,
     recordError,
+    quietRefusal,
     errorHandler: function accessLogErrorHandler(
       error: unknown,
       req: IncomingMessage,

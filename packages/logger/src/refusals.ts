@@ -91,6 +91,26 @@ export class RefusalAggregator {
   }
 
   /**
+   * For a refusal answered before the access log sees it (the stack's early refusals): when
+   * {@link admit} would leave its line out, counts it as left out and returns `true`;
+   * otherwise changes nothing and returns `false` (the refusal then takes the usual path,
+   * and {@link admit} writes its line).
+   */
+  suppress(reason: string, client: string): boolean {
+    if (this.#interval <= 0) return false;
+    let pair = this.#pairs.get(`${reason}\u0000${client}`);
+    if (pair === undefined && this.#pairs.size >= MAX_TRACKED_CLIENTS) {
+      pair = this.#pairs.get(`${reason}\u0000${OVERFLOW_CLIENT}`);
+    }
+    if (pair === undefined) return false;
+    const now = this.#clock();
+    if (now - pair.start >= this.#interval) return false;
+    pair.last = now;
+    pair.suppressed++;
+    return true;
+  }
+
+  /**
    * Writes the summaries owed by pairs quiet for a whole interval (all of them with `all`)
    * and forgets those pairs. A pair still refused meanwhile keeps its count for its next line.
    */

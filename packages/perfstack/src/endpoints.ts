@@ -50,17 +50,22 @@ const settingsByApp = new WeakMap<object, RoutingSettings>();
  * the app's router once per app (the router's settings are fixed when it is made).
  */
 export function routingOf(req: IncomingMessage): RoutingSettings {
-  const app = (req as IncomingMessage & { app?: ExpressAppLike }).app;
+  return routingOfApp((req as IncomingMessage & { app?: ExpressAppLike }).app);
+}
+
+/** The routing settings of an Express (sub)app, or the defaults for anything else. */
+export function routingOfApp(app: unknown): RoutingSettings {
   if (typeof app !== 'function' && (typeof app !== 'object' || app === null)) return DEFAULT_ROUTING;
-  let settings = settingsByApp.get(app);
+  const express = app as ExpressAppLike;
+  let settings = settingsByApp.get(express);
   if (settings !== undefined) return settings;
-  if (typeof app.handle !== 'function' || typeof app.set !== 'function') return DEFAULT_ROUTING;
+  if (typeof express.handle !== 'function' || typeof express.set !== 'function') return DEFAULT_ROUTING;
   // Express 4 keeps its router in `_router` (reading `app.router` there throws); Express 5
   // makes `app.router` lazily, and it exists by the time the app handles a request.
-  const router = app._router ?? app.router;
+  const router = express._router ?? express.router;
   if (router === undefined) return DEFAULT_ROUTING;
   settings = { caseSensitive: router.caseSensitive === true, strict: router.strict === true };
-  settingsByApp.set(app, settings);
+  settingsByApp.set(express, settings);
   return settings;
 }
 
@@ -93,14 +98,22 @@ export class EndpointMatcher {
 
   /** The endpoint `req` is routed to, by the settings of the app handling it. */
   match(req: IncomingMessage): EndpointName | undefined {
+    return this.matchFor(req, undefined);
+  }
+
+  /**
+   * The endpoint `req` is routed to under `settings` (default: those of the app handling
+   * it, `req.app`): the stack's early refusals pass the top-level app's, before Express runs.
+   */
+  matchFor(req: IncomingMessage, settings: RoutingSettings | undefined): EndpointName | undefined {
     const path = pathOf(req.url);
     if (path.length < this.#shortest) return undefined;
     // The most permissive settings first: most requests are no endpoint under any settings,
     // and they are decided without looking the app's settings up.
     const loose = this.matchPath(path, req.method, DEFAULT_ROUTING);
     if (loose === undefined) return undefined;
-    const settings = routingOf(req);
-    return settings === DEFAULT_ROUTING ? loose : this.matchPath(path, req.method, settings);
+    const resolved = settings ?? routingOf(req);
+    return resolved === DEFAULT_ROUTING ? loose : this.matchPath(path, req.method, resolved);
   }
 
   /** The endpoint a request for `path` with `method` is routed to under `settings`. */

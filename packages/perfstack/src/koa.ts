@@ -15,7 +15,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { cache as connectCache, type RouteCacheOptions } from '@perfstack/cache';
-import { type KoaLikeContext, type KoaMiddleware, toKoa } from '@perfstack/core';
+import { type KoaLikeContext, type KoaMiddleware, toKoa, watchKoaErrors } from '@perfstack/core';
 import { performanceStack as buildStack, type PerformanceStack, type PerformanceStackOptions } from './stack.js';
 
 export { type KoaMiddleware, toKoa } from '@perfstack/core';
@@ -76,6 +76,9 @@ export function performanceStack(options?: PerformanceStackOptions): KoaPerforma
   // rate-limit and CORS headers) ride on `err.headers`, which Koa sets after it clears the
   // response's headers for its error answer.
   const middleware = function perfstackKoaStack(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<void> {
+    // What the middleware after the stack throws reaches the breaker even when an error
+    // middleware there answers it (from the app's second request on; see core's koa-errors.ts).
+    watchKoaErrors(ctx, middleware);
     return connect(ctx, next).catch((error: unknown) => {
       logger?.recordError(ctx.req, error);
       keepStackHeaders(ctx.res, error);

@@ -57,6 +57,7 @@ import { envBoolean, envInteger, readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
 import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
+import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
 import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -316,6 +317,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   } = {};
   const closers: Array<() => Promise<void>> = [];
   let data: DataCache | undefined;
+  let corsKind: GateParts['corsKind'] = 'fixed';
 
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
@@ -361,7 +363,9 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     const corsOptions = enabled<CorsOptions>('cors', opts.cors);
     if (corsOptions) {
       const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
-      built.cors = cors({ origin: envOrigins ?? false, ...corsOptions }) as unknown as Middleware;
+      const resolvedCors: CorsOptions = { origin: envOrigins ?? false, ...corsOptions };
+      built.cors = cors(resolvedCors) as unknown as Middleware;
+      corsKind = corsKindOf(resolvedCors.origin);
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
@@ -434,11 +438,42 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const endpointChain = compose(
     order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
   );
+  // Refusals (429, an open breaker's 503) decided and written before the chain, and before
+  // Express itself where the stack is the app's first middleware (refusal-gate.ts).
+  const gate =
+    order === DEFAULT_ORDER
+      ? RefusalGate.build({
+          timing: layers.timing,
+          cache: layers.cache,
+          sizeLimit: layers.sizeLimit,
+          logger: layers.logger,
+          helmet: built.helmet,
+          cors: built.cors,
+          corsKind,
+          rateLimit: layers.rateLimit,
+          circuitBreaker: layers.circuitBreaker,
+          endpoints,
+          log,
+        })
+      : undefined;
+  /** The server whose requests the stack saw last: the gate is put in front of Express once per server. */
+  let gateSeen: unknown;
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     warmShapes(req, res);
     ensureRequestId(req, res);
-    if (endpoints.match(req) === undefined) chain(req, res, next);
-    else endpointChain(req, res, next);
+    if (endpoints.match(req) !== undefined) {
+      endpointChain(req, res, next);
+      return;
+    }
+    if (gate !== undefined) {
+      const server = (req.socket as { server?: unknown } | null | undefined)?.server;
+      if (server !== gateSeen) {
+        gateSeen = server;
+        gateServer(gate, stack, req);
+      }
+      if (!isGated(server) && gate.refuse(req, res, undefined)) return;
+    }
+    chain(req, res, next);
   } as PerformanceStack;
 
   const dashboardOptions: StackDashboardOptions = {
@@ -547,6 +582,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         closing ??= (async () => {
           // The access log first: it waits for the requests in flight, which the other
           // layers (and Redis) still serve meanwhile, then flushes their lines.
+          gate?.close();
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await monitoring?.close();
@@ -562,6 +598,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const monitoring = monitoringOptions === undefined ? undefined : startMonitoring(stack, monitoringOptions);
   Object.defineProperty(stack, 'monitoring', { value: monitoring, enumerable: true });
   return stack;
+}
+
+/** What the early refusals need to know of CORS's `origin` setting. */
+function corsKindOf(origin: CorsOptions['origin']): GateParts['corsKind'] {
+  if (typeof origin === 'function') return 'async';
+  // undefined, false, '*' or one origin: the same headers whatever the request's Origin.
+  return origin === undefined || origin === false || typeof origin === 'string' ? 'fixed' : 'request';
 }
 
 /** `monitoring`, else `MONITORING_PORT`/`MONITORING_HOST`; `false` ignores the environment. */

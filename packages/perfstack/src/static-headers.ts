@@ -100,3 +100,69 @@ export function staticHeaders(helmetMiddleware: Middleware, options: object): Mi
     next();
   };
 }
+
+/**
+ * The headers `middleware` (helmet replayed, or CORS) sets on an ordinary request's response,
+ * as flat `[name, value, ...]` pairs, recorded once: for perfstack's early refusals, which
+ * write a whole response with one `writeHead`. `undefined` when it reads anything of the
+ * request but its method (and, with `originIrrelevant`, its `Origin`), touches the response
+ * otherwise than through its headers, or does not call `next()` at once: it then runs on the
+ * response itself.
+ *
+ * @param originIrrelevant the caller knows the headers do not depend on `Origin` (CORS with a
+ *   fixed origin setting reads it, but sets the same headers whatever it is)
+ */
+export function recordedHeaders(middleware: Middleware, originIrrelevant = false): string[] | undefined {
+  const set = new Map<string, [string, string]>();
+  let valid = true;
+  const response = new Proxy(
+    {},
+    {
+      get(_target, property) {
+        if (property === 'setHeader') {
+          return (name: string, value: unknown) => {
+            if (typeof value === 'string' || typeof value === 'number')
+              set.set(name.toLowerCase(), [name, String(value)]);
+            else valid = false;
+          };
+        }
+        if (property === 'removeHeader') return (name: string) => set.delete(name.toLowerCase());
+        if (property === 'getHeader') return (name: string) => set.get(name.toLowerCase())?.[1];
+        valid = false;
+        return undefined;
+      },
+      set() {
+        valid = false;
+        return true;
+      },
+    },
+  );
+  const headers = new Proxy({} as Record<string, unknown>, {
+    get(_target, property) {
+      if (property !== 'origin' || !originIrrelevant) valid = false;
+      return undefined;
+    },
+  });
+  const request = new Proxy(
+    {},
+    {
+      get(_target, property) {
+        if (property === 'method') return 'GET';
+        if (property === 'headers') return headers;
+        valid = false;
+        return undefined;
+      },
+    },
+  );
+  let nextCalled = false;
+  try {
+    middleware(request as IncomingMessage, response as ServerResponse, (error?: unknown) => {
+      if (error !== undefined) valid = false;
+      nextCalled = true;
+    });
+  } catch {
+    return undefined;
+  }
+  if (!valid || !nextCalled) return undefined;
+  return [...set.values()].flat();
+}

@@ -80,8 +80,13 @@ export class ClientAddress {
     this.#checkIp = checks.ip;
   }
 
-  /** The client's address as the limiter sees it (before subnet grouping), or undefined. */
-  address(req: IncomingMessage): string | undefined {
+  /**
+   * The client's address as the limiter sees it (before subnet grouping), or undefined.
+   *
+   * @param app the Express app whose `trust proxy` applies (default `req.app`); the stack's
+   *   early refusals pass it, as they run before Express has set `req.app`
+   */
+  address(req: IncomingMessage, app: IpRequest['app'] = (req as IpRequest).app): string | undefined {
     if (this.#trust !== undefined) {
       let forwarded: string | undefined;
       try {
@@ -91,7 +96,6 @@ export class ClientAddress {
       }
       return this.#valid(forwarded, req);
     }
-    const app = (req as IpRequest).app;
     const setting = typeof app?.get === 'function' ? app.get('trust proxy') : undefined;
     if (
       (setting === false || setting === 0 || setting === undefined) &&
@@ -106,7 +110,18 @@ export class ClientAddress {
         return address;
       }
     }
-    const ip = (req as IpRequest).ip;
+    let ip = (req as IpRequest).ip;
+    if (ip === undefined && setting && app !== undefined && (req as IpRequest).app === undefined) {
+      // Before Express has run (the stack's early refusals): what its `req.ip` getter computes.
+      const trust = (app.get as (name: string) => unknown)('trust proxy fn');
+      if (typeof trust === 'function') {
+        try {
+          ip = proxyaddr(req, trust as TrustFunction);
+        } catch {
+          ip = undefined;
+        }
+      }
+    }
     if (typeof ip === 'string') {
       if (this.#checkXff || this.#checkTrust) this.#checkExpress(req, setting);
       return this.#valid(ip, req);
@@ -122,8 +137,8 @@ export class ClientAddress {
   }
 
   /** The default key: the address, IPv4-mapped addresses unmapped and IPv6 grouped by subnet. */
-  key(req: IncomingMessage): string {
-    const address = this.address(req);
+  key(req: IncomingMessage, app?: IpRequest['app']): string {
+    const address = app === undefined ? this.address(req) : this.address(req, app);
     if (address === undefined) {
       if (this.#checkIp) {
         this.#checkIp = false;

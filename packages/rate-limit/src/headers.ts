@@ -84,17 +84,37 @@ export function setRateLimitHeaders(res: ServerResponse, plan: HeaderPlan, decis
   }
 }
 
-function writeHeaders(res: ServerResponse, plan: HeaderPlan, decision: Decision, now: number): void {
+/**
+ * The same headers as flat `[name, value, ...]` pairs appended to `out`, for a response
+ * written with `writeHead(status, rawHeaders)` (the stack's early refusals).
+ */
+export function pushRateLimitHeaders(out: string[], plan: HeaderPlan, decision: Decision, now: number): void {
+  writeHeaders(out, plan, decision, now);
+}
+
+/** A response or a flat header list. */
+type HeaderTarget = ServerResponse | string[];
+type SetHeader = ServerResponse['setHeader'];
+
+/** Appends to the list, or sets on the response with its `setHeader` read once. */
+function put(target: HeaderTarget, setHeader: SetHeader | undefined, name: string, value: string): void {
+  if (setHeader === undefined) (target as string[]).push(name, value);
+  else setHeader.call(target as ServerResponse, name, value);
+}
+
+function writeHeaders(res: HeaderTarget, plan: HeaderPlan, decision: Decision, now: number): void {
   const n = plan.limits.length;
   const draft = plan.draft;
-  const setHeader = res.setHeader;
+  // Express gives every request's `res` its own hidden class, so each property read on it is
+  // a slow lookup: `setHeader` is read once.
+  const setHeader = Array.isArray(res) ? undefined : res.setHeader;
   if (draft === 'draft-8') {
     let value = `${plan.prefixes[0]}${decision[2]}; t=${Math.ceil((decision[3] as number) / 1000)}`;
     for (let i = 1; i < n; i++) {
       value += `, ${plan.prefixes[i]}${decision[2 + 2 * i]}; t=${Math.ceil((decision[3 + 2 * i] as number) / 1000)}`;
     }
-    setHeader.call(res, 'RateLimit-Policy', plan.policy);
-    setHeader.call(res, 'RateLimit', value);
+    put(res, setHeader, 'RateLimit-Policy', plan.policy);
+    put(res, setHeader, 'RateLimit', value);
   }
   if (draft === 'draft-7' || draft === 'draft-6' || plan.legacy) {
     const t = n === 1 ? 0 : tightest(decision, n);
@@ -103,18 +123,18 @@ function writeHeaders(res: ServerResponse, plan: HeaderPlan, decision: Decision,
     const resetMs = decision[3 + 2 * t] as number;
     const reset = Math.ceil(resetMs / 1000);
     if (draft === 'draft-7') {
-      setHeader.call(res, 'RateLimit-Policy', plan.policy);
-      setHeader.call(res, 'RateLimit', `limit=${limit}, remaining=${remaining}, reset=${reset}`);
+      put(res, setHeader, 'RateLimit-Policy', plan.policy);
+      put(res, setHeader, 'RateLimit', `limit=${limit}, remaining=${remaining}, reset=${reset}`);
     } else if (draft === 'draft-6') {
-      setHeader.call(res, 'RateLimit-Policy', plan.policy);
-      setHeader.call(res, 'RateLimit-Limit', String(limit));
-      setHeader.call(res, 'RateLimit-Remaining', String(remaining));
-      setHeader.call(res, 'RateLimit-Reset', String(reset));
+      put(res, setHeader, 'RateLimit-Policy', plan.policy);
+      put(res, setHeader, 'RateLimit-Limit', String(limit));
+      put(res, setHeader, 'RateLimit-Remaining', String(remaining));
+      put(res, setHeader, 'RateLimit-Reset', String(reset));
     }
     if (plan.legacy) {
-      setHeader.call(res, 'X-RateLimit-Limit', String(limit));
-      setHeader.call(res, 'X-RateLimit-Remaining', String(remaining));
-      setHeader.call(res, 'X-RateLimit-Reset', String(Math.ceil((now + resetMs) / 1000)));
+      put(res, setHeader, 'X-RateLimit-Limit', String(limit));
+      put(res, setHeader, 'X-RateLimit-Remaining', String(remaining));
+      put(res, setHeader, 'X-RateLimit-Reset', String(Math.ceil((now + resetMs) / 1000)));
     }
   }
 }

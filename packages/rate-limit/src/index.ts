@@ -20,6 +20,9 @@ export {
   type ValueDeterminingMiddleware,
 } from './options.js';
 export {
+  EARLY_LIMITER,
+  type EarlyLimiter,
+  type EarlyVerdict,
   type KeyLimitState,
   type LimitStats,
   RATE_LIMIT_OPTIONS,

@@ -30,6 +30,7 @@ import {
   type HealthSource,
   type NextFunction,
   OnceLogger,
+  problemJson,
   type RateLimitSource,
   type RateLimitStats,
   type SharedRedis,
@@ -39,7 +40,7 @@ import {
 } from '@perfstack/core';
 import type { LimitSpec } from './algorithms.js';
 import { ClientAddress } from './client-ip.js';
-import { type HeaderPlan, headerPlan, setRateLimitHeaders, tightest } from './headers.js';
+import { type HeaderPlan, headerPlan, pushRateLimitHeaders, setRateLimitHeaders, tightest } from './headers.js';
 import { LimiterCounters, registerCounters } from './metrics.js';
 import {
   type Algorithm,
@@ -177,6 +178,49 @@ class Info implements RateLimitInfo {
   }
 }
 
+/** A decision the stack's early check made and left for the middleware to finish. */
+const EARLY_DECISION = Symbol.for('perfstack.rateLimit.earlyDecision');
+
+interface EarlyDecided {
+  readonly key: string;
+  readonly decision: Decision;
+  readonly now: number;
+}
+
+type EarlyRequest = IncomingMessage & { [EARLY_DECISION]?: EarlyDecided };
+
+/** What {@link EarlyLimiter.decide} answers: the request's headers, and its 429 when refused. */
+export interface EarlyVerdict {
+  /** The rate-limit headers, as flat `[name, value, ...]` pairs. */
+  readonly headers: string[];
+  /** `Retry-After` (s) when refused, else 0. */
+  readonly retryAfter: number;
+  /** The problem+json body of the 429, when refused. */
+  readonly refusal: string | undefined;
+}
+
+/**
+ * @internal The limiter as the stack's refusal gate (perfstack's `refusal-gate.ts`) asks it,
+ * before the framework dispatches the request: only for the memory store with the default
+ * key and no `skip`, `cost` function or `handler` (anything else is decided in the chain).
+ */
+export interface EarlyLimiter {
+  /** The client key when a dry run says this request would be refused, else `undefined`. */
+  wouldRefuse(req: IncomingMessage, app: unknown): string | undefined;
+  /** The client key when the request can be decided early at all, else `undefined`. */
+  keyOf(req: IncomingMessage, app: unknown): string | undefined;
+  /**
+   * Decides `req` for real (counting it). When the gate answers (`answer`), counts the outcome
+   * and returns the headers; otherwise (or on a decision the gate cannot answer) leaves the
+   * decision on the request for the middleware, which finishes it as if it had decided, and
+   * returns `undefined`.
+   */
+  decide(req: IncomingMessage, key: string, answer: 'refused' | 'allowed' | false): EarlyVerdict | undefined;
+}
+
+/** @internal Where a rate limiter keeps its {@link EarlyLimiter}. */
+export const EARLY_LIMITER = Symbol.for('perfstack.rateLimit.earlyLimiter');
+
 /** The limiter's machinery; {@link rateLimit} wraps it in a middleware function. */
 class Limiter {
   readonly config: RateLimitConfig;
@@ -289,6 +333,13 @@ class Limiter {
 
   /** The middleware body. */
   handle(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    const early = (req as EarlyRequest)[EARLY_DECISION];
+    if (early !== undefined) {
+      // Decided (and counted in the store) by the stack's early check: finish it here.
+      (req as EarlyRequest)[EARLY_DECISION] = undefined;
+      this.#finish(req, res, next, early.key, early.decision, early.now);
+      return;
+    }
     const config = this.config;
     if (config.skip !== undefined) {
       const skip = config.skip(req, res);
@@ -603,6 +654,62 @@ class Limiter {
     );
   }
 
+  /** True when requests can be decided before the chain: memory store, default key, nothing async or custom. */
+  get decidesEarly(): boolean {
+    const c = this.config;
+    return (
+      !this.#closed &&
+      this.#memory !== undefined &&
+      this.#redisStore === undefined &&
+      this.#clusterStore === undefined &&
+      c.skip === undefined &&
+      c.keyGenerator === undefined &&
+      c.costFn === undefined &&
+      c.handler === undefined
+    );
+  }
+
+  earlyKey(req: IncomingMessage, app: unknown): string | undefined {
+    if (!this.decidesEarly) return undefined;
+    return this.#address.key(req, (app ?? undefined) as Parameters<ClientAddress['key']>[1]);
+  }
+
+  earlyWouldRefuse(req: IncomingMessage, app: unknown): string | undefined {
+    const key = this.earlyKey(req, app);
+    if (key === undefined) return undefined;
+    const clock = this.config.clock;
+    const now = clock === undefined ? Date.now() : clock();
+    return (this.#memory as MemoryStore).decide(key, this.config.cost, now, true)[0] === 0 ? undefined : key;
+  }
+
+  earlyDecide(req: IncomingMessage, key: string, answer: 'refused' | 'allowed' | false): EarlyVerdict | undefined {
+    const clock = this.config.clock;
+    const now = clock === undefined ? Date.now() : clock();
+    const decision = (this.#memory as MemoryStore).decide(key, this.config.cost, now, false);
+    const mask = decision[0] as number;
+    if (answer === false || (mask === 0) !== (answer === 'allowed')) {
+      // The middleware finishes it (the decision array is reused by the store: copied).
+      (req as EarlyRequest)[EARLY_DECISION] = { key, decision: [...decision], now };
+      return undefined;
+    }
+    const headers: string[] = [];
+    pushRateLimitHeaders(headers, this.#plan, decision, now);
+    if (mask === 0) {
+      this.counters.allow();
+      return { headers, retryAfter: 0, refusal: undefined };
+    }
+    this.counters.block(mask);
+    let t = 0;
+    while ((mask & (1 << t)) === 0) t++;
+    const retryAfter = Math.max(1, Math.ceil((decision[1] as number) / 1000));
+    const refusal = problemJson({
+      code: 'RATE_LIMITED',
+      detail: this.config.message,
+      extensions: { limit: this.#names[t] as string, retryAfter },
+    });
+    return { headers, retryAfter, refusal };
+  }
+
   stats(): RateLimiterStats {
     const c = this.counters;
     let allowed = c.allowedTotal;
@@ -797,6 +904,12 @@ function makeRateLimiter(options: RateLimitOptions | undefined, parent?: Limiter
     await limiter.close();
   };
   middleware.route = (routeOptions) => makeRateLimiter(limiter.routeOptions(routeOptions), limiter);
+  const early: EarlyLimiter = {
+    wouldRefuse: (req, app) => limiter.earlyWouldRefuse(req, app),
+    keyOf: (req, app) => limiter.earlyKey(req, app),
+    decide: (req, key, answer) => limiter.earlyDecide(req, key, answer),
+  };
+  Object.defineProperty(middleware, EARLY_LIMITER, { value: early });
   return middleware;
 }
 

@@ -33,6 +33,19 @@ export interface SizeLimiter extends ClosableMiddleware, SizeLimitSource {
   stats(): SizeLimitStats;
 }
 
+/**
+ * @internal Where a size limiter keeps its early check: perfstack's early refusals ask it
+ * before the framework runs whether this layer would let the request by untouched.
+ */
+export const EARLY_SIZE_CHECK = Symbol.for('perfstack.sizeLimit.earlyCheck');
+
+/**
+ * `true` when the limiter would pass `req` on with nothing left to enforce: URL and headers
+ * within their limits, and no body or a `Content-Length` body within the body limit of its
+ * type (a route could change the limit only for a request that reaches the route).
+ */
+export type EarlySizeCheck = (req: IncomingMessage) => boolean;
+
 /** The middleware `sizeLimit.route()` returns. */
 export interface RouteSizeLimiter extends ClosableMiddleware, SizeLimitSource {
   /** Refusals counted by this route's own guard (when no stack limiter armed the request). */
@@ -109,6 +122,19 @@ export function sizeLimit(options?: SizeLimitOptions): SizeLimiter {
     });
     next();
   };
+  const earlyCheck: EarlySizeCheck = (req) => {
+    if (skip?.(req)) return true;
+    if (checkHead(req, config) !== undefined) return false;
+    const headers = req.headers;
+    const contentLength = headers['content-length'];
+    if (headers['transfer-encoding'] !== undefined) return false;
+    if (contentLength === undefined || contentLength === '0') return true;
+    if (decompress && headers['content-encoding'] !== undefined) return false;
+    const type = mediaType(headers['content-type']);
+    const length = Number(contentLength);
+    return Number.isInteger(length) && length >= 0 && length <= (limitForType(limits, type) ?? limit);
+  };
+  Object.defineProperty(middleware, EARLY_SIZE_CHECK, { value: earlyCheck });
   return Object.assign(middleware, {
     stats: (): SizeLimitStats => enforcer.stats(),
     close: async (): Promise<void> => enforcer.close(),

@@ -46,6 +46,17 @@ export interface Timing extends ClosableMiddleware {
   readonly registry: Registry;
   /** Stops the timer and the event-loop monitor and drops listeners; requests then pass unmeasured. */
   close(): Promise<void>;
+  /**
+   * @internal Records a request the stack answered before its chain ran (perfstack's early
+   * refusals) in the metrics and the rolling windows, as if it had passed this layer; no
+   * `Server-Timing` (the response is written whole, without the hooks).
+   *
+   * @param startedAt the time it arrived, from {@link Timing.now}
+   * @param responseBytes the body's size, or -1
+   */
+  recordAnswered(req: IncomingMessage, route: string, status: number, startedAt: number, responseBytes: number): void;
+  /** @internal The clock `recordAnswered` takes its start from (ms). */
+  now(): number;
 }
 
 /** Per-request state, in an instance-private WeakMap keyed by the response. */
@@ -229,8 +240,30 @@ export function timing(options?: TimingOptions): Timing {
   const timer = setInterval(sample, config.sampleInterval);
   timer.unref();
 
+  const recordAnswered = (
+    req: IncomingMessage,
+    route: string,
+    status: number,
+    startedAt: number,
+    responseBytes: number,
+  ): void => {
+    if (closed) return;
+    const kind = labels.kind(req.method ?? 'GET', route, status);
+    const now = clock.now();
+    const ms = now - startedAt;
+    if (metrics !== undefined) {
+      metrics.observe(kind, ms > 0 ? ms / 1000 : 0, contentLength(req.headers['content-length']), responseBytes);
+    }
+    if (exclude.length === 0 || !isExcluded(req.url)) {
+      totalRequests++;
+      windows.record(now, ms, status, CacheOutcome.None, kind.series);
+    }
+  };
+
   Object.defineProperties(middleware, {
     registry: { value: config.registry, enumerable: true },
+    recordAnswered: { value: recordAnswered },
+    now: { value: () => clock.now() },
     snapshot: { value: () => build(clock.now()) },
     sample: { value: sample },
     on: { value: <E extends TimingEventName>(event: E, listener: TimingEvents[E]) => emitter.on(event, listener) },

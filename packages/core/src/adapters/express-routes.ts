@@ -106,6 +106,20 @@ export function resolveExpressRoute(req: IncomingMessage): string | undefined {
 }
 
 /**
+ * The full route pattern the top-level Express `app` will run for a request it has not
+ * dispatched yet (no `req.app`, no `originalUrl`): the stack's early refusals, which run
+ * before Express, label and key them with it.
+ *
+ * @param app a top-level Express app (no `parent`)
+ * @param method the request method
+ * @param url the request target
+ */
+export function resolveExpressRouteIn(app: unknown, method: string, url: string | undefined): string | undefined {
+  if (expressRouterOf(app) === undefined) return undefined;
+  return resolveIn(app as ExpressApp, method, pathname(url), '');
+}
+
+/**
  * The full pattern of a request answered inside an Express sub-app (`app.use('/t/:tenant',
  * subApp)`), read while the sub-app runs: the sub-app and its ancestors become known to the
  * walk, and the pattern is resolved from the top-level app with `originalUrl`, so a mount's
