@@ -20,7 +20,10 @@ describe.each([
   ['express', 'Express'],
   ['fastify', 'Fastify'],
 ])('examples/nestjs-api (ADAPTER=%s)', (adapter, title) => {
-  it('starts from the built packages, answers through the stack, and exits 0 on SIGTERM', async () => {
+  // NestJS starts in seconds; on a loaded machine, tens of them.
+  it('starts from the built packages, answers through the stack, and exits 0 on SIGTERM', {
+    timeout: 90_000,
+  }, async () => {
     const port = await freePort();
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ADAPTER: adapter };
     delete env.REDIS_URL;
@@ -32,7 +35,7 @@ describe.each([
     let output = '';
     child.stdout?.on('data', (d) => (output += d));
     child.stderr?.on('data', (d) => (output += d));
-    await waitFor(() => output.includes(`http://localhost:${port}`), 15_000);
+    await waitFor(() => output.includes(`http://localhost:${port}`), 60_000);
     expect(output).toContain(`perfstack example (NestJS on ${title}) on http://localhost:${port}`);
     const url = `http://127.0.0.1:${port}`;
     const first = await request(`${url}/products`);

@@ -30,7 +30,7 @@ describe.each(ADAPTERS)('the full stack on NestJS (%s adapter)', (adapter) => {
   beforeAll(async () => {
     ({ app } = await createApp({ adapter, redis: '', stackOptions, catalogOptions, logger: false }));
     url = await listen(app);
-  });
+  }, 60_000);
   afterAll(async () => {
     await app.close();
   });
@@ -148,7 +148,7 @@ describe.each(ADAPTERS)('@perfstack/nestjs decorators on NestJS (%s adapter)', (
     app = await createDecoratedApp(adapter, stackOptions);
     url = await listen(app);
     Object.assign(before, calls);
-  });
+  }, 60_000);
   afterAll(async () => {
     await app.close();
   });
