@@ -472,6 +472,22 @@ scenarios.push({
   checks: [],
 });
 
+// Micro-benchmark without HTTP: the adaptive concurrency limiter's cost per request (issue 19).
+for (const [impl, title] of [
+  ['none', 'a simulated server with 16 requests in flight, no limiter'],
+  ['adaptive', 'the same with the adaptive concurrency limiter (not shedding)'],
+]) {
+  scenarios.push({
+    name: `micro-adaptive-${impl}`,
+    group: 'micro',
+    kind: 'micro',
+    title,
+    file: 'micro-adaptive.js',
+    env: { MICRO_IMPL: impl },
+    checks: [],
+  });
+}
+
 // Micro-benchmarks of the outbound HTTP client against one local origin (issue 19).
 for (const [impl, title] of [
   ['undici', 'bare undici request(), one local origin'],

@@ -7,7 +7,8 @@
  * - limit 100 → exactly 100 of 1,000 concurrent requests admitted, all four workers serving;
  * - `/metrics`' request counter equals the requests sent, whichever worker answers;
  * - a tag invalidation on one worker is applied on all four within 100 ms;
- * - a killed worker is replaced, the limits stay exact, `/metrics` does not go back.
+ * - a killed worker is replaced, the limits stay exact, `/metrics` does not go back;
+ * - the primary stopped (SIGSTOP): every worker falls back to its share, ceil(100 / 4) = 25.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -172,5 +173,40 @@ describe('node:cluster, 4 workers, no Redis', () => {
     expect(countBy(rest, (r) => r.status)).toEqual({ 200: 50, 429: 450 });
     expect(new Set(rest.map((r) => r.body)).has(String(killed.pid))).toBe(false);
     for (let i = 0; i < 4; i++) expect(await scrape()).toEqual({ total: sentToRoot, status: 200 });
+  }, 30_000);
+
+  it('the primary stops answering (SIGSTOP): each worker admits its share, ceil(100 / 4) = 25', async () => {
+    // The pool's 500 connections are already spread over the four workers (125 each); a
+    // stopped primary accepts no new ones, but these keep working.
+    // Which workers the connections reach (one fresh client per connection: all admitted).
+    const map = await pool.burst(
+      Array.from({ length: 500 }, (_, i) => ({ path: '/', headers: { 'x-client': `map${i}` } })),
+    );
+    sentToRoot += 500;
+    const serving = new Set(map.map((r) => r.body)).size;
+    expect(serving).toBeGreaterThanOrEqual(2);
+    primary.kill('SIGSTOP');
+    try {
+      const responses = await pool.burst(
+        Array.from({ length: 500 }, () => ({ path: '/', headers: { 'x-client': 'stalled' } })),
+      );
+      sentToRoot += 500;
+      const admitted = countBy(
+        responses.filter((r) => r.status === 200),
+        (r) => r.body,
+      );
+      // Every worker that got connections (those listening when the pool opened) admits its share.
+      expect(Object.values(admitted)).toEqual(Array.from({ length: serving }, () => 25));
+      expect(countBy(responses, (r) => r.status)).toEqual({ 200: 25 * serving, 429: 500 - 25 * serving });
+    } finally {
+      primary.kill('SIGCONT');
+    }
+    // Back: the primary counts again (a new client, exactly the limit).
+    await waitFor(async () => (await request(`${app}/health`)).json<{ status: string }>().status === 'ok', 10_000);
+    const again = await pool.burst(
+      Array.from({ length: 300 }, () => ({ path: '/', headers: { 'x-client': 'again' } })),
+    );
+    sentToRoot += 300;
+    expect(countBy(again, (r) => r.status)).toEqual({ 200: 100, 429: 200 });
   }, 30_000);
 });

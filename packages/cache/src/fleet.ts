@@ -7,8 +7,12 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { CacheEngine } from './engine.js';
+import type { CacheFleetBus } from './options.js';
 import { InvalidationFeed } from './store/invalidation-feed.js';
 import { requestVariantId } from './store/store.js';
+
+/** The bus channel of the cache's fleet messages (without Redis). */
+export const BUS_CHANNEL = 'cache:fleet';
 
 /** The per-instance fleet state the engine holds (`engine.fleet`). */
 export class Fleet {
@@ -20,10 +24,22 @@ export class Fleet {
   readonly feed: InvalidationFeed | undefined;
   /** `serveMemoryWhenStalled: false` with Redis: L1 not served as fresh while the feed is stalled. */
   readonly distrustStalled: boolean;
+  /** Without Redis, the `fleetBus` option: invalidations and "stored" hints to the other processes. */
+  readonly bus: CacheFleetBus | undefined;
 
-  constructor(feed: InvalidationFeed | undefined, serveMemoryWhenStalled: boolean) {
+  constructor(feed: InvalidationFeed | undefined, serveMemoryWhenStalled: boolean, bus?: CacheFleetBus) {
     this.feed = feed;
     this.distrustStalled = feed !== undefined && !serveMemoryWhenStalled;
+    this.bus = bus;
+  }
+
+  /**
+   * With a bus: tells the other processes to invalidate (they apply it locally only). Every
+   * successful unsafe request sends one (a process that started later cannot know which URLs
+   * the others hold): one small message, no round trip.
+   */
+  share(keys: readonly string[], tags: readonly string[], prefix: string | undefined): void {
+    this.bus?.publish(BUS_CHANNEL, JSON.stringify({ op: 'inv', keys, tags, prefix }));
   }
 
   /** True when L1 entries must not be served as fresh now (see {@link distrustStalled}). */
@@ -82,6 +98,24 @@ export function createFleet(
 ): Fleet {
   const config = engine.config;
   const l2 = engine.l2;
+  const bus = config.fleetBus;
+  if (bus !== undefined) {
+    const fleet = new Fleet(undefined, true, bus);
+    engine.disposables.push(
+      bus.subscribe(BUS_CHANNEL, (text) => {
+        let m: { op?: unknown; key?: unknown; keys?: unknown; tags?: unknown; prefix?: unknown };
+        try {
+          m = JSON.parse(text);
+        } catch {
+          return;
+        }
+        if (m.op === 'inv' && Array.isArray(m.keys) && Array.isArray(m.tags)) {
+          onInvalidate(m.keys as string[], m.tags as string[], typeof m.prefix === 'string' ? m.prefix : undefined);
+        }
+      }),
+    );
+    return fleet;
+  }
   if (config.redis === undefined || l2 === undefined) return new Fleet(undefined, true);
   // Invalidations missed while away come from the stream when Redis answers again (no L1 flush).
   const feed = new InvalidationFeed({

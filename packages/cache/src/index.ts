@@ -7,7 +7,12 @@
  */
 export { type Entry, type EntryPolicy, isPerRequestHeader } from './entry.js';
 export { CacheStoreError, isCacheStoreError } from './errors.js';
-export { DEFAULT_STATUSES, type ResponseCacheOptions, type RouteCacheOptions } from './options.js';
+export {
+  type CacheFleetBus,
+  DEFAULT_STATUSES,
+  type ResponseCacheOptions,
+  type RouteCacheOptions,
+} from './options.js';
 export { isResponseCache, type ResponseCache, responseCache } from './response-cache.js';
 export { REFRESH_HEADER } from './revalidate.js';
 export { Cacheable, cache, defaultCache, type RouteHandler } from './route.js';

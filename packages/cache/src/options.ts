@@ -108,6 +108,19 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly now?: () => number;
   /** Redis as a {@link SharedRedis}, a `redis://` URL or a node-redis client. @default none (L1 only) */
   readonly redis?: SharedRedis | string | RedisClient;
+  /**
+   * Without Redis: a bus that carries this cache's invalidations (`invalidate()`, unsafe
+   * methods, the dashboard's purges) to the other processes of the machine and theirs to this
+   * one — `performanceStack()` passes `perfstack/cluster`'s channel in every worker. Ignored
+   * when `redis` is set (Redis's durable invalidation stream does it). @default none
+   */
+  readonly fleetBus?: CacheFleetBus;
+}
+
+/** The transport of {@link ResponseCacheOptions.fleetBus}: fire-and-forget publish, and a subscription. */
+export interface CacheFleetBus {
+  publish(channel: string, message: string): unknown;
+  subscribe(channel: string, listener: (message: string) => void): { dispose(): void };
 }
 
 /** Per-route options of `cache()` and `@Cacheable()`. */
@@ -161,6 +174,7 @@ export interface CacheConfig {
   readonly now: () => number;
   readonly registry: Registry | undefined;
   readonly redis: SharedRedis | undefined;
+  readonly fleetBus: CacheFleetBus | undefined;
   /** True when this instance made the connection and must close it. */
   readonly ownsRedis: boolean;
   readonly logger: PerfstackLogger;
@@ -201,6 +215,7 @@ const KNOWN: readonly string[] = [
   'now',
   'registry',
   'redis',
+  'fleetBus',
   'logger',
 ];
 
@@ -286,6 +301,21 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
   } else if (rawRedis !== undefined) {
     throw optionTypeError(PKG, 'redis', rawRedis, 'a SharedRedis, a redis:// URL or a node-redis client');
   }
+  const fleetBus = o.fleetBus;
+  if (
+    fleetBus !== undefined &&
+    (typeof fleetBus !== 'object' ||
+      fleetBus === null ||
+      typeof fleetBus.publish !== 'function' ||
+      typeof fleetBus.subscribe !== 'function')
+  ) {
+    throw optionTypeError(
+      PKG,
+      'fleetBus',
+      fleetBus,
+      'an object with publish(channel, message) and subscribe(channel, listener)',
+    );
+  }
   const targetedName = o.targetedCacheControl;
   if (
     targetedName !== undefined &&
@@ -318,6 +348,7 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     now: readFunction<() => number>(PKG, 'now', o.now, Date.now),
     registry,
     redis,
+    fleetBus: redis === undefined ? fleetBus : undefined,
     ownsRedis,
     logger,
   };

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { addServerTiming, markOriginStatus, setRoute, UNMATCHED_ROUTE } from '@perfstack/core';
+import { addServerTiming, markOriginStatus, setRoute, spanEvent, UNMATCHED_ROUTE } from '@perfstack/core';
 import { settle } from './collapse.js';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
@@ -114,6 +114,10 @@ export function serve(
   res.setHeader('Age', String(age));
   addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
+  spanEvent(req, 'cache', {
+    'perfstack.cache.outcome': kind === 'HIT' ? 'hit' : 'stale',
+    'perfstack.route': entry.route,
+  });
   const headers = req.headers;
   const inm = headers['if-none-match'];
   const ims = headers['if-modified-since'];

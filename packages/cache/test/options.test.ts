@@ -35,6 +35,8 @@ describe('option validation', () => {
     ['now not a function', { now: 5 }, /option "now" must be a function/],
     ['redis number', { redis: 6379 }, /option "redis" must be a SharedRedis, a redis:\/\/ URL or a node-redis client/],
     ['redis bad url', { redis: 'http://localhost' }, /redis/],
+    ['fleetBus without subscribe', { fleetBus: { publish() {} } }, /option "fleetBus" must be an object with publish/],
+    ['fleetBus a string', { fleetBus: 'cluster' }, /option "fleetBus"/],
     ['logger without error()', { logger: { warn() {} } }, /option "logger"/],
     ['registry not a registry', { registry: {} }, /option "registry" must be a prom-client Registry/],
     ['unknown key', { tll: '1m' }, /unknown option "tll" for responseCache\(\)/],

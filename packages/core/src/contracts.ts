@@ -92,6 +92,23 @@ export interface BreakerSnapshot {
   readonly rejected: number;
   readonly timeouts: number;
   readonly openedAt?: number;
+  /** The adaptive concurrency limit guarding it, when `adaptiveConcurrency` is on. */
+  readonly concurrency?: ConcurrencyLimitFigures;
+}
+
+/** An adaptive concurrency limit as the dashboard shows it. */
+export interface ConcurrencyLimitFigures {
+  /** The route key, or `global` for a limit shared by every route. */
+  readonly name: string;
+  /** Requests allowed in flight at once now. */
+  readonly limit: number;
+  readonly inflight: number;
+  /** Requests shed at the limit so far (503 `OVERLOADED`). */
+  readonly shed: number;
+  /** The measured no-load latency in ms; `null` before the first sample. */
+  readonly minRttMs: number | null;
+  /** True while the no-load latency is being re-measured at the minimum limit. */
+  readonly probing: boolean;
 }
 
 /** What the dashboard needs from the circuit breakers. */

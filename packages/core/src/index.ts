@@ -10,9 +10,17 @@ export { type RequestListener, sendError, type WithMiddlewareOptions, withMiddle
 export { BYTES_FORM, type ParseBytesOptions, parseBytes } from './bytes.js';
 export {
   CLUSTER_ENV,
+  CLUSTER_SOCKET_ENV,
   type ClusterChannel,
   type ClusterMessage,
+  type ClusterTransport,
   clusterChannel,
+  createClusterChannel,
+  type HubLauncher,
+  hubSocketPath,
+  hubTransport,
+  isPm2ClusterWorker,
+  setHubLauncher,
 } from './cluster-channel.js';
 export { compose } from './compose.js';
 export type {
@@ -21,6 +29,7 @@ export type {
   CacheSource,
   CacheStats,
   CircuitBreakerSource,
+  ConcurrencyLimitFigures,
   HealthCheck,
   HealthSource,
   LatencySummary,
@@ -119,4 +128,5 @@ export {
   shapeWarmerOf,
   warmShapes,
 } from './shapes.js';
+export { requestSpan, spanEvent, traceFields } from './trace.js';
 export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';

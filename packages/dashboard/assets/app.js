@@ -509,6 +509,16 @@
             text: b.state,
             'data-state': b.state,
           }),
+          b.concurrency
+            ? el('span', {
+                className: 'muted',
+                'data-concurrency-limit': String(b.concurrency.limit),
+                title:
+                  `adaptive concurrency limit (${b.concurrency.name}): ${fmtInt(b.concurrency.shed)} shed` +
+                  (b.concurrency.minRttMs === null ? '' : ` · no-load latency ${b.concurrency.minRttMs} ms`),
+                text: `limit ${fmtInt(b.concurrency.limit)} · ${fmtInt(b.concurrency.inflight)} in flight`,
+              })
+            : null,
           button,
         ]),
       );

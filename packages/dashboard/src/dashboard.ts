@@ -15,6 +15,8 @@ import { type DashboardOptions, resolveOptions } from './options.js';
 import { ProcessSampler } from './process-sampler.js';
 import { Profiling } from './profile/handlers.js';
 import { buildReport, type PerformanceReport } from './report.js';
+import { REPORT_HTML_CSP, REPORT_MEDIA_TYPES, renderReport, reportFormatOf } from './report-format.js';
+import { type ReportDelivery, ReportSchedule } from './report-schedule.js';
 import { methodNotAllowed, runProtected, sendBody, sendJson, setCommonHeaders } from './respond.js';
 import { type DashboardSnapshot, SnapshotBuilder } from './snapshot.js';
 import { StreamHub } from './stream.js';
@@ -28,6 +30,11 @@ export interface DashboardMiddleware {
   report(): PerformanceReport;
   /** The leak watch (`undefined` with `leakWatch: false`); `tick()` samples now. */
   readonly leakWatch: LeakWatch | undefined;
+  /**
+   * Delivers the report to `reportSchedule`'s file and webhook now (as the schedule does);
+   * resolves `undefined` without a `reportSchedule`.
+   */
+  deliverReport(): Promise<ReportDelivery | undefined>;
   /** Ends open streams, stops the fleet publication, the CSRF agreement and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -151,6 +158,9 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     }
     return buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
   };
+  const schedule =
+    config.reportSchedule === undefined ? undefined : new ReportSchedule(config.reportSchedule, report, log);
+  schedule?.start();
   const leaks = (): LeakReport | { readonly enabled: false } => leakWatch?.report() ?? { enabled: false };
 
   const notFound = () => new HttpProblemError({ code: 'NOT_FOUND', detail: 'No such dashboard resource.' });
@@ -164,7 +174,9 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     } else if (path === '/api/snapshot') {
       sendJson(req, res, 200, snapshot());
     } else if (path === '/api/report') {
-      sendJson(req, res, 200, report());
+      const format = reportFormatOf(new URLSearchParams(queryOf(req.url)));
+      if (format === 'html') res.setHeader('Content-Security-Policy', REPORT_HTML_CSP);
+      sendBody(req, res, 200, REPORT_MEDIA_TYPES[format], renderReport(report(), format));
     } else if (path === '/api/leaks') {
       sendJson(req, res, 200, leaks());
     } else if (path === '/api/profile') {
@@ -296,8 +308,10 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   middleware.snapshot = snapshot;
   middleware.report = report;
   (middleware as { leakWatch: LeakWatch | undefined }).leakWatch = leakWatch;
+  middleware.deliverReport = async () => schedule?.deliver();
   middleware.close = () => {
     closed ??= (async () => {
+      await schedule?.close();
       streams.close();
       sampler?.stop();
       leakWatch?.stop();

@@ -40,7 +40,14 @@ export {
   ProcessLeakSampler,
 } from './leak-watch.js';
 export { type MetricsHandler, type MetricsHandlerOptions, metricsHandler } from './metrics-handler.js';
-export type { DashboardOptions, FleetBus, LeakWatchOptions, ProfilingOptions, ReportOptions } from './options.js';
+export type {
+  DashboardOptions,
+  FleetBus,
+  LeakWatchOptions,
+  ProfilingOptions,
+  ReportOptions,
+  ReportScheduleOptions,
+} from './options.js';
 export type { CpuFunction, CpuProfile, CpuProfileSummary, FlameNode } from './profile/cpu.js';
 export type { LastProfiles } from './profile/handlers.js';
 export type { AllocationSite, HeapSamplingSummary, SamplingHeapProfile } from './profile/heap.js';
@@ -51,6 +58,8 @@ export {
   RULE_WEIGHTS,
   type RuleResult,
 } from './report.js';
+export { type ReportFormat, reportToHtml, reportToMarkdown } from './report-format.js';
+export type { ReportDelivery } from './report-schedule.js';
 export type {
   BreakerFigures,
   CacheFigures,

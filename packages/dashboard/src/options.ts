@@ -24,6 +24,7 @@ import { type DashboardAuth, readAuth } from './access.js';
 import type { HealthReport } from './health.js';
 import type { LeakSample, LeakWatchConfig } from './leak-watch.js';
 import type { ReportConfig } from './report.js';
+import type { ReportFormat } from './report-format.js';
 import type { DashboardSources, ResolvedSources } from './snapshot.js';
 
 export const PKG = '@perfstack/dashboard';
@@ -91,6 +92,25 @@ export interface DashboardOptions {
   readonly report?: ReportOptions;
   /** The leak watch's sampling and thresholds; `false` turns it off. @default true */
   readonly leakWatch?: boolean | LeakWatchOptions;
+  /**
+   * Writes the report on a schedule to a file and/or POSTs it to a webhook. Off unless given.
+   * @default undefined (no schedule)
+   */
+  readonly reportSchedule?: ReportScheduleOptions;
+}
+
+/** `reportSchedule` options: where and how often the report goes. */
+export interface ReportScheduleOptions {
+  /** How often (a duration, at least 1 s). @default '1h' */
+  readonly interval?: string | number;
+  /** `md`, `json` or `html`. @default 'md' */
+  readonly format?: ReportFormat;
+  /** A file path: written whole each time (a temporary file renamed over it). */
+  readonly file?: string;
+  /** An `http(s)://` URL: the report is POSTed with its media type; any 2xx is success. */
+  readonly webhook?: string;
+  /** Time allowed for a webhook POST. @default '10s' */
+  readonly timeout?: string | number;
 }
 
 /** `profiling` options. */
@@ -183,6 +203,16 @@ export interface DashboardConfig {
   readonly profiling: ProfilingConfig | undefined;
   readonly report: ReportConfig;
   readonly leakWatch: LeakWatchConfig | undefined;
+  readonly reportSchedule: ReportScheduleConfig | undefined;
+}
+
+/** Resolved `reportSchedule`. */
+export interface ReportScheduleConfig {
+  readonly interval: number;
+  readonly format: ReportFormat;
+  readonly file: string | undefined;
+  readonly webhook: URL | undefined;
+  readonly timeout: number;
 }
 
 const KNOWN: readonly (keyof DashboardOptions)[] = [
@@ -205,6 +235,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'profiling',
   'report',
   'leakWatch',
+  'reportSchedule',
 ];
 
 /** Method names each source must have. */
@@ -468,5 +499,48 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     profiling: readProfiling(o.profiling),
     report: readReport(o.report),
     leakWatch: readLeakWatch(o.leakWatch),
+    reportSchedule: readReportSchedule(o.reportSchedule),
+  };
+}
+
+function readReportSchedule(value: unknown): ReportScheduleConfig | undefined {
+  if (value === undefined || value === false) return undefined;
+  const o = checkOptionsObject<ReportScheduleOptions>(
+    PKG,
+    'dashboard({ reportSchedule })',
+    value as ReportScheduleOptions,
+    ['interval', 'format', 'file', 'webhook', 'timeout'],
+  );
+  const format = o.format ?? 'md';
+  if (format !== 'md' && format !== 'json' && format !== 'html') {
+    throw optionTypeError(PKG, 'reportSchedule.format', format, "'md', 'json' or 'html'");
+  }
+  if (o.file !== undefined && (typeof o.file !== 'string' || o.file === '')) {
+    throw optionTypeError(PKG, 'reportSchedule.file', o.file, 'a non-empty file path');
+  }
+  let webhook: URL | undefined;
+  if (o.webhook !== undefined) {
+    try {
+      webhook = new URL(String(o.webhook));
+    } catch {
+      webhook = undefined;
+    }
+    if (typeof o.webhook !== 'string' || (webhook?.protocol !== 'http:' && webhook?.protocol !== 'https:')) {
+      throw optionTypeError(PKG, 'reportSchedule.webhook', o.webhook, 'an http:// or https:// URL');
+    }
+  }
+  if (o.file === undefined && webhook === undefined) {
+    throw optionTypeError(PKG, 'reportSchedule', value, 'an object with `file` and/or `webhook`');
+  }
+  return {
+    interval: parseDuration(o.interval ?? '1h', 'reportSchedule.interval', {
+      pkg: PKG,
+      min: 1000,
+      max: 7 * 86_400_000,
+    }),
+    format,
+    file: o.file,
+    webhook,
+    timeout: parseDuration(o.timeout ?? '10s', 'reportSchedule.timeout', { pkg: PKG, min: 100, max: 300_000 }),
   };
 }

@@ -1,38 +1,64 @@
 /**
- * The worker's half of `perfstack/cluster` (the primary's half is `clusterPrimary()` in
- * `cluster.ts`). `performanceStack()` calls {@link clusterWorkerParts} when it runs in a
- * worker of a primary that runs `clusterPrimary()`; outside one it returns `undefined` and
- * nothing changes.
+ * The worker's half of `perfstack/cluster` (the hub's half is cluster-hub.ts: in the
+ * `node:cluster` primary with `clusterPrimary()`, or a detached hub process in PM2 cluster
+ * mode). `performanceStack()` calls {@link clusterWorkerParts}; outside a perfstack cluster
+ * worker it returns `undefined` and nothing changes.
  *
  * - Rate limits: the rate limiter picks the `'cluster'` store by itself (one memory store in
- *   the primary) unless Redis is configured — with Redis, Redis stays the source of truth.
- * - Cache invalidations and tag purges: `stack.cache.invalidate()` clears this worker, then
- *   broadcasts the selector; the primary relays it at once (no batching) to every other
- *   worker, which clears its own L1. With Redis, Redis pub/sub carries them as before.
- * - `/metrics`: the worker asks the primary, which gathers every worker's registry and
+ *   the hub) unless Redis is configured — with Redis, Redis stays the source of truth.
+ * - Cache invalidations and tag purges (`stack.cache.invalidate()`, unsafe methods, the
+ *   dashboard's purges): the cache's `fleetBus` is the channel; the hub relays them at once
+ *   to every other worker, which clears its own L1. With Redis, Redis carries them as before.
+ * - `/metrics`: the worker asks the hub, which gathers every worker's registry and
  *   aggregates them with prom-client's `AggregatorRegistry` — whichever worker answers the
  *   scrape, the counters are the whole machine's.
- * - `/health` gets a `cluster` check listing every worker (the primary's roster), and the
+ * - `/health` gets a `cluster` check listing every worker (the hub's roster), and the
  *   dashboard's fleet view runs over the channel (the same view as with Redis).
+ * - PM2 cluster mode: registers the hub launcher (cluster-hub-main.ts, started detached).
  */
-import type { ResponseCache } from '@perfstack/cache';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { CacheFleetBus } from '@perfstack/cache';
 import {
   type ClusterChannel,
   clusterChannel,
   type HealthCheck,
   type HealthSource,
   type Registry,
+  setHubLauncher,
 } from '@perfstack/core';
 import type { FleetBus } from '@perfstack/dashboard';
 
-/** The broadcast channel cache invalidations travel on. */
-export const CACHE_CHANNEL = 'cache:invalidate';
+/** The hub process's script (built next to this file). */
+const HUB_MAIN = fileURLToPath(new URL('./cluster-hub-main.js', import.meta.url));
 
-/** One worker as the primary's roster lists it. */
+/**
+ * Starts a hub for `socketPath`, detached twice over: the script re-launches itself and
+ * exits, so the hub is nobody's child — PM2 kills a stopped worker's process tree, and the
+ * hub must outlive every worker. Losers of the election (the listen) exit at once.
+ */
+export function launchHub(socketPath: string): void {
+  try {
+    // argv cannot carry a NUL: a Linux abstract name goes as `@name` (as `ss` shows it).
+    const arg = socketPath.startsWith('\0') ? `@${socketPath.slice(1)}` : socketPath;
+    const child = spawn(process.execPath, [HUB_MAIN, '--detach', arg], {
+      detached: true,
+      stdio: 'ignore',
+      windowsHide: true,
+    });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // The worker retries (and limits locally meanwhile).
+  }
+}
+setHubLauncher(launchHub);
+
+/** One worker as the hub's roster lists it. */
 export interface ClusterWorkerInfo {
   readonly id: number;
   readonly pid: number;
-  /** ms since the primary last heard from it. */
+  /** ms since the hub last heard from it. */
   readonly lastSeenMs: number;
   readonly rss: number;
   readonly heapUsed: number;
@@ -47,18 +73,18 @@ export interface ClusterWorkerParts {
   readonly health: HealthSource;
   /** The fleet view's transport (without Redis). */
   readonly fleetBus: FleetBus;
-  /** Makes `cache.invalidate()` reach every worker (without Redis). */
-  shareInvalidations(cache: ResponseCache): void;
+  /** The cache's invalidation transport (without Redis). */
+  readonly cacheBus: CacheFleetBus;
   close(): void;
 }
 
-/** ms between this worker's reports to the primary. */
+/** ms between this worker's reports to the hub. */
 const REPORT_MS = 1000;
 
 /**
  * The worker's parts, or `undefined` outside a perfstack cluster worker.
  *
- * @param registry the stack's registry (answered to the primary's metrics requests)
+ * @param registry the stack's registry (answered to the hub's metrics requests)
  */
 export function clusterWorkerParts(registry: Registry): ClusterWorkerParts | undefined {
   const channel = clusterChannel();
@@ -66,23 +92,27 @@ export function clusterWorkerParts(registry: Registry): ClusterWorkerParts | und
   const disposables: Array<{ dispose(): void }> = [];
   let roster: ClusterWorkerInfo[] = [];
   let rosterAt = 0;
+  let hubPid: number | undefined;
+  const report = () => {
+    const memory = process.memoryUsage();
+    channel.send({ t: 'hb', worker: channel.workerId, pid: process.pid, rss: memory.rss, heapUsed: memory.heapUsed });
+  };
   disposables.push(
     channel.on('roster', (m) => {
       roster = Array.isArray(m.workers) ? (m.workers as ClusterWorkerInfo[]) : [];
       rosterAt = Date.now();
+      if (typeof m.hubPid === 'number') hubPid = m.hubPid;
     }),
-    // The primary gathers every registry for an aggregated scrape.
+    // The hub gathers every registry for an aggregated scrape.
     channel.on('metrics-json', (m) => {
       registry.getMetricsAsJSON().then(
         (metrics) => channel.send({ t: 'metrics-json-r', rid: m.rid, metrics }),
         (error: unknown) => channel.send({ t: 'metrics-json-r', rid: m.rid, error: String(error) }),
       );
     }),
+    // A new hub (PM2: the old one died) learns who this is at once.
+    channel.onConnect(report),
   );
-  const report = () => {
-    const memory = process.memoryUsage();
-    channel.send({ t: 'hb', pid: process.pid, rss: memory.rss, heapUsed: memory.heapUsed });
-  };
   report();
   const timer = setInterval(report, REPORT_MS);
   timer.unref();
@@ -104,37 +134,31 @@ export function clusterWorkerParts(registry: Registry): ClusterWorkerParts | und
     health: {
       health(): HealthCheck {
         const stale = Date.now() - rosterAt > 5 * REPORT_MS;
+        const where = channel.transport === 'hub' ? 'hub' : 'primary';
+        const hub = channel.transport === 'hub' ? { hubPid } : {};
         if (!channel.connected || stale) {
           return {
             status: 'degraded',
-            detail: 'the cluster primary is unreachable: limits and invalidations are local to this worker',
+            detail: `the cluster ${where} is unreachable: limits are a share (ceil(limit / ${channel.liveWorkers})) and invalidations local to this worker`,
+            transport: channel.transport,
             worker: channel.workerId,
+            ...hub,
           };
         }
-        return { status: 'ok', worker: channel.workerId, workers: roster.length, roster };
+        return {
+          status: 'ok',
+          transport: channel.transport,
+          worker: channel.workerId,
+          workers: roster.length,
+          roster,
+          ...hub,
+        };
       },
     },
     fleetBus,
-    shareInvalidations(cache: ResponseCache): void {
-      const local = cache.invalidate.bind(cache);
-      disposables.push(
-        channel.subscribe(CACHE_CHANNEL, (message) => {
-          let selector: Parameters<ResponseCache['invalidate']>[0];
-          try {
-            selector = JSON.parse(message);
-          } catch {
-            return;
-          }
-          // Applied here only: the worker that invalidated already told everyone.
-          local(selector).catch(() => {});
-        }),
-      );
-      cache.invalidate = (selector) => {
-        // This worker's L1 is cleared synchronously inside the call; the others hear at once.
-        const removed = local(selector);
-        channel.broadcast(CACHE_CHANNEL, JSON.stringify(selector));
-        return removed;
-      };
+    cacheBus: {
+      publish: (ch: string, message: string) => channel.broadcast(ch, message),
+      subscribe: (ch: string, listener: (message: string) => void) => channel.subscribe(ch, listener),
     },
     close(): void {
       clearInterval(timer);

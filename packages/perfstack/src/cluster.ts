@@ -35,8 +35,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, CLUSTER_ENV, type ClusterMessage, type PerfstackLogger } from '@perfstack/core';
-import { ClusterStoreServer } from '@perfstack/rate-limit';
+import { CLUSTER_ENV, type PerfstackLogger } from '@perfstack/core';
+import { ClusterHub, type HubPeer } from './cluster-hub.js';
 
 export { CLUSTER_ENV } from '@perfstack/core';
 export type { ClusterWorkerInfo } from './cluster-worker.js';
@@ -64,17 +64,6 @@ export interface ClusterPrimary {
 }
 
 const PKG = 'perfstack/cluster';
-const ROSTER_MS = 1000;
-
-interface WorkerState {
-  pid: number;
-  lastSeen: number;
-  rss: number;
-  heapUsed: number;
-  /** The last metrics gathered from it (prom-client's JSON form). */
-  metrics: unknown[] | undefined;
-}
-
 /**
  * Sets up the `node:cluster` primary for perfstack (see the module comment).
  *
@@ -103,103 +92,31 @@ export function clusterPrimary(options: ClusterPrimaryOptions = {}): ClusterPrim
   process.env[CLUSTER_ENV] = '1';
   process.env.PERFSTACK_DASHBOARD_CSRF_SECRET ??= randomBytes(32).toString('base64url');
 
-  const store = new ClusterStoreServer();
-  const states = new Map<number, WorkerState>();
-  /** Counters and histograms of workers that died, as last gathered. */
-  const retired: unknown[][] = [];
-  const gathers = new Map<number, { pending: number; results: unknown[][]; done: () => void }>();
-  let nextRid = 0;
+  const hub = new ClusterHub(metricsInterval);
   let closing = false;
-  // Constructing one registers prom-client's cluster listeners (harmless: we gather ourselves).
-  void AggregatorRegistry;
-
   // A worker that is dying may still look connected: a failed send is dropped, not thrown.
   const ignore = () => {};
-  const send = (worker: Worker, message: ClusterMessage) => {
-    if (worker.isConnected()) worker.send(message, ignore);
-  };
-  const live = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
-
-  /** Asks every live worker for its metrics and aggregates them with the retired ones. */
-  const gather = (): Promise<string> =>
-    new Promise<unknown[][]>((resolve) => {
-      const rid = nextRid++;
-      const workers = live();
-      const entry = { pending: workers.length, results: [] as unknown[][], done: () => {} };
-      const timer = setTimeout(() => finish(), 5000);
-      const finish = () => {
-        clearTimeout(timer);
-        gathers.delete(rid);
-        resolve(entry.results);
+  const peers = new Map<number, HubPeer>();
+  const peerOf = (worker: Worker): HubPeer => {
+    let peer = peers.get(worker.id);
+    if (peer === undefined) {
+      peer = {
+        id: worker.id,
+        send: (message) => {
+          if (worker.isConnected()) worker.send(message, ignore);
+        },
       };
-      entry.done = finish;
-      gathers.set(rid, entry);
-      if (workers.length === 0) finish();
-      for (const w of workers) send(w, { ps: 1, t: 'metrics-json', rid });
-    }).then((results) => {
-      const all = [...results, ...retired];
-      if (all.length === 0) return '';
-      return AggregatorRegistry.aggregate(all as never).metrics();
-    });
-
-  const onMessage = (worker: Worker, message: unknown) => {
-    if (typeof message !== 'object' || message === null || (message as ClusterMessage).ps !== 1) return;
-    const m = message as ClusterMessage;
-    switch (m.t) {
-      case 'rl':
-      case 'rl-def':
-      case 'rl-reset': {
-        const answer = store.handle(m);
-        if (answer !== undefined) send(worker, answer);
-        return;
-      }
-      case 'bc':
-        // Relayed at once to every other worker: invalidations must not wait for a tick.
-        for (const w of live()) if (w !== worker) send(w, m);
-        return;
-      case 'hb': {
-        const state = states.get(worker.id) ?? { pid: 0, lastSeen: 0, rss: 0, heapUsed: 0, metrics: undefined };
-        state.pid = Number(m.pid);
-        state.lastSeen = Date.now();
-        state.rss = Number(m.rss);
-        state.heapUsed = Number(m.heapUsed);
-        states.set(worker.id, state);
-        return;
-      }
-      case 'metrics-json-r': {
-        const entry = gathers.get(m.rid as number);
-        if (Array.isArray(m.metrics)) {
-          const state = states.get(worker.id);
-          if (state !== undefined) state.metrics = m.metrics as unknown[];
-          entry?.results.push(m.metrics as unknown[]);
-        }
-        if (entry !== undefined && --entry.pending <= 0) entry.done();
-        return;
-      }
-      case 'req':
-        if (m.kind === 'metrics') {
-          gather().then(
-            (text) => send(worker, { ps: 1, t: 'res', id: m.id, value: text }),
-            (error: unknown) => send(worker, { ps: 1, t: 'res', id: m.id, error: String(error) }),
-          );
-        } else {
-          send(worker, { ps: 1, t: 'res', id: m.id, error: `unknown request "${String(m.kind)}"` });
-        }
-        return;
-      default:
-        return;
+      peers.set(worker.id, peer);
+      hub.join(peer);
     }
+    return peer;
   };
 
+  const onFork = (worker: Worker) => void peerOf(worker);
+  const onMessage = (worker: Worker, message: unknown) => hub.handle(peerOf(worker), message);
   const onExit = (worker: Worker, code: number | null, signal: string | null) => {
-    const state = states.get(worker.id);
-    states.delete(worker.id);
-    // Keep what it counted: a machine-wide counter must not go down when a worker dies.
-    const metrics = state?.metrics?.filter((metric) => {
-      const type = (metric as { type?: string }).type;
-      return type === 'counter' || type === 'histogram';
-    });
-    if (metrics !== undefined && metrics.length > 0) retired.push(metrics);
+    peers.delete(worker.id);
+    const state = hub.leave(worker.id);
     if (closing || !respawn) return;
     logger.warn(
       `${PKG}: worker ${worker.id} (pid ${state?.pid ?? '?'}) exited (${signal ?? code}); forking a replacement`,
@@ -207,33 +124,18 @@ export function clusterPrimary(options: ClusterPrimaryOptions = {}): ClusterPrim
     cluster.fork();
   };
 
+  cluster.on('fork', onFork);
   cluster.on('message', onMessage);
   cluster.on('exit', onExit);
-
-  const roster = () => {
-    const now = Date.now();
-    return [...states.entries()]
-      .filter(([id]) => cluster.workers?.[id]?.isConnected())
-      .map(([id, s]) => ({ id, pid: s.pid, lastSeenMs: now - s.lastSeen, rss: s.rss, heapUsed: s.heapUsed }))
-      .sort((a, b) => a.id - b.id);
-  };
-  const rosterTimer = setInterval(() => {
-    const message: ClusterMessage = { ps: 1, t: 'roster', workers: roster() };
-    for (const w of live()) send(w, message);
-  }, ROSTER_MS);
-  rosterTimer.unref();
-  const metricsTimer = setInterval(() => void gather().catch(() => {}), metricsInterval);
-  metricsTimer.unref();
 
   for (let i = 0; i < count; i++) cluster.fork();
 
   return {
-    workers: roster,
-    metrics: gather,
+    workers: () => hub.roster(),
+    metrics: () => hub.metrics(),
     async close() {
       closing = true;
-      clearInterval(rosterTimer);
-      clearInterval(metricsTimer);
+      cluster.off('fork', onFork);
       cluster.off('message', onMessage);
       cluster.off('exit', onExit);
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -247,7 +149,7 @@ export function clusterPrimary(options: ClusterPrimaryOptions = {}): ClusterPrim
             }),
         ),
       );
-      store.close();
+      hub.close();
     },
   };
 }

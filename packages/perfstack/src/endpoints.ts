@@ -73,17 +73,22 @@ function startsWith(path: string, prefix: string, caseSensitive: boolean): boole
 
 /** Classifies requests by the endpoint the framework routes them to. Built once per stack. */
 export class EndpointMatcher {
-  readonly #dashboard: string;
+  /** `undefined` when the dashboard is off (`DASHBOARD_ENABLED=false`): never an endpoint. */
+  readonly #dashboard: string | undefined;
   readonly #metrics: string;
   readonly #health: string;
   /** The shortest endpoint path: anything shorter is no endpoint (the common case, decided at once). */
   readonly #shortest: number;
 
-  constructor(paths: { readonly dashboard: string; readonly metrics: string; readonly health: string }) {
+  constructor(paths: { readonly dashboard: string | undefined; readonly metrics: string; readonly health: string }) {
     this.#dashboard = paths.dashboard;
     this.#metrics = paths.metrics;
     this.#health = paths.health;
-    this.#shortest = Math.min(paths.dashboard.length, paths.metrics.length, paths.health.length);
+    this.#shortest = Math.min(
+      paths.dashboard?.length ?? Number.POSITIVE_INFINITY,
+      paths.metrics.length,
+      paths.health.length,
+    );
   }
 
   /** The endpoint `req` is routed to, by the settings of the app handling it. */
@@ -107,6 +112,7 @@ export class EndpointMatcher {
     const { caseSensitive, strict } = settings;
     const dashboard = this.#dashboard;
     if (
+      dashboard !== undefined &&
       startsWith(path, dashboard, caseSensitive) &&
       (path.length === dashboard.length || path.charCodeAt(dashboard.length) === 47)
     ) {

@@ -52,8 +52,9 @@ export { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 export { type Timing, type TimingOptions, timing } from '@perfstack/timing';
 export type { StackClientOptions } from './client.js';
 export { DEFAULT_ROUTING, type EndpointName, type RoutingSettings } from './endpoints.js';
-export { ENV_VARIABLES, type EnvVariable } from './env.js';
+export { ENV_NOT_READ, ENV_VARIABLES, type EnvVariable } from './env.js';
 export { DEFAULT_ORDER, type LayerName } from './layers.js';
+export type { Monitoring, MonitoringOptions } from './monitoring.js';
 export { type OffloadHandler, type OffloadInput, type OffloadOptions, type OffloadStats, offload } from './offload.js';
 export { type ProtectServerOptions, protectServer, SERVER_TIMEOUTS } from './server.js';
 export {

@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type RequestListener, type WithMiddlewareOptions, withMiddleware } from '@perfstack/core';
+import { endpointsHandler } from './endpoint-listener.js';
 import type { PerformanceStack } from './stack.js';
 
 export { type RequestListener, setRoute, withMiddleware } from '@perfstack/core';
@@ -48,23 +49,6 @@ export function createListener(
     };
   }
   if (options.endpoints === false) return withMiddleware(stack, app, options);
-  const dashboard = stack.dashboard({ basePath: stack.paths.dashboard });
-  const metrics = stack.metrics();
-  const health = stack.health();
-  const notFound = (_req: IncomingMessage, res: ServerResponse) => {
-    res.statusCode = 404;
-    res.end();
-  };
-  return withMiddleware(
-    stack,
-    (req, res) => {
-      // Routed by the matcher that exempts them, so exempt and served are the same requests.
-      const endpoint = stack.endpointOf(req);
-      if (endpoint === 'metrics') return metrics(req, res, () => notFound(req, res));
-      if (endpoint === 'health') return health(req, res, () => notFound(req, res));
-      if (endpoint === 'dashboard') return dashboard(req, res, () => notFound(req, res));
-      return app(req, res);
-    },
-    options,
-  );
+  // Routed by the matcher that exempts them, so exempt and served are the same requests.
+  return withMiddleware(stack, endpointsHandler(stack, app), options);
 }

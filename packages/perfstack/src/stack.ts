@@ -43,8 +43,9 @@ import helmet, { type HelmetOptions } from 'helmet';
 import { type StackClientOptions, stackClient } from './client.js';
 import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
-import { readEnv } from './env.js';
+import { envBoolean, envInteger, readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
+import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
 import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -103,6 +104,12 @@ export interface PerformanceStackOptions {
   readonly log?: PerfstackLogger;
   /** Read `REDIS_URL` and `PERFSTACK_*` for options left unset. @default true */
   readonly env?: boolean | NodeJS.ProcessEnv;
+  /**
+   * Serve the dashboard, `/metrics` and `/health` on a second port as well (see
+   * `stack.monitoring`); `MONITORING_PORT` / `MONITORING_HOST` set it from the environment.
+   * @default undefined (no second port)
+   */
+  readonly monitoring?: MonitoringOptions | false;
 }
 
 /**
@@ -115,7 +122,17 @@ export interface PerformanceStackOptions {
  */
 export const DEFAULT_RATE_LIMIT = Object.freeze({ limit: 1000, windowMs: 60_000 });
 
-const KNOWN_OPTIONS = [...DEFAULT_ORDER, 'redis', 'dashboard', 'paths', 'order', 'registry', 'log', 'env'];
+const KNOWN_OPTIONS = [
+  ...DEFAULT_ORDER,
+  'redis',
+  'dashboard',
+  'paths',
+  'order',
+  'registry',
+  'log',
+  'env',
+  'monitoring',
+];
 
 /** The layers the stack built (absent when turned off). */
 export interface StackLayers {
@@ -137,6 +154,8 @@ export interface PerformanceStack extends Middleware {
   health(): HealthHandler;
   /** The response cache (`invalidate`, `stats`). */
   readonly cache: ResponseCache;
+  /** The monitoring port's server (`monitoring` / `MONITORING_PORT`), else `undefined`. */
+  readonly monitoring: Monitoring | undefined;
   /** Every layer that is on. */
   readonly layers: StackLayers;
   /** The layer order in force. */
@@ -242,6 +261,12 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       .map((s) => s.trim())
       .filter(Boolean),
   );
+  // The seed documents' names: only `false` changes anything (a layer is on by default).
+  if (envBoolean(env, 'PERFORMANCE_CACHE_ENABLED') === false) disabled.add('cache');
+  if (envBoolean(env, 'PERFORMANCE_MONITORING_ENABLED') === false) disabled.add('timing');
+  const dashboardEnabled = envBoolean(env, 'DASHBOARD_ENABLED') !== false;
+  const cacheMiB = envInteger(env, 'MEMORY_CACHE_SIZE_MB', 1, 1024 * 1024);
+  const monitoringOptions = readMonitoring(opts.monitoring, env);
   const log = opts.log ?? consoleLogger;
   const order = checkOrder(opts.order);
   const paths: Required<InternalPaths> = {
@@ -249,7 +274,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     metrics: normalisePath(opts.paths?.metrics, '/metrics', 'metrics'),
     health: normalisePath(opts.paths?.health, '/health', 'health'),
   };
-  const endpoints = new EndpointMatcher(paths);
+  const endpoints = new EndpointMatcher({ ...paths, dashboard: dashboardEnabled ? paths.dashboard : undefined });
   const enabled = <T extends object>(name: LayerName, value: T | boolean | undefined): T | undefined =>
     disabled.has(name) ? undefined : layerOptions(value, name);
 
@@ -275,12 +300,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       layers.cache = responseCache({
         ...shared,
         ...(redis ? { redis } : {}),
+        // A cluster without Redis: invalidations reach every worker through the hub.
+        ...(!redis && clusterParts ? { fleetBus: clusterParts.cacheBus } : {}),
         ...(env.PERFSTACK_CACHE_TTL ? { ttl: env.PERFSTACK_CACHE_TTL } : {}),
+        ...(cacheMiB === undefined ? {} : { maxBytes: cacheMiB * 1024 * 1024 }),
         ...cacheOptions,
       });
       built.cache = layers.cache;
-      // node:cluster without Redis: invalidations reach every worker through the primary.
-      if (clusterParts !== undefined && redis === undefined) clusterParts.shareInvalidations(layers.cache);
     }
     const sizeOptions = enabled<SizeLimitOptions>('sizeLimit', opts.sizeLimit);
     if (sizeOptions) {
@@ -414,7 +440,20 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           ...(redis ? { redis } : clusterParts ? { fleetBus: clusterParts.fleetBus } : {}),
         });
         opened.push(mw);
-        return mw;
+        if (dashboardEnabled) return mw;
+        // DASHBOARD_ENABLED=false: the data stays readable in code; HTTP passes on to the app.
+        return Object.assign(
+          function dashboardDisabled(_req: IncomingMessage, _res: ServerResponse, next: NextFunction) {
+            next();
+          },
+          {
+            snapshot: mw.snapshot,
+            report: mw.report,
+            leakWatch: mw.leakWatch,
+            deliverReport: mw.deliverReport,
+            close: mw.close,
+          },
+        ) as DashboardMiddleware;
       },
     },
     metrics: {
@@ -448,6 +487,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           // layers (and Redis) still serve meanwhile, then flushes their lines.
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
+          await monitoring?.close();
           await health?.close();
           clusterParts?.close();
           if (ownsRedis) await redis?.close();
@@ -456,7 +496,31 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       },
     },
   });
+  // Last: the monitoring server serves the endpoints of the finished stack.
+  const monitoring = monitoringOptions === undefined ? undefined : startMonitoring(stack, monitoringOptions);
+  Object.defineProperty(stack, 'monitoring', { value: monitoring, enumerable: true });
   return stack;
+}
+
+/** `monitoring`, else `MONITORING_PORT`/`MONITORING_HOST`; `false` ignores the environment. */
+function readMonitoring(
+  value: MonitoringOptions | false | undefined,
+  env: Readonly<Record<string, string>>,
+): Required<MonitoringOptions> | undefined {
+  if (value === false) return undefined;
+  if (value === undefined) {
+    const port = envInteger(env, 'MONITORING_PORT', 0, 65_535);
+    return port === undefined ? undefined : { port, host: env.MONITORING_HOST ?? '127.0.0.1' };
+  }
+  const o = checkOptionsObject(PKG, 'performanceStack({ monitoring })', value, ['port', 'host']);
+  const port: unknown = o.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new TypeError(`${PKG}: monitoring.port must be a whole number from 0 to 65535, got ${String(port)}`);
+  }
+  if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) {
+    throw new TypeError(`${PKG}: monitoring.host must be a non-empty address string, got ${String(o.host)}`);
+  }
+  return { port, host: o.host ?? env.MONITORING_HOST ?? '127.0.0.1' };
 }
 
 function parseTrust(value: string): boolean | number | string | string[] {

@@ -110,8 +110,9 @@ export interface RateLimitOptions {
   /** Which proxies may set `X-Forwarded-For` (Express's `trust proxy` forms). @default unset: `req.ip` if the framework sets it, else the socket address */
   readonly trustProxy?: TrustProxy;
   /**
-   * `'memory'`, `'redis'`, or `'cluster'` (one memory store in the `node:cluster` primary,
-   * reached over IPC: `clusterPrimary()` from `perfstack/cluster`).
+   * `'memory'`, `'redis'`, or `'cluster'` (one memory store in the cluster hub — the
+   * `node:cluster` primary running `clusterPrimary()` from `perfstack/cluster`, or under PM2
+   * cluster mode the hub process — reached over IPC or the hub socket).
    * @default 'redis' when `redis` is given, else 'cluster' in a perfstack cluster worker, else 'memory'
    */
   readonly store?: 'memory' | 'redis' | 'cluster';
@@ -129,9 +130,10 @@ export interface RateLimitOptions {
    */
   readonly maxHeldKeys?: number;
   /**
-   * What the local fallback admits per instance while Redis is unreachable (`failOpen: true`):
-   * `'share'` admits `ceil(limit / liveInstances)` (the fleet's live size, from heartbeats in
-   * Redis), `'full'` the whole limit on every instance. @default 'share'
+   * What the local fallback admits per instance while Redis (or the cluster hub) is
+   * unreachable (`failOpen: true`): `'share'` admits `ceil(limit / liveInstances)` (the
+   * fleet's live size, from heartbeats in Redis, or the hub's last roster of workers), `'full'`
+   * the whole limit on every instance. @default 'share'
    */
   readonly fallbackLimit?: 'share' | 'full';
   /**
@@ -474,7 +476,7 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
   );
   if (storeKind === 'cluster' && clusterChannel() === undefined) {
     throw new TypeError(
-      `${PKG}: option "store" is "cluster" but this process is not a worker of a primary that runs clusterPrimary() (perfstack/cluster)`,
+      `${PKG}: option "store" is "cluster" but this process is not a perfstack cluster worker (a worker of clusterPrimary() from perfstack/cluster, a PM2 cluster-mode worker, or PERFSTACK_CLUSTER=hub)`,
     );
   }
   if (storeKind === 'redis' && o.redis === undefined) {

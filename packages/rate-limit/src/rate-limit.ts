@@ -34,6 +34,7 @@ import {
   type RateLimitStats,
   type SharedRedis,
   sendProblem,
+  spanEvent,
   warmShapes,
 } from '@perfstack/core';
 import type { LimitSpec } from './algorithms.js';
@@ -115,6 +116,8 @@ export interface RateLimiter extends ClosableMiddleware, RateLimitSource, Health
 }
 
 const STORE_DOWN = 'RATE_LIMIT_STORE_UNAVAILABLE';
+/** ms of loop time a cluster decision may take before this worker decides locally (a live hub answers in well under 1 ms). */
+const CLUSTER_TIMEOUT_MS = 2000;
 /** Most requests held at once while a fail-closed limiter waits for Redis (`storeWait`). */
 export const MAX_WAITING = 10_000;
 
@@ -236,13 +239,21 @@ class Limiter {
     this.#clusterStore =
       channel === undefined
         ? undefined
-        : new ClusterStore(channel, {
-            ns: `${config.prefix}${this.#names.join('+')}`,
-            specs,
-            global,
-            maxKeys: config.maxKeys,
-            maxHeldKeys: config.maxHeldKeys,
-          });
+        : new ClusterStore(
+            channel,
+            {
+              ns: `${config.prefix}${this.#names.join('+')}`,
+              specs,
+              global,
+              maxKeys: config.maxKeys,
+              maxHeldKeys: config.maxHeldKeys,
+            },
+            CLUSTER_TIMEOUT_MS,
+            (key) => this.#memory?.reset(key),
+            () => {
+              if (this.#failing) this.#recovered();
+            },
+          );
     const redis = config.redis;
     if (config.storeKind === 'redis' && redis !== undefined) {
       const plan = keyPlan(config, redis.keyPrefix);
@@ -342,20 +353,7 @@ class Limiter {
     const clock = this.config.clock;
     const cluster = this.#clusterStore;
     if (cluster !== undefined) {
-      // One memory store in the primary decides for every worker (batched IPC).
-      cluster.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
-        (decision) => this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock()),
-        (error: unknown) => {
-          this.counters.storeErrors++;
-          this.#log.warnOnce(
-            STORE_DOWN,
-            `The cluster primary did not decide (${error instanceof Error ? error.message : String(error)}); limiting locally in this worker.`,
-          );
-          const now = clock === undefined ? Date.now() : clock();
-          this.counters.fallback++;
-          this.#finish(req, res, next, key, (this.#memory as MemoryStore).decide(key, cost, now, false), now);
-        },
-      );
+      this.#decideInHub(cluster, req, res, next, key, cost);
       return;
     }
     const store = this.#redisStore;
@@ -395,6 +393,50 @@ class Limiter {
     );
   }
 
+  /**
+   * One memory store in the cluster hub decides for every worker (batched IPC). When the hub
+   * is unreachable or does not answer in time, this worker decides locally at its share
+   * (`ceil(limit / liveWorkers)`, as with Redis), one probe at a time goes to the hub, and keys
+   * decided locally stay local until their window ends (no fresh quota when the hub is back).
+   */
+  #decideInHub(
+    cluster: ClusterStore,
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: NextFunction,
+    key: string,
+    cost: number,
+  ): void {
+    if (!cluster.connected || (this.#failing && this.#probing)) {
+      this.#local(req, res, next, key, cost);
+      return;
+    }
+    if (this.#reconcileUntil !== 0 && !this.#failing && this.#stillLocal(key)) {
+      this.#local(req, res, next, key, cost);
+      return;
+    }
+    const clock = this.config.clock;
+    const probe = this.#failing;
+    if (probe) this.#probing = true;
+    cluster.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
+      (decision) => {
+        if (probe) this.#probing = false;
+        if (this.#failing) this.#recovered();
+        this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock());
+      },
+      (error: unknown) => {
+        if (probe) this.#probing = false;
+        this.counters.storeErrors++;
+        this.#failing = true;
+        this.#log.warnOnce(
+          STORE_DOWN,
+          `The cluster hub did not decide (${error instanceof Error ? error.message : String(error)}); limiting locally in this worker to ceil(limit / ${cluster.liveWorkers}).`,
+        );
+        this.#local(req, res, next, key, cost);
+      },
+    );
+  }
+
   /** True while `key` has local state from an outage (ends the reconcile period once past). */
   #stillLocal(key: string): boolean {
     const now = this.config.clock === undefined ? Date.now() : this.config.clock();
@@ -409,7 +451,7 @@ class Limiter {
   #local(req: IncomingMessage, res: ServerResponse, next: NextFunction, key: string, cost: number): void {
     const memory = this.#memory as MemoryStore;
     if (this.config.fallbackLimit === 'share') {
-      const n = (this.config.redis as SharedRedis).liveInstances;
+      const n = this.#clusterStore?.liveWorkers ?? (this.config.redis as SharedRedis).liveInstances;
       if (n !== this.#shareOf) {
         this.#shareOf = n;
         memory.setSpecs(this.#specs.map((s) => ({ ...s, limit: Math.ceil(s.limit / n) })));
@@ -529,6 +571,12 @@ class Limiter {
       now + (decision[3 + 2 * t] as number),
     );
     (req as unknown as Record<string, unknown>)[this.config.requestPropertyName] = info;
+    spanEvent(req, 'rate_limit', {
+      'perfstack.rate_limit.outcome': mask === 0 ? 'allowed' : 'blocked',
+      'perfstack.rate_limit.name': this.#names[t] as string,
+      'perfstack.rate_limit.limit': limit,
+      'perfstack.rate_limit.remaining': remaining,
+    });
     if (mask === 0) {
       this.counters.allow();
       next();
@@ -622,21 +670,25 @@ class Limiter {
 
   async resetKey(key: string): Promise<void> {
     this.#memory?.reset(key);
+    // In a cluster the hub forgets it and tells every other worker to (their local fallback).
+    this.#clusterStore?.reset(key);
     await this.#redisStore?.reset(key);
   }
 
   health(): HealthCheck {
     const c = this.counters;
     if (this.config.storeKind === 'memory') return { status: 'ok', store: 'memory' };
-    if (this.config.storeKind === 'cluster') {
-      return clusterChannel()?.connected
-        ? { status: 'ok', store: 'cluster', storeErrors: c.storeErrors }
-        : {
-            status: 'degraded',
-            store: 'cluster',
-            storeErrors: c.storeErrors,
-            detail: 'The cluster primary is unreachable: limiting locally in this worker',
-          };
+    const cluster = this.#clusterStore;
+    if (cluster !== undefined) {
+      if (cluster.connected && !this.#failing) return { status: 'ok', store: 'cluster', storeErrors: c.storeErrors };
+      const share = this.config.fallbackLimit === 'share';
+      return {
+        status: 'degraded',
+        store: 'cluster',
+        storeErrors: c.storeErrors,
+        ...(share ? { liveWorkers: cluster.liveWorkers } : {}),
+        detail: `The cluster hub is unreachable: limiting locally in this worker${share ? ` to ceil(limit / ${cluster.liveWorkers})` : ''}`,
+      };
     }
     const redis = this.config.redis as SharedRedis;
     if (redis.isUp && !this.#failing) return { status: 'ok', store: 'redis', storeErrors: c.storeErrors };

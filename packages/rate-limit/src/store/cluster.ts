@@ -49,24 +49,53 @@ export class ClusterStore implements DecisionStore {
   #batch: unknown[] = [];
   #flushScheduled = false;
   readonly #timeout: number;
-  readonly #listener: { dispose(): void };
+  readonly #listeners: Array<{ dispose(): void }>;
   #watchdog: NodeJS.Timeout | undefined;
 
   /**
    * @param timeout ms of loop time before a decision counts as failed (the limiter then
-   *   decides locally). Generous: a live primary on a busy machine is worth waiting for —
-   *   only it is exact — and a dead one is noticed at once (the IPC pipe closes).
+   *   decides locally, at its share). Generous: a live hub on a busy machine is worth waiting
+   *   for — only it is exact — and a dead one is noticed at once (the pipe or socket closes).
+   * @param onRemoteReset called when another worker reset a key of this limiter
+   * @param onHubAlive called whenever the hub shows it runs (its roster)
    */
-  constructor(channel: ClusterChannel, definition: ClusterStoreDefinition, timeout = 5000) {
+  constructor(
+    channel: ClusterChannel,
+    definition: ClusterStoreDefinition,
+    timeout = 2000,
+    onRemoteReset: (key: string) => void = () => {},
+    onHubAlive: () => void = () => {},
+  ) {
     this.#channel = channel;
     this.#definition = definition;
     this.#timeout = timeout;
-    channel.send({ t: 'rl-def', def: definition });
-    this.#listener = channel.on('rl-r', (m) => this.#answer(m));
+    const define = () => channel.send({ t: 'rl-def', def: definition });
+    define();
+    this.#listeners = [
+      channel.on('rl-r', (m) => this.#answer(m)),
+      // Another worker reset a key: its counts in the hub are gone, and so must this worker's local ones.
+      channel.on('rl-reset', (m) => {
+        if (m.ns === definition.ns && typeof m.key === 'string') onRemoteReset(m.key);
+      }),
+      // A new hub (PM2: the previous one died) has never heard of this limiter.
+      channel.onConnect(define),
+      // The hub's roster (every second, and on every join): it runs, so stop deciding locally.
+      channel.on('roster', () => onHubAlive()),
+    ];
+  }
+
+  /** True while the link to the hub is open. */
+  get connected(): boolean {
+    return this.#channel.connected;
+  }
+
+  /** Live workers in the hub's last roster: the fallback's share divides the limits by it. */
+  get liveWorkers(): number {
+    return this.#channel.liveWorkers;
   }
 
   decide(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
-    if (!this.#channel.connected) return Promise.reject(new Error('the cluster primary is gone'));
+    if (!this.#channel.connected) return Promise.reject(new Error('the cluster hub is unreachable'));
     return new Promise<Decision>((resolve, reject) => {
       const id = nextId++;
       this.#pending.set(id, { at: loopNow(), resolve, reject });
@@ -122,7 +151,7 @@ export class ClusterStore implements DecisionStore {
   }
 
   close(): void {
-    this.#listener.dispose();
+    for (const listener of this.#listeners) listener.dispose();
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#watchdog = undefined;
     for (const pending of this.#pending.values()) pending.reject(new Error('rate limiter closed'));

@@ -1,0 +1,151 @@
+/**
+ * The hub process of PM2 cluster mode (and `PERFSTACK_CLUSTER=hub`): run by a worker that
+ * found no hub (`launchHub()` in cluster-worker.ts), never by hand.
+ *
+ *   node cluster-hub-main.js --detach <socket>   # re-launches itself detached, then exits
+ *   node cluster-hub-main.js <socket>            # the hub
+ *
+ * `<socket>` is a socket file's path (`hubSocketPath()` in core's cluster-channel.ts), a
+ * Windows pipe name, or `@name` for a Linux abstract socket (`PERFSTACK_CLUSTER_SOCKET`).
+ *
+ * The listen is the election: the one process that binds the socket is the hub; the others
+ * exit at once. The hub runs {@link ClusterHub} over one connection per worker (one JSON
+ * document per line), and exits when no worker has been connected for
+ * `PERFSTACK_CLUSTER_HUB_IDLE` ms (default 10 s) — after `pm2 stop`/`pm2 kill`, for example.
+ */
+import { spawn } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import type { ClusterMessage } from '@perfstack/core';
+import { ClusterHub, type HubPeer } from './cluster-hub.js';
+
+const args = process.argv.slice(2);
+const detach = args[0] === '--detach';
+const arg = (detach ? args[1] : args[0]) ?? '';
+/** `@name`: a Linux abstract socket (argv cannot carry its leading NUL). */
+const path = arg.startsWith('@') ? `\0${arg.slice(1)}` : arg;
+
+if (path === '') {
+  process.stderr.write('perfstack cluster hub: usage: cluster-hub-main.js [--detach] <socket>\n');
+  process.exit(2);
+}
+
+if (detach) {
+  // The worker that launched us may be killed with its process tree: the hub is launched
+  // by this short-lived process instead, and outlives it.
+  const child = spawn(process.execPath, [process.argv[1] as string, arg], {
+    detached: true,
+    stdio: 'ignore',
+    windowsHide: true,
+  });
+  child.unref();
+  process.exit(0);
+}
+
+const idleMs = Number(process.env.PERFSTACK_CLUSTER_HUB_IDLE ?? 10_000);
+const hub = new ClusterHub(5000, () => ({ hubPid: process.pid }));
+const sockets = new Set<Socket>();
+let idleTimer: NodeJS.Timeout | undefined;
+let nextId = 1;
+
+const armIdle = () => {
+  if (idleTimer !== undefined || sockets.size > 0) return;
+  idleTimer = setTimeout(() => shutdown(), Math.max(100, idleMs));
+};
+
+const server = createServer((socket) => {
+  if (idleTimer !== undefined) {
+    clearTimeout(idleTimer);
+    idleTimer = undefined;
+  }
+  sockets.add(socket);
+  socket.setNoDelay(true);
+  socket.setEncoding('utf8');
+  const peer: HubPeer = {
+    id: nextId++,
+    send(message: ClusterMessage) {
+      if (socket.writable) socket.write(`${JSON.stringify(message)}\n`);
+    },
+  };
+  hub.join(peer);
+  let buffer = '';
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let start = 0;
+    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n', start)) {
+      const line = buffer.slice(start, nl);
+      start = nl + 1;
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      hub.handle(peer, message);
+    }
+    buffer = start === 0 ? buffer : buffer.slice(start);
+  });
+  socket.on('error', () => {});
+  socket.once('close', () => {
+    sockets.delete(socket);
+    hub.leave(peer.id);
+    armIdle();
+  });
+});
+
+/** The socket file's identity once bound (a later hub that replaced it changes it). */
+let bound: { dev: number; ino: number } | undefined;
+let watch: NodeJS.Timeout | undefined;
+const isFile = !path.startsWith('\\\\') && !path.startsWith('\0');
+
+function shutdown(): void {
+  hub.close();
+  if (watch !== undefined) clearInterval(watch);
+  for (const socket of sockets) socket.destroy();
+  // Remove the socket file, unless another hub has bound the name since.
+  if (isFile && bound !== undefined && stillOurs()) rmSync(path, { force: true });
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+
+function stillOurs(): boolean {
+  try {
+    const stat = statSync(path);
+    return bound !== undefined && stat.dev === bound.dev && stat.ino === bound.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Binds the socket. A file left by a dead hub (nobody accepts on it) is removed and the bind
+ * retried once. Two hubs racing over such a file could both bind, one after the other: the one
+ * whose file was replaced notices within a second and steps down (its workers reconnect to the
+ * other), so the workers never stay split between two hubs.
+ */
+function listen(retried: boolean): void {
+  server.once('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EADDRINUSE' || retried || !isFile) process.exit(0);
+    const probe = connect(path);
+    probe.once('connect', () => process.exit(0));
+    probe.once('error', () => {
+      rmSync(path, { force: true });
+      listen(true);
+    });
+  });
+  server.listen(path, () => {
+    if (isFile) {
+      const stat = statSync(path);
+      bound = { dev: stat.dev, ino: stat.ino };
+      watch = setInterval(() => {
+        if (!stillOurs()) shutdown();
+      }, 1000);
+      watch.unref();
+    }
+    armIdle();
+  });
+}
+
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+listen(false);
