@@ -178,7 +178,6 @@ async function measure(scenario, options, context) {
   const server = await startServer({
     file: scenario.file,
     env,
-<<<<<<< HEAD
     launcher: [
       'valgrind',
       '--tool=callgrind',
@@ -186,14 +185,9 @@ async function measure(scenario, options, context) {
       ...(options.threads ? ['--separate-threads=yes'] : []),
       `--callgrind-out-file=${out}`,
     ],
-    // Under valgrind on a loaded machine a scenario that warms itself (20 variants) needs minutes.
-    timeoutMs: 600_000,
-=======
-    launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`],
-    // Start-up under valgrind is ~50x slower: a framework with many modules (NestJS) on a
-    // loaded machine may need longer (BENCH_READY_TIMEOUT_MS).
-    timeoutMs: Number(process.env.BENCH_READY_TIMEOUT_MS) || 180_000,
->>>>>>> 211675cf2972f827c125a417c1fa182b2fce2f52
+    // Under valgrind on a loaded machine a scenario that warms itself (20 variants) or loads
+    // many modules (NestJS) needs minutes; BENCH_READY_TIMEOUT_MS overrides.
+    timeoutMs: Number(process.env.BENCH_READY_TIMEOUT_MS) || 600_000,
   });
   if (server.unavailable) return { name: scenario.name, unavailable: server.unavailable };
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
