@@ -17,10 +17,15 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./packages/perfstack/src/koa.ts', import.meta.url)),
       },
       {
+        find: /^perfstack\/fastify$/,
+        replacement: fileURLToPath(new URL('./packages/perfstack/src/fastify.ts', import.meta.url)),
+      },
+      {
         find: /^perfstack\/node$/,
         replacement: fileURLToPath(new URL('./packages/perfstack/src/node.ts', import.meta.url)),
       },
       { find: /^perfstack$/, replacement: pkg('perfstack') },
+      { find: /^@perfstack\/nestjs$/, replacement: pkg('nestjs') },
     ],
   },
   test: {

@@ -29,6 +29,11 @@ export function nextOriginCount() {
   return String(originCalls);
 }
 
+/** How many times the cached route's origin ran (for caches that replay the body only). */
+export function originCount() {
+  return originCalls;
+}
+
 function sendCachedProducts(_req, res) {
   res.setHeader('X-Origin-Count', nextOriginCount());
   res.json(products);

@@ -150,6 +150,40 @@ add({
   checks: fastifyStackChecks(),
 });
 
+// NestJS 11 (Express adapter) with the libraries its users assemble (issue 17).
+add({
+  name: 'nestjs-peer-stack',
+  group: 'peer stack',
+  title: 'NestJS peer stack: cache-manager CacheInterceptor, throttler, nestjs-pino, helmet, CORS, prom, uncached',
+  file: 'nestjs-peer-stack.js',
+  logFile: true,
+  checks: [
+    getProducts({ ...HELMET, 'x-ratelimit-limit': undefined, 'access-control-allow-origin': '*' }),
+    getCached(),
+    {
+      // CacheInterceptor stores the handler's value, not the response's headers: the origin
+      // counter is read from the app instead of from X-Origin-Count.
+      name: `GET ${CACHED_PATH} twice: the second from CacheInterceptor, the origin asked once at most`,
+      async run({ url }) {
+        const count = async () => JSON.parse((await httpRequest(`${url}/api/origin-count`)).text).count;
+        const before = await count();
+        for (let i = 0; i < 2; i++) {
+          const response = await httpRequest(`${url}${CACHED_PATH}`);
+          if (response.status !== 200 || response.text !== PRODUCTS_JSON) {
+            throw new Error(`${this.name}: expected 200 and the products JSON (got ${response.status})`);
+          }
+        }
+        const asked = (await count()) - before;
+        if (asked > 1) throw new Error(`${this.name}: the origin ran ${asked} times for two requests`);
+      },
+    },
+    postProducts(),
+    oversizePost(),
+    bodyContains('/metrics', 'http_request_duration_seconds'),
+    accessLogRedacted(),
+  ],
+});
+
 // Each peer alone on Express.
 const peer = (name, title, extra = {}) =>
   add({
@@ -333,6 +367,39 @@ for (const framework of ['express', 'koa', 'node']) {
   }
 }
 
+// perfstack/fastify (issue 17): the plugin on Fastify 5, every layer on; compare stack-fastify
+// with fastify-stack (the Fastify plugin stack, same features) and stack-fastify-hit with
+// fastify-bare.
+const fastifyStack = {
+  group: 'perfstack full stack',
+  file: 'perfstack-fastify.js',
+  logFile: true,
+  checks: fullStackChecks(),
+};
+add({ ...fastifyStack, name: 'stack-fastify', title: 'perfstack/fastify on Fastify 5 (memory), uncached' });
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-hit',
+  title: 'perfstack/fastify on Fastify 5 (memory), cache hit',
+  request: GET_CACHED,
+});
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-post',
+  title: 'perfstack/fastify on Fastify 5 (memory), POST small JSON',
+  request: POST_SMALL,
+});
+
+// @perfstack/nestjs on NestJS 11 (Express adapter), memory: the NestJS peer stack's counterpart.
+add({
+  name: 'stack-nestjs',
+  group: 'perfstack full stack',
+  title: '@perfstack/nestjs PerfstackModule on NestJS (Express adapter, memory), uncached',
+  file: 'stack-nestjs.js',
+  logFile: true,
+  checks: fullStackChecks(),
+});
+
 // node:cluster without Redis (issue 16): the full stack on 1 and on 2 workers, not pinned
 // (the scaling on 2 cores is the ratio of the two), and the IPC store's per-request cost.
 for (const workers of [1, 2]) {
@@ -487,6 +554,22 @@ scenarios.push({
   env: { MICRO_IMPL: 'opossum' },
   checks: [],
 });
+
+// Micro-benchmark without HTTP: the adaptive concurrency limiter's cost per request (issue 19).
+for (const [impl, title] of [
+  ['none', 'a simulated server with 16 requests in flight, no limiter'],
+  ['adaptive', 'the same with the adaptive concurrency limiter (not shedding)'],
+]) {
+  scenarios.push({
+    name: `micro-adaptive-${impl}`,
+    group: 'micro',
+    kind: 'micro',
+    title,
+    file: 'micro-adaptive.js',
+    env: { MICRO_IMPL: impl },
+    checks: [],
+  });
+}
 
 // Micro-benchmarks of the outbound HTTP client against one local origin (issue 19).
 for (const [impl, title] of [

@@ -75,6 +75,7 @@ export class CacheEngine {
     this.l1 = new MemoryStore({
       maxEntries: config.maxEntries,
       maxBytes: config.maxBytes,
+      eviction: config.eviction,
       onEvict: (count) => this.counters.evicted(count),
     });
     this.log = new OnceLogger(config.logger);

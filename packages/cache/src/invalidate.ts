@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { addServerTiming, type NextFunction, onBeforeHead, routeLabel } from '@perfstack/core';
+import { addServerTiming, type NextFunction, onBeforeHead, routeLabel, spanEvent } from '@perfstack/core';
 import type { CacheEngine } from './engine.js';
 import { invalidationTargets, keyOf, requestOrigin, requestTarget, sameOriginKey } from './key.js';
 import { PKG } from './options.js';
@@ -27,7 +27,9 @@ export function bypass(
   onBeforeHead(res, (r) => {
     r.setHeader('X-Cache', 'BYPASS');
     addServerTiming(r, 'cache', performance.now() - start, 'bypass');
-    engine.counters.route(routeLabel(req)).count('bypass');
+    const route = routeLabel(req);
+    engine.counters.route(route).count('bypass');
+    spanEvent(req, 'cache', { 'perfstack.cache.outcome': 'bypass', 'perfstack.route': route });
     const status = r.statusCode;
     if (invalidates && status >= 200 && status < 400) {
       const origin = requestOrigin(req);

@@ -18,12 +18,14 @@ import {
   readBoolean,
   readFunction,
   readInteger,
+  readString,
   readStringArray,
   type SharedContext,
   SharedRedis,
 } from '@perfstack/core';
 
 import type { HeuristicPolicy } from './freshness.js';
+import { DEFAULT_EVICTION, type EvictionPolicy } from './store/memory.js';
 
 export const PKG = '@perfstack/cache';
 
@@ -42,6 +44,13 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly maxEntries?: number;
   /** Most bytes kept in memory (bodies + headers + bookkeeping). @default '64mb' */
   readonly maxBytes?: number | string;
+  /**
+   * What leaves memory (L1) when `maxEntries` or `maxBytes` is reached: `'tinylfu'`
+   * (W-TinyLFU: a new entry gets in only if it was requested more often recently than the
+   * entry it would push out, so scans and one-off URLs do not flush popular ones) or
+   * `'lru'` (least recently used goes). Both enforce the bounds exactly. @default 'tinylfu'
+   */
+  readonly eviction?: EvictionPolicy;
   /** Largest body that is buffered and stored; larger responses stream through uncached. @default '1mb' */
   readonly maxEntryBytes?: number | string;
   /** Default RFC 5861 `stale-while-revalidate` window. @default 0 */
@@ -76,7 +85,8 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly skip?: (req: IncomingMessage) => boolean;
   /**
    * Honour request Cache-Control (RFC 9111 §5.2.1): `no-cache`/`max-age=0` (revalidate),
-   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` (504 when nothing is stored) and
+   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` (memory, then Redis; 504 when
+   * nothing is stored) and
    * `no-store` (bypass). @default false
    */
   readonly requestCacheControl?: boolean;
@@ -145,6 +155,7 @@ export interface CacheConfig {
   readonly ttl: number;
   readonly maxEntries: number;
   readonly maxBytes: number;
+  readonly eviction: EvictionPolicy;
   readonly maxEntryBytes: number;
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
@@ -186,6 +197,7 @@ const KNOWN: readonly string[] = [
   'ttl',
   'maxEntries',
   'maxBytes',
+  'eviction',
   'maxEntryBytes',
   'staleWhileRevalidate',
   'staleIfError',
@@ -321,6 +333,7 @@ export function resolveOptions(options: ResponseCacheOptions | undefined): Cache
     forwardTargeted: readBoolean(PKG, 'forwardTargetedCacheControl', o.forwardTargetedCacheControl, false),
     maxEntries: readInteger(PKG, 'maxEntries', o.maxEntries, 10_000, 1, 100_000_000),
     maxBytes,
+    eviction: readString<EvictionPolicy>(PKG, 'eviction', o.eviction, DEFAULT_EVICTION, ['tinylfu', 'lru']),
     maxEntryBytes,
     staleWhileRevalidate: duration(o.staleWhileRevalidate, 'staleWhileRevalidate', 0),
     staleIfError: duration(o.staleIfError, 'staleIfError', 0),

@@ -13,6 +13,7 @@ import {
   onBeforeHead,
   routeLabel,
   setFallback,
+  spanEvent,
 } from '@perfstack/core';
 import { settle } from './collapse.js';
 import { compress } from './compression.js';
@@ -125,6 +126,7 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
   res.setHeader('X-Cache', outcome === 'bypass' ? 'BYPASS' : 'MISS');
   addServerTiming(res, 'cache', performance.now() - state.start, outcome);
   engine.counters.route(route).count(outcome);
+  spanEvent(req, 'cache', { 'perfstack.cache.outcome': outcome, 'perfstack.route': route });
   if (plan === undefined) {
     if (!state.passed && !state.credentialed && req.method === 'GET') engine.markPass(state.key);
     settle(engine, state);
@@ -187,6 +189,7 @@ export function commit(
     varyValues: plan.varyValues,
     tags: plan.tags,
     route: plan.route,
+    forbidsStale: plan.forbidsStale,
   });
   const key = plan.key;
   engine.l1.put(key, entry);

@@ -52,42 +52,84 @@ export function cache(options?: RouteCacheOptions): Middleware {
   };
 }
 
-/** A class method that handles a request, Express-style. */
-export type RouteHandler<This> = (this: This, req: IncomingMessage, res: ServerResponse, next: NextFunction) => unknown;
+/**
+ * A class method that handles a request: its first two parameters are the request and the
+ * response, typed as Node's (`IncomingMessage`, `ServerResponse`) or as a framework's
+ * subtypes of them (Express's `Request`, `Response`); then `next`, or nothing.
+ */
+export type RouteHandler<
+  This,
+  Req extends IncomingMessage = IncomingMessage,
+  Res extends ServerResponse = ServerResponse,
+  Rest extends unknown[] = [next: NextFunction],
+  Result = unknown,
+> = (this: This, req: Req, res: Res, ...rest: Rest) => Result;
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== undefined && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 
 /**
  * Caches a class-based controller method, like `cache()` in front of it.
  *
+ * The method keeps its own type (Express's `Request`/`Response`, Node's, or any subtypes of
+ * them), so a route mounts it as it would the undecorated method. The decorated method
+ * returns a promise: it resolves with the method's own result once it ran, or never when the
+ * cache answered. Errors (the cache's, a throw, a rejection) go to `next` when the method was
+ * given one, else reject that promise (Express 5 routes it to the error handlers).
+ *
  * @param options the same options as {@link cache}
- * @returns a standard method decorator
+ * @returns a standard (TC39) method decorator; no `experimentalDecorators` needed
  * @throws {TypeError|RangeError} on a bad option (when the class is defined)
  * @example
  * class Products {
  *   @Cacheable({ ttl: '5m', tags: ['products'] })
- *   list(req, res) { res.json(products) }
+ *   list(req: Request, res: Response) { res.json(products) }
  * }
- * app.get('/products', (req, res, next) => controller.list(req, res, next));
+ * const products = new Products();
+ * app.get('/products', (req, res, next) => products.list(req, res));
  */
 export function Cacheable(options?: RouteCacheOptions) {
   const middleware = cache(options);
-  return function cacheableDecorator<This, H extends RouteHandler<This>>(
-    method: H,
-    context: ClassMethodDecoratorContext<This, H>,
-  ): H {
+  return function cacheableDecorator<
+    This,
+    Req extends IncomingMessage,
+    Res extends ServerResponse,
+    Rest extends unknown[],
+    Result,
+  >(
+    method: RouteHandler<This, Req, Res, Rest, Result>,
+    context: ClassMethodDecoratorContext<This, RouteHandler<This, Req, Res, Rest, Result>>,
+  ): RouteHandler<This, Req, Res, Rest, Result> {
     if (context.kind !== 'method') {
       throw new TypeError(`${PKG}: @Cacheable() decorates class methods, not a ${String(context.kind)}`);
     }
-    return function cached(this: This, req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-      middleware(req, res, (error?: unknown) => {
-        if (error !== undefined && error !== null) {
+    return function cached(this: This, req: Req, res: Res, ...rest: Rest): Result {
+      const next = typeof rest[0] === 'function' ? (rest[0] as NextFunction) : undefined;
+      return new Promise<unknown>((resolve, reject) => {
+        const fail = (error: unknown) => {
+          if (next === undefined) {
+            reject(error);
+            return;
+          }
           next(error);
-          return;
-        }
-        const result = method.call(this, req, res, next);
-        if (result !== undefined && result !== null && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, next);
-        }
-      });
-    } as H;
+          resolve(undefined);
+        };
+        middleware(req, res, (error?: unknown) => {
+          if (error !== undefined && error !== null) {
+            fail(error);
+            return;
+          }
+          let result: unknown;
+          try {
+            result = method.call(this, req, res, ...rest);
+          } catch (thrown) {
+            fail(thrown);
+            return;
+          }
+          if (isThenable(result)) result.then(resolve, fail);
+          else resolve(result);
+        });
+      }) as Result;
+    };
   };
 }

@@ -12,7 +12,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { addServerTiming, routeLabel } from '@perfstack/core';
+import { addServerTiming, routeLabel, spanEvent } from '@perfstack/core';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
 import { type Entry, type StoredHeaders, storableHeaders } from './entry.js';
@@ -62,7 +62,8 @@ export function startValidation(req: IncomingMessage, res: ServerResponse, state
   state.clientConditionals = saved;
   if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
   const lastModified = entry.headers['last-modified'];
-  if (typeof lastModified === 'string') headers['if-modified-since'] = lastModified;
+  // Only a Last-Modified that is an HTTP-date is a validator (entry.lastModified, RFC 9110 §8.8.2).
+  if (entry.lastModified !== undefined && typeof lastModified === 'string') headers['if-modified-since'] = lastModified;
   const write = res.write;
   const end = res.end;
   // biome-ignore lint/suspicious/noExplicitAny: write's overloads cannot be expressed on a replacement.
@@ -140,7 +141,9 @@ export function onNotModified(engine: CacheEngine, req: IncomingMessage, res: Se
   for (const name of Object.keys(headers)) res.setHeader(name, headers[name] as OutgoingHttpHeaders[string] & {});
   res.setHeader('X-Cache', 'MISS');
   addServerTiming(res, 'cache', performance.now() - state.start, 'miss');
-  engine.counters.route(routeLabel(req)).count('miss');
+  const route = routeLabel(req);
+  engine.counters.route(route).count('miss');
+  spanEvent(req, 'cache', { 'perfstack.cache.outcome': 'miss', 'perfstack.route': route });
   state.answerBody = body;
 }
 

@@ -546,7 +546,7 @@ describe('responseCache on Express 5: storing and serving', () => {
   });
 
   it('evicts least recently used entries past maxEntries and counts evictions', async () => {
-    const c = make({ maxEntries: 2 });
+    const c = make({ maxEntries: 2, eviction: 'lru' });
     const app = appWith(c);
     app.get('/e/:id', cache({ ttl: '1m' }), (req, res) => res.send(req.params.id));
     const { url } = await servers.listen(app);

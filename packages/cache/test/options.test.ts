@@ -8,6 +8,8 @@ describe('option validation', () => {
     ['ttl negative', { ttl: -5 }, /option "ttl"/],
     ['maxEntries fraction', { maxEntries: 1.5 }, /option "maxEntries" must be an integer/],
     ['maxEntries zero', { maxEntries: 0 }, /option "maxEntries"/],
+    ['eviction unknown', { eviction: 'lfu' }, /option "eviction" must be one of "tinylfu", "lru"/],
+    ['eviction not a string', { eviction: true }, /option "eviction" must be one of "tinylfu", "lru"/],
     ['maxBytes garbage', { maxBytes: '12 parsecs' }, /option "maxBytes"/],
     ['maxBytes too small', { maxBytes: 10 }, /option "maxBytes"/],
     [
@@ -70,6 +72,7 @@ describe('option validation', () => {
       ttl: '30s',
       maxEntries: 10,
       maxBytes: '1mb',
+      eviction: 'lru',
       maxEntryBytes: '100kb',
       staleWhileRevalidate: '10s',
       staleIfError: 60_000,

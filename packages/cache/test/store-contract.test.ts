@@ -1,7 +1,8 @@
 /**
- * One contract, two stores: the same suite runs against the in-process MemoryStore and
- * the RedisStore (real Redis, a unique key prefix, cleaned up), so every behaviour the
- * engine relies on (store/store.ts) holds on either.
+ * One contract, two stores: the same suite runs against the in-process MemoryStore (once
+ * per eviction policy, lru and tinylfu) and the RedisStore (real Redis, a unique key
+ * prefix, cleaned up), so every behaviour the engine relies on (store/store.ts) holds on
+ * either.
  */
 import { MemoryStore, RedisStore } from '@perfstack/cache';
 import { createSharedRedis, type SharedRedis, silentLogger } from '@perfstack/core';
@@ -65,7 +66,14 @@ afterAll(async () => {
 
 let counter = 0;
 const subjects: Subject[] = [
-  { name: 'MemoryStore', make: async () => new MemoryStore({ maxEntries: 1000, maxBytes: 10_000_000 }) },
+  {
+    name: 'MemoryStore (lru)',
+    make: async () => new MemoryStore({ maxEntries: 1000, maxBytes: 10_000_000, eviction: 'lru' }),
+  },
+  {
+    name: 'MemoryStore (tinylfu)',
+    make: async () => new MemoryStore({ maxEntries: 1000, maxBytes: 10_000_000, eviction: 'tinylfu' }),
+  },
   {
     name: 'RedisStore',
     make: async () => {
@@ -167,7 +175,7 @@ describe.each(subjects)('CacheStore contract: $name', ({ make }) => {
 
 describe('RedisStore specifics', () => {
   it('a URL is one hash with a field per variant, expiring with its longest-lived variant', async () => {
-    const store = (await subjects[1]?.make()) as RedisStore;
+    const store = (await subjects.find((s) => s.name === 'RedisStore')?.make()) as RedisStore;
     await store.writeVariant('/h', entry('en', { vary: [['accept-language', 'en']] }), 60_000);
     await store.writeVariant('/h', entry('fr', { vary: [['accept-language', 'fr']] }), 120_000);
     await store.writeVariant('/h', entry('de', { vary: [['accept-language', 'de']] }), 30_000);
@@ -181,7 +189,7 @@ describe('RedisStore specifics', () => {
   });
 
   it('the fill lock is held by one owner and released only by it', async () => {
-    const store = (await subjects[1]?.make()) as RedisStore;
+    const store = (await subjects.find((s) => s.name === 'RedisStore')?.make()) as RedisStore;
     expect(await store.lock('/l\nvariant', 'a', 10_000)).toBe(true);
     expect(await store.lock('/l\nvariant', 'b', 10_000)).toBe(false);
     expect(await store.lock('/l\nother', 'b', 10_000)).toBe(true);

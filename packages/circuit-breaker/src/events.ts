@@ -33,8 +33,11 @@ export interface TimeoutEvent {
 /** Emitted when a request or call was turned away without running. */
 export interface RejectionEvent {
   readonly name: string;
-  /** `circuit-open`: open, or half-open with every trial taken; `bulkhead-full`: over `maxConcurrent` + `maxQueue`. */
-  readonly reason: 'circuit-open' | 'bulkhead-full';
+  /**
+   * `circuit-open`: open, or half-open with every trial taken; `bulkhead-full`: over
+   * `maxConcurrent` + `maxQueue`; `concurrency-limit`: over the adaptive concurrency limit.
+   */
+  readonly reason: 'circuit-open' | 'bulkhead-full' | 'concurrency-limit';
 }
 
 /** Emitted when process overload shedding turned a request away. */

@@ -9,6 +9,7 @@
  *   retries with exponential backoff and full jitter.
  */
 
+export { type AdaptiveConcurrencyOptions, ConcurrencyLimiter } from './adaptive.js';
 export {
   CLIENT_PRESETS,
   type Client,

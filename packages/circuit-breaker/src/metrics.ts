@@ -5,6 +5,7 @@
  * breakers sharing a registry share these metrics, told apart by the `breaker` label.
  */
 import { type Counter, counter, gauge, type Registry } from '@perfstack/core';
+import type { ConcurrencyLimiter } from './adaptive.js';
 import type { BreakerStateMachine } from './state-machine.js';
 
 const STATES = ['closed', 'open', 'half-open'] as const;
@@ -72,6 +73,65 @@ export function breakerMetrics(registry: Registry, breakers: () => Iterable<Brea
     }),
     detach() {
       owner.delete(breakers);
+    },
+  };
+}
+
+/** Every source of adaptive limiters per registry, read by the limit gauges. */
+const limiterSources = new WeakMap<Registry, Set<() => Iterable<ConcurrencyLimiter>>>();
+
+/** The counter the adaptive limiters increment. */
+export interface ConcurrencyMetrics {
+  readonly shed: Counter<'limiter'>;
+  /** Stops reporting this source's limiters. */
+  detach(): void;
+}
+
+/**
+ * Registers the adaptive concurrency metrics on `registry` (get-or-create): the current limit
+ * and the requests in flight per limiter, read at scrape time, and the requests shed at the
+ * limit. The `limiter` label is a route key (bounded by `maxRoutes`) or `global`.
+ */
+export function concurrencyMetrics(
+  registry: Registry,
+  limiters: () => Iterable<ConcurrencyLimiter>,
+): ConcurrencyMetrics {
+  let set = limiterSources.get(registry);
+  if (set === undefined) {
+    const created = new Set<() => Iterable<ConcurrencyLimiter>>();
+    set = created;
+    limiterSources.set(registry, created);
+    gauge(registry, {
+      name: 'perfstack_concurrency_limit',
+      help: 'Current adaptive concurrency limit (requests in flight at once) per limiter',
+      labelNames: ['limiter'],
+      collect() {
+        this.reset();
+        for (const source of created)
+          for (const limiter of source()) this.set({ limiter: limiter.name }, limiter.limit);
+      },
+    });
+    gauge(registry, {
+      name: 'perfstack_concurrency_inflight',
+      help: 'Requests in flight under an adaptive concurrency limit',
+      labelNames: ['limiter'],
+      collect() {
+        this.reset();
+        for (const source of created)
+          for (const limiter of source()) this.set({ limiter: limiter.name }, limiter.inflight);
+      },
+    });
+  }
+  set.add(limiters);
+  const owner = set;
+  return {
+    shed: counter(registry, {
+      name: 'perfstack_concurrency_limit_shed_total',
+      help: 'Requests shed with 503 OVERLOADED because an adaptive concurrency limit was reached',
+      labelNames: ['limiter'],
+    }),
+    detach() {
+      owner.delete(limiters);
     },
   };
 }

@@ -7,6 +7,7 @@
  * permit from the state machine and one `'close'` listener that reports the outcome.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import {
   type BreakerSnapshot,
   type CircuitBreakerSource,
@@ -27,14 +28,17 @@ import {
   requestErrorOf,
   sendProblem,
   setRoute,
+  spanEvent,
   tryFallback,
   warmShapes,
 } from '@perfstack/core';
+import { ConcurrencyLimiter } from './adaptive.js';
 import { Bulkhead } from './bulkhead.js';
+import { systemClock } from './clock.js';
 import type { CircuitBreakerEvents } from './events.js';
 import { TypedEvents } from './events.js';
 import { neutralise } from './late-response.js';
-import { type BreakerMetrics, breakerMetrics } from './metrics.js';
+import { type BreakerMetrics, breakerMetrics, type ConcurrencyMetrics, concurrencyMetrics } from './metrics.js';
 import {
   type CircuitBreakerOptions,
   type FallbackReason,
@@ -74,6 +78,8 @@ interface GuardedRoute {
   readonly name: string;
   readonly machine: BreakerStateMachine;
   readonly bulkhead: Bulkhead | undefined;
+  /** The adaptive concurrency limit (the route's own, or the global one). */
+  readonly limiter: ConcurrencyLimiter | undefined;
   readonly config: GuardConfig;
 }
 
@@ -86,6 +92,7 @@ const CIRCUIT_OPEN_DETAIL = 'The route is failing; its circuit breaker is open. 
 const TIMEOUT_DETAIL = 'The route did not answer within its time budget.';
 const BULKHEAD_DETAIL = 'Too many requests for this route are in progress. Retry later.';
 const SHED_DETAIL = 'The server is overloaded. Retry later.';
+const LIMITED_DETAIL = 'The route is at its concurrency limit. Retry later.';
 
 /** The shared engine behind one middleware instance. */
 class Engine {
@@ -95,6 +102,11 @@ class Engine {
   readonly matcher: RouteMatcher;
   readonly monitor: OverloadMonitor | undefined;
   readonly routes = new Map<string, GuardedRoute>();
+  readonly concurrency: ConcurrencyMetrics;
+  /** The limit shared by every route under `adaptiveConcurrency: { scope: 'global' }`. */
+  readonly globalLimiter: ConcurrencyLimiter | undefined;
+  /** The adaptive limiters' time source: sub-millisecond on the system clock. */
+  readonly now: () => number;
   readonly marker = Symbol('perfstack.circuitBreaker.guarded');
   shed = 0;
   closed = false;
@@ -112,6 +124,10 @@ class Engine {
       if (pattern.startsWith('/') && (name.startsWith('/') || /^[A-Z]+ \//.test(name))) this.matcher.learn(pattern);
     }
     this.metrics = breakerMetrics(config.registry, () => [...this.routes.values()].map((r) => r.machine));
+    const adaptive = config.defaults.adaptive;
+    this.globalLimiter = adaptive?.scope === 'global' ? new ConcurrencyLimiter('global', adaptive) : undefined;
+    this.now = config.clock === systemClock ? () => performance.now() : config.clock.now;
+    this.concurrency = concurrencyMetrics(config.registry, () => this.limiters());
     this.monitor =
       config.overload === undefined
         ? undefined
@@ -213,7 +229,13 @@ class Engine {
     );
     const bulkhead =
       config.maxConcurrent === undefined ? undefined : new Bulkhead(config.maxConcurrent, config.maxQueue);
-    const route: GuardedRoute = { name: key, machine, bulkhead, config };
+    const limiter =
+      config.adaptive === undefined
+        ? undefined
+        : config.adaptive.scope === 'global'
+          ? this.globalLimiter
+          : new ConcurrencyLimiter(key, config.adaptive);
+    const route: GuardedRoute = { name: key, machine, bulkhead, limiter, config };
     this.routes.set(key, route);
     return route;
   }
@@ -251,6 +273,7 @@ class Engine {
     const retryAfter = Math.max(1, Math.ceil(route.machine.retryAfterMs() / 1000));
     this.metrics.shortCircuits.inc({ breaker: route.name });
     this.events.emit('rejection', { name: route.name, reason: 'circuit-open' });
+    spanEvent(req, 'circuit_breaker', { 'perfstack.breaker.name': route.name, 'perfstack.breaker.state': 'open' });
     this.answer(req, res, 'circuit-open', route.config, {
       code: 'CIRCUIT_OPEN',
       detail: CIRCUIT_OPEN_DETAIL,
@@ -266,6 +289,24 @@ class Engine {
       detail: BULKHEAD_DETAIL,
       headers: { 'Retry-After': 1 },
     });
+  }
+
+  rejectLimited(req: IncomingMessage, res: ServerResponse, route: GuardedRoute): void {
+    this.concurrency.shed.inc({ limiter: (route.limiter as ConcurrencyLimiter).name });
+    this.events.emit('rejection', { name: route.name, reason: 'concurrency-limit' });
+    this.answer(req, res, 'overloaded', route.config, {
+      code: 'OVERLOADED',
+      detail: LIMITED_DETAIL,
+      headers: { 'Retry-After': 1 },
+    });
+  }
+
+  /** Every adaptive limiter once (the global one is shared by routes). */
+  *limiters(): Iterable<ConcurrencyLimiter> {
+    if (this.globalLimiter !== undefined) yield this.globalLimiter;
+    for (const route of this.routes.values()) {
+      if (route.limiter !== undefined && route.limiter !== this.globalLimiter) yield route.limiter;
+    }
   }
 
   shedRequest(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -302,6 +343,9 @@ class RequestGuard {
   #holdsSlot = false;
   #timedOut = false;
   #done = false;
+  /** When the adaptive limiter admitted it, and how many were in flight then. */
+  #limitedAt = 0;
+  #inflightAtStart = 0;
 
   constructor(engine: Engine, route: GuardedRoute, req: IncomingMessage, res: ServerResponse, permit: number) {
     this.#engine = engine;
@@ -316,6 +360,10 @@ class RequestGuard {
     const clock = this.#engine.config.clock;
     this.#next = next;
     this.#startedAt = clock.now();
+    if (route.limiter !== undefined) {
+      this.#limitedAt = this.#engine.now();
+      this.#inflightAtStart = route.limiter.inflight;
+    }
     this.#res.on('close', () => this.#onClose());
     if (route.config.timeoutMs !== undefined) {
       this.#timer = clock.setTimeout(() => this.#onTimeout(), route.config.timeoutMs);
@@ -330,6 +378,7 @@ class RequestGuard {
       if (entry === 'full') {
         this.#done = true;
         this.#clearTimer();
+        route.limiter?.release();
         route.machine.onCancel(this.#permit);
         this.#engine.rejectFull(this.#req, this.#res, route);
         return;
@@ -349,6 +398,7 @@ class RequestGuard {
       // Drained by close(): it never got a slot.
       this.#done = true;
       this.#clearTimer();
+      this.#route.limiter?.release();
       this.#route.machine.onCancel(this.#permit);
       this.#engine.rejectFull(this.#req, this.#res, this.#route);
       return;
@@ -404,21 +454,34 @@ class RequestGuard {
     if (this.#queued) {
       this.#queued = false;
       route.bulkhead?.cancel(this.#waiter as () => void);
+      route.limiter?.release();
       route.machine.onCancel(this.#permit);
       return;
     }
     this.#release();
-    if (this.#timedOut) return;
+    const limiter = route.limiter;
+    if (this.#timedOut) {
+      // A drop: the limit shrinks whatever the latency.
+      limiter?.complete(this.#limitedAt, this.#inflightAtStart, this.#engine.now(), true);
+      return;
+    }
     const res = this.#res;
     if (!res.writableFinished) {
-      // The client went away: no verdict on the route.
+      // The client went away: no verdict on the route, no latency sample.
+      limiter?.release();
       route.machine.onCancel(this.#permit);
       return;
     }
     const duration =
       route.machine.policy.slowCallMs === undefined ? 0 : this.#engine.config.clock.now() - this.#startedAt;
-    if (this.#engine.isFault(this.#req, res, route.config)) route.machine.onFailure(this.#permit, duration);
-    else route.machine.onSuccess(this.#permit, duration);
+    if (this.#engine.isFault(this.#req, res, route.config)) {
+      // A fast failure says nothing about queueing: no latency sample.
+      limiter?.release();
+      route.machine.onFailure(this.#permit, duration);
+    } else {
+      limiter?.complete(this.#limitedAt, this.#inflightAtStart, this.#engine.now(), false);
+      route.machine.onSuccess(this.#permit, duration);
+    }
   }
 
   #release(): void {
@@ -529,6 +592,15 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
       engine.rejectOpen(req, res, route);
       return;
     }
+    if (route.limiter !== undefined && !route.limiter.tryAcquire()) {
+      route.machine.onCancel(permit);
+      engine.rejectLimited(req, res, route);
+      return;
+    }
+    spanEvent(req, 'circuit_breaker', {
+      'perfstack.breaker.name': route.name,
+      'perfstack.breaker.state': route.machine.state,
+    });
     new RequestGuard(engine, route, req, res, permit).start(next);
   } as CircuitBreakerMiddleware;
 
@@ -537,7 +609,10 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
     registry: engine.config.registry,
     snapshot() {
       const breakers: BreakerSnapshot[] = [];
-      for (const route of engine.routes.values()) breakers.push(route.machine.snapshot());
+      for (const route of engine.routes.values()) {
+        const breaker = route.machine.snapshot();
+        breakers.push(route.limiter === undefined ? breaker : { ...breaker, concurrency: route.limiter.snapshot() });
+      }
       return { breakers, overloaded: monitor?.overloaded ?? false, shed: engine.shed };
     },
     reset(name?: string) {
@@ -563,6 +638,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
       monitor?.close();
       for (const route of engine.routes.values()) for (const waiter of route.bulkhead?.drain() ?? []) waiter();
       engine.metrics.detach();
+      engine.concurrency.detach();
     },
   };
   return Object.assign(middleware, extras);

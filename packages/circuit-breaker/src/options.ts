@@ -16,6 +16,7 @@ import {
   readInteger,
   type SharedContext,
 } from '@perfstack/core';
+import { type AdaptiveConcurrencyOptions, type AdaptiveConfig, resolveAdaptive } from './adaptive.js';
 import { type BreakerClock, isClock, systemClock } from './clock.js';
 import { type OverloadConfig, type OverloadOptions, resolveOverload } from './overload.js';
 import { type BreakerPolicy, type BreakerPolicyOptions, PKG, POLICY_KEYS, resolvePolicy } from './policy.js';
@@ -45,6 +46,12 @@ export interface RouteGuardOptions extends BreakerPolicyOptions {
   readonly isFailure?: FailurePredicate;
   /** Answers instead of the 503/504 problem, after a registered stale fallback declined. @default undefined */
   readonly fallback?: FallbackHandler;
+  /**
+   * A concurrency limit that finds itself (Vegas, see adaptive.ts): requests over it get 503
+   * `OVERLOADED` with `Retry-After: 1` at once. `true` takes every default. Off unless set.
+   * @default false
+   */
+  readonly adaptiveConcurrency?: boolean | AdaptiveConcurrencyOptions;
 }
 
 /** Options of {@link circuitBreaker}. */
@@ -71,6 +78,7 @@ export interface GuardConfig {
   readonly maxQueue: number;
   readonly isFailure: FailurePredicate;
   readonly fallback: FallbackHandler | undefined;
+  readonly adaptive: AdaptiveConfig | undefined;
 }
 
 /** The resolved middleware settings. */
@@ -86,7 +94,15 @@ export interface MiddlewareConfig {
   readonly log: OnceLogger;
 }
 
-const GUARD_KEYS = [...POLICY_KEYS, 'timeout', 'maxConcurrent', 'maxQueue', 'isFailure', 'fallback'] as const;
+const GUARD_KEYS = [
+  ...POLICY_KEYS,
+  'timeout',
+  'maxConcurrent',
+  'maxQueue',
+  'isFailure',
+  'fallback',
+  'adaptiveConcurrency',
+] as const;
 
 const MIDDLEWARE_KEYS = [
   ...GUARD_KEYS,
@@ -129,6 +145,7 @@ function resolveGuard(options: RouteGuardOptions, base: GuardConfig | undefined,
     maxQueue,
     isFailure: readFunction(PKG, `${prefix}isFailure`, options.isFailure, base?.isFailure ?? defaultIsFailure),
     fallback: readFunction<FallbackHandler>(PKG, `${prefix}fallback`, options.fallback) ?? base?.fallback,
+    adaptive: resolveAdaptive(options.adaptiveConcurrency, base?.adaptive, prefix),
   };
 }
 

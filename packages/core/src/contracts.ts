@@ -92,12 +92,74 @@ export interface BreakerSnapshot {
   readonly rejected: number;
   readonly timeouts: number;
   readonly openedAt?: number;
+  /** The adaptive concurrency limit guarding it, when `adaptiveConcurrency` is on. */
+  readonly concurrency?: ConcurrencyLimitFigures;
+}
+
+/** An adaptive concurrency limit as the dashboard shows it. */
+export interface ConcurrencyLimitFigures {
+  /** The route key, or `global` for a limit shared by every route. */
+  readonly name: string;
+  /** Requests allowed in flight at once now. */
+  readonly limit: number;
+  readonly inflight: number;
+  /** Requests shed at the limit so far (503 `OVERLOADED`). */
+  readonly shed: number;
+  /** The measured no-load latency in ms; `null` before the first sample. */
+  readonly minRttMs: number | null;
+  /** True while the no-load latency is being re-measured at the minimum limit. */
+  readonly probing: boolean;
 }
 
 /** What the dashboard needs from the circuit breakers. */
 export interface CircuitBreakerSource {
   snapshot(): { readonly breakers: readonly BreakerSnapshot[]; readonly overloaded: boolean; readonly shed: number };
   reset(name?: string): void;
+}
+
+/** An outbound client's origin as the dashboard shows it. */
+export interface OutboundOriginFigures {
+  readonly origin: string;
+  /** Taking calls (in rotation, breaker not open). */
+  readonly healthy: boolean;
+  readonly pending: number;
+  readonly state: 'closed' | 'open' | 'half-open';
+}
+
+/** An outbound HTTP client as the dashboard shows it. */
+export interface OutboundClientFigures {
+  readonly name: string;
+  readonly origins: readonly OutboundOriginFigures[];
+  readonly active: number;
+  readonly queued: number;
+  /** Retries ÷ calls over the retry budget's window, 0..1 (the retry-rate KPI; alert over 0.1). */
+  readonly retryRate: number;
+}
+
+/** A worker-thread offload pool as the dashboard shows it. */
+export interface OffloadPoolFigures {
+  readonly pool: string;
+  readonly threads: number;
+  readonly running: number;
+  /** Tasks waiting for a thread (the queue depth). */
+  readonly queued: number;
+  readonly maxQueue: number;
+  /** Share of the pool's capacity used, 0..1. */
+  readonly utilization: number;
+  readonly waitP50Ms: number;
+  readonly waitP99Ms: number;
+  readonly runP50Ms: number;
+  readonly runP99Ms: number;
+  readonly completed: number;
+  readonly shed: number;
+}
+
+/** What the dashboard needs about outbound work: HTTP clients and offload pools. */
+export interface OutboundSource {
+  snapshot(): {
+    readonly clients: readonly OutboundClientFigures[];
+    readonly pools: readonly OffloadPoolFigures[];
+  };
 }
 
 /** What the dashboard needs from the size limiter. */

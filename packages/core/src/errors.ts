@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { expressLayers, expressRouterOf } from './adapters/express-routes.js';
 import type { ProblemCode } from './problem.js';
+import { spanEvent } from './trace.js';
 
 const REQUEST_ERROR = Symbol.for('perfstack.requestError');
 const PROBLEM_SENT = Symbol.for('perfstack.problemSent');
@@ -54,6 +55,8 @@ export function requestErrorOf(req: IncomingMessage): unknown {
 /** Marks a response as answered by a perfstack layer (`sendProblem` does it; a custom refusal handler too). */
 export function markProblemSent(res: ServerResponse, code: ProblemCode): void {
   (res as MarkedResponse)[PROBLEM_SENT] = code;
+  // OpenTelemetry: every answer the stack gives in the app's place is an event on the span.
+  if (res.req !== undefined) spanEvent(res.req, 'problem', { 'perfstack.problem.code': code });
 }
 
 /** The problem code a perfstack layer answered this response with, or `undefined`. */

@@ -29,9 +29,14 @@ export type {
   CacheSource,
   CacheStats,
   CircuitBreakerSource,
+  ConcurrencyLimitFigures,
   HealthCheck,
   HealthSource,
   LatencySummary,
+  OffloadPoolFigures,
+  OutboundClientFigures,
+  OutboundOriginFigures,
+  OutboundSource,
   ProcessStats,
   RateLimitSource,
   RateLimitStats,
@@ -127,4 +132,5 @@ export {
   shapeWarmerOf,
   warmShapes,
 } from './shapes.js';
+export { requestSpan, spanEvent, traceFields } from './trace.js';
 export type { ClosableMiddleware, Disposable, Middleware, NextFunction, PerfstackLogger } from './types.js';

@@ -27,6 +27,7 @@ import {
   refusalOf,
   requestErrorOf,
   routeLabel,
+  traceFields,
   warmShapes,
 } from '@perfstack/core';
 import type { Logger } from 'pino';
@@ -185,7 +186,10 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
       const id = (req as { id?: unknown }).id;
       // A generated id is ours (a UUID); only an id the client sent is checked for secrets.
       if (typeof id === 'string' && onlyKey(bindings, 'req')) {
-        return { reqId: req.headers[requestIdHeader] === id ? string(id) : id, req };
+        const reqId = req.headers[requestIdHeader] === id ? string(id) : id;
+        // OpenTelemetry: the request's span, when the app traces (nothing otherwise).
+        const trace = traceFields(req);
+        return trace === undefined ? { reqId, req } : { reqId, ...trace, req };
       }
     }
     return deep.fields(bindings, SERIALIZED_KEYS);

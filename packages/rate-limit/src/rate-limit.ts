@@ -34,6 +34,7 @@ import {
   type RateLimitStats,
   type SharedRedis,
   sendProblem,
+  spanEvent,
   warmShapes,
 } from '@perfstack/core';
 import type { LimitSpec } from './algorithms.js';
@@ -574,6 +575,12 @@ class Limiter {
       now + (decision[3 + 2 * t] as number),
     );
     (req as unknown as Record<string, unknown>)[this.config.requestPropertyName] = info;
+    spanEvent(req, 'rate_limit', {
+      'perfstack.rate_limit.outcome': mask === 0 ? 'allowed' : 'blocked',
+      'perfstack.rate_limit.name': this.#names[t] as string,
+      'perfstack.rate_limit.limit': limit,
+      'perfstack.rate_limit.remaining': remaining,
+    });
     if (mask === 0) {
       this.counters.allow();
       next();

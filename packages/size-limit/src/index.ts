@@ -5,4 +5,4 @@
 export type { SizeLimitStats } from './enforcer.js';
 export { isSizeLimitError, SIZE_LIMIT_CODES, type SizeLimitCode, SizeLimitError } from './errors.js';
 export type { RejectHandler, RouteSizeLimitOptions, SizeLimitOptions } from './options.js';
-export { type RouteSizeLimiter, routeSizeLimit, type SizeLimiter, sizeLimit } from './size-limit.js';
+export { decideBodyLimit, type RouteSizeLimiter, routeSizeLimit, type SizeLimiter, sizeLimit } from './size-limit.js';

@@ -159,3 +159,20 @@ export function routeSizeLimit(options?: RouteSizeLimitOptions): RouteSizeLimite
 }
 
 sizeLimit.route = routeSizeLimit;
+
+/**
+ * Decides a guarded request's body limit now, as if its reader had started. For frameworks
+ * whose body parser starts in a hook of their own (Fastify's `preParsing`): a
+ * `Content-Length` over the limit in force is answered 413 before the parser exists; a
+ * chunked body is still counted as it arrives (413 the moment it crosses the limit).
+ *
+ * @param req a request the limiter (stack or route) has seen
+ * @returns `true` when the request was refused (the 413 is already answered), else `false`
+ * @example if (decideBodyLimit(request.raw)) return; // preParsing: the parser never runs
+ */
+export function decideBodyLimit(req: IncomingMessage): boolean {
+  const guard = guardOf(req);
+  if (guard === undefined) return false;
+  guard.startReading();
+  return guard.rejected;
+}

@@ -1,16 +1,19 @@
 /**
- * L1: the in-process store. One lru-cache (isaacs/node-lru-cache) bounded by entry
- * count AND bytes; a URL without `Vary` is one entry, a URL with `Vary` an array of
- * its variants (at most {@link MAX_VARIANTS}). A lookup is one `Map` read in the LRU.
+ * L1: the in-process store, bounded by entry count AND bytes; a URL without `Vary` is one
+ * entry, a URL with `Vary` an array of its variants (at most {@link MAX_VARIANTS}). What
+ * goes when a bound is reached is the `eviction` policy: `'tinylfu'` (W-TinyLFU,
+ * ./tinylfu.ts: admits a new entry only if it is likely to be hit more than the one it
+ * would replace) or `'lru'` (lru-cache, isaacs/node-lru-cache). A lookup is one `Map` read.
  *
  * A tag index (tag → keys) serves `invalidate({ tags })`; it only holds keys that have
- * tags and is cleaned when lru-cache disposes of an entry for any reason.
+ * tags and is cleaned when the policy disposes of an entry for any reason.
  */
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../entry.js';
 import { varyValue } from '../http-semantics.js';
 import { selectVariant } from '../variants.js';
 import type { CacheStore } from './store.js';
+import { TinyLfuCache } from './tinylfu.js';
 
 /** Most variants one URL keeps (CORS with many origins, languages...). The oldest goes first. */
 export const MAX_VARIANTS = 32;
@@ -18,11 +21,19 @@ export const MAX_VARIANTS = 32;
 /** What L1 holds per key. */
 export type Stored = Entry | Entry[];
 
+/** Eviction policies of the memory store. */
+export type EvictionPolicy = 'lru' | 'tinylfu';
+
+/** The policy used when none is given (benchmarks/RESULTS.md, "Eviction", says why). */
+export const DEFAULT_EVICTION: EvictionPolicy = 'tinylfu';
+
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
   readonly maxEntries: number;
   readonly maxBytes: number;
-  /** Called once per entry lru-cache evicts to stay within its bounds. */
+  /** What goes when a bound is reached. @default 'tinylfu' */
+  readonly eviction?: EvictionPolicy;
+  /** Called once per entry evicted to stay within the bounds. */
   readonly onEvict?: (count: number) => void;
 }
 
@@ -54,14 +65,27 @@ export function matchesVariant(
   return true;
 }
 
-/** The in-process LRU store. */
+/** What the store needs of its bounded map; lru-cache and {@link TinyLfuCache} both are one. */
+interface BoundedMap {
+  get(key: string): Stored | undefined;
+  peek(key: string): Stored | undefined;
+  set(key: string, value: Stored): unknown;
+  delete(key: string): boolean;
+  clear(): void;
+  keys(): Iterable<string>;
+  readonly size: number;
+  readonly calculatedSize: number;
+}
+
+/** The in-process store. */
 export class MemoryStore implements CacheStore {
   /**
    * Made at the first write: lru-cache allocates and fills its arrays for all `maxEntries`
-   * slots up front (about 2 ms at the default 10,000), which a stack built per test, or a
-   * stack whose routes never store anything, should not pay. Reads before then find nothing.
+   * slots up front (about 2 ms at the default 10,000), and W-TinyLFU its frequency sketch
+   * (4 bytes per slot), which a stack built per test, or a stack whose routes never store
+   * anything, should not pay. Reads before then find nothing.
    */
-  #lru: LRUCache<string, Stored> | undefined;
+  #map: BoundedMap | undefined;
   readonly #options: MemoryStoreOptions;
   readonly #tags = new Map<string, Set<string>>();
   #count = 0;
@@ -70,35 +94,49 @@ export class MemoryStore implements CacheStore {
     this.#options = options;
   }
 
-  #open(): LRUCache<string, Stored> {
-    if (this.#lru !== undefined) return this.#lru;
+  /** The policy in use. */
+  get eviction(): EvictionPolicy {
+    return this.#options.eviction ?? DEFAULT_EVICTION;
+  }
+
+  #open(): BoundedMap {
+    if (this.#map !== undefined) return this.#map;
     const onEvict = this.#options.onEvict;
-    this.#lru = new LRUCache<string, Stored>({
-      max: this.#options.maxEntries,
-      maxSize: this.#options.maxBytes,
-      sizeCalculation: sizeOf,
-      dispose: (value, key, reason) => {
-        this.#count -= Array.isArray(value) ? value.length : 1;
-        this.#unindex(key, value);
-        if (reason === 'evict' && onEvict) onEvict(Array.isArray(value) ? value.length : 1);
-      },
-    });
-    return this.#lru;
+    const dispose = (value: Stored, key: string, reason: string): void => {
+      this.#count -= Array.isArray(value) ? value.length : 1;
+      this.#unindex(key, value);
+      if (reason === 'evict' && onEvict) onEvict(Array.isArray(value) ? value.length : 1);
+    };
+    this.#map =
+      this.eviction === 'lru'
+        ? new LRUCache<string, Stored>({
+            max: this.#options.maxEntries,
+            maxSize: this.#options.maxBytes,
+            sizeCalculation: sizeOf,
+            dispose,
+          })
+        : new TinyLfuCache<Stored>({
+            maxEntries: this.#options.maxEntries,
+            maxBytes: this.#options.maxBytes,
+            sizeOf,
+            dispose,
+          });
+    return this.#map;
   }
 
-  /** The entry or variants stored under `key`, touching it as recently used. */
+  /** The entry or variants stored under `key`, counting the access (recency, and frequency for W-TinyLFU). */
   get(key: string): Stored | undefined {
-    return this.#lru?.get(key);
+    return this.#map?.get(key);
   }
 
-  /** Reads without touching recency. */
+  /** Reads without counting an access. */
   peek(key: string): Stored | undefined {
-    return this.#lru?.peek(key);
+    return this.#map?.peek(key);
   }
 
   /** The variant of `key` these request headers select. */
   select(key: string, headers: Readonly<Record<string, string | string[] | undefined>>): Entry | undefined {
-    const stored = this.#lru?.get(key);
+    const stored = this.#map?.get(key);
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored))
       return stored.varyNames.length === 0 || matchesVariant(stored, headers) ? stored : undefined;
@@ -107,7 +145,7 @@ export class MemoryStore implements CacheStore {
 
   /** Stores an entry, replacing the variant with the same vary values (or the whole URL when it does not vary). */
   put(key: string, entry: Entry): void {
-    const current = this.#lru?.peek(key);
+    const current = this.#map?.peek(key);
     let next: Stored = entry;
     if (entry.varyNames.length > 0 && current !== undefined) {
       const list = (Array.isArray(current) ? current : [current]).filter(
@@ -135,14 +173,14 @@ export class MemoryStore implements CacheStore {
 
   /** Removes one variant (e.g. dead), keeping the others. */
   remove(key: string, entry: Entry): void {
-    const current = this.#lru?.peek(key);
+    const current = this.#map?.peek(key);
     if (current === undefined) return;
     if (!Array.isArray(current)) {
-      if (current === entry) this.#lru?.delete(key);
+      if (current === entry) this.#map?.delete(key);
       return;
     }
     const rest = current.filter((e) => e !== entry);
-    if (rest.length === 0) this.#lru?.delete(key);
+    if (rest.length === 0) this.#map?.delete(key);
     else this.#set(key, rest);
   }
 
@@ -156,17 +194,17 @@ export class MemoryStore implements CacheStore {
 
   /** Deletes a key; returns the number of variants removed. */
   delete(key: string): number {
-    const current = this.#lru?.peek(key);
+    const current = this.#map?.peek(key);
     if (current === undefined) return 0;
-    this.#lru?.delete(key);
+    this.#map?.delete(key);
     return Array.isArray(current) ? current.length : 1;
   }
 
   // ------------------------------------------------ the CacheStore contract (store.ts)
 
-  /** Every variant of `key`, without touching recency. */
+  /** Every variant of `key`, without counting an access. */
   readVariants(key: string): Entry[] {
-    const stored = this.#lru?.peek(key);
+    const stored = this.#map?.peek(key);
     if (stored === undefined) return [];
     return Array.isArray(stored) ? [...stored] : [stored];
   }
@@ -199,14 +237,14 @@ export class MemoryStore implements CacheStore {
   /** Keys starting with `prefix` (a scan of L1: invalidation is rare, lookups are not). */
   keysWithPrefix(prefix: string): string[] {
     const out: string[] = [];
-    if (this.#lru === undefined) return out;
-    for (const key of this.#lru.keys()) if (key.startsWith(prefix)) out.push(key);
+    if (this.#map === undefined) return out;
+    for (const key of this.#map.keys()) if (key.startsWith(prefix)) out.push(key);
     return out;
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#lru?.clear();
+    this.#map?.clear();
     this.#tags.clear();
     this.#count = 0;
   }
@@ -218,12 +256,12 @@ export class MemoryStore implements CacheStore {
 
   /** Number of keys. */
   get keys(): number {
-    return this.#lru?.size ?? 0;
+    return this.#map?.size ?? 0;
   }
 
   /** Bytes accounted. */
   get bytes(): number {
-    return this.#lru?.calculatedSize ?? 0;
+    return this.#map?.calculatedSize ?? 0;
   }
 
   #unindex(key: string, value: Stored): void {
