@@ -22,14 +22,15 @@
  *
  * Usage: node benchmarks/instructions.js --scenarios express-bare,stack-express,stack-express-429
  *          [--warmup 2000] [--requests 300] [--intervals 5] [--concurrency 8]
- *          [--pairs stack-express-429/stack-express,...] [--json file]
+ *          [--pairs stack-express-429/stack-express,...] [--json file] [--keep dir]
  * Without --pairs every scenario is compared with the first one.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { resolveRedis } from './lib/redis.js';
 import { selectScenarios } from './lib/registry.js';
@@ -43,11 +44,28 @@ const USAGE = `Usage: node benchmarks/instructions.js --scenarios <list> [option
   --concurrency <n>    keep-alive connections (default 8)
   --pairs <a/b,...>    ratios to print (default: every scenario / the first)
   --json <file>        write the figures as JSON
+  --idle <seconds>     first count an idle interval of this length (no requests): the
+                       server's background instructions per second (timers, samplers,
+                       GC); each batch is then also reported net of that rate times its
+                       duration (default 0: off)
+  --threads            count each thread apart (callgrind --separate-threads=yes) and also
+                       report the main thread's instructions per request: the JavaScript,
+                       Node's HTTP code and the main-thread share of GC, without V8's
+                       background compiler and concurrent-marking threads, whose work
+                       lands in whichever batch they happen to run in
+  --keep <dir>         keep every batch's callgrind dump as <dir>/<scenario>.<batch>.callgrind
+                       (read them with callgrind_annotate)
   --help               this text`;
 
 function positive(name, value) {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+function nonNegative(name, value) {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${value}`);
   return n;
 }
 
@@ -62,6 +80,9 @@ function parse(argv) {
       concurrency: { type: 'string', default: '8' },
       pairs: { type: 'string' },
       json: { type: 'string' },
+      keep: { type: 'string' },
+      idle: { type: 'string', default: '0' },
+      threads: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,6 +104,9 @@ function parse(argv) {
     concurrency: positive('concurrency', values.concurrency),
     pairs,
     json: values.json,
+    keep: values.keep,
+    idle: nonNegative('idle', values.idle),
+    threads: values.threads,
   };
 }
 
@@ -154,10 +178,15 @@ async function measure(scenario, options, context) {
   const server = await startServer({
     file: scenario.file,
     env,
-    launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`],
-    // Start-up under valgrind is ~50x slower: a framework with many modules (NestJS) on a
-    // loaded machine may need longer (BENCH_READY_TIMEOUT_MS).
-    timeoutMs: Number(process.env.BENCH_READY_TIMEOUT_MS) || 180_000,
+    launcher: [
+      'valgrind',
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      ...(options.threads ? ['--separate-threads=yes'] : []),
+      `--callgrind-out-file=${out}`,
+    ],
+    // Under valgrind on a loaded machine a scenario that warms itself (20 variants) needs minutes.
+    timeoutMs: 600_000,
   });
   if (server.unavailable) return { name: scenario.name, unavailable: server.unavailable };
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
@@ -170,22 +199,94 @@ async function measure(scenario, options, context) {
   try {
     // The warm-up's answers are not checked: a refusal scenario admits its first request.
     await send({ ...options, url: server.url, request, agent, count: options.warmup });
-    control(server.pid, '-i', 'on');
-    const perRequest = [];
-    for (let i = 0; i < options.intervals; i++) {
+    /**
+     * Dumps the counters (which zeroes them); returns the new dump files (one, or one per
+     * thread with --threads, the main thread's ending in `-01`) and their instructions.
+     */
+    const dump = (what) => {
       const before = new Set(readdirSync(dir));
+      control(server.pid, '-d');
+      const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
+      if (files.length === 0 || (!options.threads && files.length !== 1)) {
+        throw new Error(
+          `expected ${options.threads ? 'new dumps' : 'one new dump'} after ${what}, found ${files.length}`,
+        );
+      }
+      let total = 0;
+      let main;
+      for (const f of files) {
+        const n = instructionsIn(join(dir, f));
+        total += n;
+        if (/-0*1$/.test(f)) main = n;
+      }
+      if (options.threads && main === undefined) throw new Error(`no main-thread dump after ${what}`);
+      return { files, total, main };
+    };
+    control(server.pid, '-i', 'on');
+    let counting = performance.now();
+    // Background instructions per second: what the server runs with no request at all
+    // (timers, event-loop-delay samplers, GC). Under valgrind a batch takes ~50x its native
+    // time, and longer again on a loaded machine, so a time-driven cost weighs far more per
+    // request here than at native speed; `net` takes it out.
+    let idleRate;
+    if (options.idle > 0) {
+      await new Promise((resolve) => setTimeout(resolve, options.idle * 1000));
+      const { total } = dump('the idle interval');
+      const now = performance.now();
+      idleRate = total / ((now - counting) / 1000);
+      counting = now;
+    }
+    const perRequest = [];
+    const net = [];
+    const seconds = [];
+    const mainThread = [];
+    for (let i = 0; i < options.intervals; i++) {
       const statuses = await send({ ...options, url: server.url, request, agent, count: options.requests });
       const wrong = unexpected(statuses);
       if (wrong.length > 0) throw new Error(`batch ${i + 1} answered ${JSON.stringify(wrong)}`);
-      control(server.pid, '-d');
-      const dumped = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
-      if (dumped.length !== 1) throw new Error(`expected one new dump after batch ${i + 1}, found ${dumped.length}`);
-      perRequest.push(instructionsIn(join(dir, dumped[0])) / options.requests);
+      const { files, total, main } = dump(`batch ${i + 1}`);
+      const now = performance.now();
+      const elapsed = (now - counting) / 1000;
+      counting = now;
+      perRequest.push(total / options.requests);
+      if (main !== undefined) mainThread.push(main / options.requests);
+      seconds.push(elapsed);
+      if (idleRate !== undefined) net.push(Math.max(0, total - idleRate * elapsed) / options.requests);
+      if (options.keep) {
+        mkdirSync(options.keep, { recursive: true });
+        for (const file of files) {
+          const thread = /-(\d+)$/.exec(file)?.[1];
+          const name = `${scenario.name}.${i + 1}${thread === undefined ? '' : `-${thread}`}.callgrind`;
+          copyFileSync(join(dir, file), join(options.keep, name));
+        }
+      }
     }
     const mid = median(perRequest);
     const min = Math.min(...perRequest);
     const max = Math.max(...perRequest);
-    return { name: scenario.name, perRequest: mid, min, max, spread: (max - min) / mid, batches: perRequest };
+    const row = {
+      name: scenario.name,
+      perRequest: mid,
+      min,
+      max,
+      spread: (max - min) / mid,
+      batches: perRequest,
+      seconds,
+    };
+    if (mainThread.length > 0) {
+      row.main = median(mainThread);
+      row.mainMin = Math.min(...mainThread);
+      row.mainMax = Math.max(...mainThread);
+      row.mainBatches = mainThread;
+    }
+    if (idleRate !== undefined) {
+      row.idlePerSecond = idleRate;
+      row.net = median(net);
+      row.netMin = Math.min(...net);
+      row.netMax = Math.max(...net);
+      row.netBatches = net;
+    }
+    return row;
   } finally {
     agent.destroy();
     await server.stop();
@@ -227,14 +328,24 @@ async function main() {
     if (context.redis && !context.redis.unavailable) await context.redis.close().catch(() => {});
   }
   const byName = new Map(rows.filter((r) => !r.unavailable).map((r) => [r.name, r]));
+  const withIdle = options.idle > 0;
+  const withMain = options.threads;
   const lines = [
-    '| scenario | instructions/request (k, median) | min–max (k) | spread |',
-    '|---|---:|---:|---:|',
+    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''}${withMain ? ' | main thread (k, median) | main min–max (k) | main spread' : ''} |`,
+    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}${withMain ? '|---:|---:|---:' : ''}|`,
     ...rows
       .filter((r) => !r.unavailable)
       .map(
         (r) =>
-          `| ${r.name} | ${thousands(r.perRequest)} | ${thousands(r.min)}–${thousands(r.max)} | ${(r.spread * 100).toFixed(1)}% |`,
+          `| ${r.name} | ${thousands(r.perRequest)} | ${thousands(r.min)}–${thousands(r.max)} | ${(r.spread * 100).toFixed(1)}% | ${median(r.seconds).toFixed(1)}${
+            withIdle
+              ? ` | ${(r.idlePerSecond / 1e6).toFixed(2)} | ${thousands(r.net)} | ${thousands(r.netMin)}–${thousands(r.netMax)}`
+              : ''
+          }${
+            withMain
+              ? ` | ${thousands(r.main)} | ${thousands(r.mainMin)}–${thousands(r.mainMax)} | ${(((r.mainMax - r.mainMin) / r.main) * 100).toFixed(1)}%`
+              : ''
+          } |`,
       ),
   ];
   const pairs = options.pairs.length > 0 ? options.pairs : rows.slice(1).map((r) => [r.name, rows[0].name]);
@@ -243,11 +354,30 @@ async function main() {
     const ra = byName.get(a);
     const rb = byName.get(b);
     if (!ra || !rb) continue;
-    ratios.push({ a, b, cost: ra.perRequest / rb.perRequest, speed: rb.perRequest / ra.perRequest });
+    const ratio = { a, b, cost: ra.perRequest / rb.perRequest, speed: rb.perRequest / ra.perRequest };
+    if (ra.main !== undefined && rb.main !== undefined) {
+      ratio.mainCost = ra.main / rb.main;
+      ratio.mainSpeed = rb.main / ra.main;
+    }
+    if (ra.net !== undefined && rb.net !== undefined) {
+      ratio.netCost = ra.net / rb.net;
+      ratio.netSpeed = rb.net / ra.net;
+    }
+    ratios.push(ratio);
   }
   if (ratios.length > 0) {
-    lines.push('', '| pair | cost a/b | throughput-equivalent b/a |', '|---|---:|---:|');
-    for (const r of ratios) lines.push(`| ${r.a} / ${r.b} | ${r.cost.toFixed(3)} | ${r.speed.toFixed(2)}x |`);
+    lines.push(
+      '',
+      `| pair | cost a/b | throughput-equivalent b/a${withIdle ? ' | net cost a/b | net throughput-equivalent b/a' : ''}${withMain ? ' | main-thread cost a/b | main-thread throughput-equivalent b/a' : ''} |`,
+      `|---|---:|---:${withIdle ? '|---:|---:' : ''}${withMain ? '|---:|---:' : ''}|`,
+    );
+    for (const r of ratios) {
+      lines.push(
+        `| ${r.a} / ${r.b} | ${r.cost.toFixed(3)} | ${r.speed.toFixed(2)}x${
+          r.netCost === undefined ? '' : ` | ${r.netCost.toFixed(3)} | ${r.netSpeed.toFixed(2)}x`
+        }${r.mainCost === undefined ? '' : ` | ${r.mainCost.toFixed(3)} | ${r.mainSpeed.toFixed(2)}x`} |`,
+      );
+    }
   }
   console.log(lines.join('\n'));
   if (options.json) writeFileSync(options.json, `${JSON.stringify({ options, rows, ratios }, null, 2)}\n`);

@@ -34,6 +34,7 @@ const USAGE = `Usage: node --expose-gc benchmarks/memory-cache.js [options]
   --no-compression    store bodies as they are (compression: false); by default bodies of
                       compressThreshold (1400 B) or more are stored brotli-compressed, and
                       the padding of these bodies compresses to almost nothing
+  --eviction <policy> the L1 eviction policy, 'tinylfu' or 'lru' (default: the cache's, tinylfu)
   --json <file>       write the figures as JSON too
   --help              this text
 
@@ -68,6 +69,7 @@ function parseCli(argv) {
       concurrency: { type: 'string', default: '8' },
       sample: { type: 'string', default: '500' },
       'no-compression': { type: 'boolean', default: false },
+      eviction: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -79,6 +81,7 @@ function parseCli(argv) {
     concurrency: positiveInteger('concurrency', values.concurrency),
     sample: positiveInteger('sample', values.sample),
     compression: !values['no-compression'],
+    eviction: values.eviction,
     json: values.json,
   };
   const smallest = itemBodyPrefixLength(settings.entries - 1);
@@ -254,6 +257,7 @@ async function main() {
       maxEntryBytes,
       ttl: '1h',
       ...(settings.compression ? {} : { compression: false }),
+      ...(settings.eviction === undefined ? {} : { eviction: settings.eviction }),
     });
     listener = withMiddleware(responses, app);
     const constructed = await measure(server);
@@ -318,6 +322,7 @@ async function main() {
       targetMet: totalGrowth / payloadBytes < TARGET_RATIO,
       cacheStats: { entries: stats.entries, bytes: stats.bytes, evictions: stats.evictions },
       compression: settings.compression,
+      eviction: settings.eviction ?? 'default',
       fill: { seconds: fillSeconds, requestsPerSecond: entries / fillSeconds, concurrency },
       memory: { before, constructed, after },
       verified: problems.length === 0,
@@ -327,7 +332,7 @@ async function main() {
     };
 
     console.log(
-      `@perfstack/cache memory: ${integer(entries)} entries of ${integer(bodyBytes)} B${settings.compression ? '' : ', compression off'} (node ${process.version})\n`,
+      `@perfstack/cache memory: ${integer(entries)} entries of ${integer(bodyBytes)} B${settings.compression ? '' : ', compression off'}${settings.eviction === undefined ? '' : `, eviction ${settings.eviction}`} (node ${process.version})\n`,
     );
     console.log(markdown(figures));
     console.log(

@@ -367,6 +367,29 @@ for (const framework of ['express', 'koa', 'node']) {
   }
 }
 
+// perfstack/fastify (issue 17): the plugin on Fastify 5, every layer on; compare stack-fastify
+// with fastify-stack (the Fastify plugin stack, same features) and stack-fastify-hit with
+// fastify-bare.
+const fastifyStack = {
+  group: 'perfstack full stack',
+  file: 'perfstack-fastify.js',
+  logFile: true,
+  checks: fullStackChecks(),
+};
+add({ ...fastifyStack, name: 'stack-fastify', title: 'perfstack/fastify on Fastify 5 (memory), uncached' });
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-hit',
+  title: 'perfstack/fastify on Fastify 5 (memory), cache hit',
+  request: GET_CACHED,
+});
+add({
+  ...fastifyStack,
+  name: 'stack-fastify-post',
+  title: 'perfstack/fastify on Fastify 5 (memory), POST small JSON',
+  request: POST_SMALL,
+});
+
 // @perfstack/nestjs on NestJS 11 (Express adapter), memory: the NestJS peer stack's counterpart.
 add({
   name: 'stack-nestjs',
@@ -391,6 +414,22 @@ for (const workers of [1, 2]) {
     checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
   });
 }
+// The same single process as stack-express, but its limiter decides in the cluster hub (the
+// arrangement PM2 cluster mode gets: PERFSTACK_CLUSTER=hub, a detached hub process on a Unix
+// socket): with instructions.js, the worker's own CPU per request with the hub store against
+// stack-express's in-process memory store. The hub is not instrumented (it is another process).
+// Its metrics gathering (every 5 s by default: every worker serializes its registry) is turned
+// down: under callgrind a worker answers a few requests a second, so that timer's work would
+// be charged to a handful of requests and hide the per-decision cost this scenario measures.
+add({
+  group: 'perfstack cluster',
+  name: 'stack-express-hub',
+  title: 'performanceStack() on express, rate limits in the cluster hub (PERFSTACK_CLUSTER=hub), uncached',
+  file: 'perfstack-express.js',
+  env: { PERFSTACK_CLUSTER: 'hub', PERFSTACK_CLUSTER_HUB_IDLE: '3000', PERFSTACK_CLUSTER_METRICS_INTERVAL: '3600000' },
+  logFile: true,
+  checks: fullStackChecks(),
+});
 for (const impl of ['cluster', 'memory']) {
   scenarios.push({
     name: `micro-rate-limit-store-${impl}`,

@@ -9,6 +9,11 @@
  * MICRO_IMPL=fetch-opossum:    fetch() wrapped in an opossum breaker with axios-retry-style
  *                              retries (3 retries, exponential delay, on network errors and 5xx).
  * Every response is checked (status 200, body `{"ok":true}`). Prints `RESULT {json}`.
+ *
+ * Driven by client-instructions.js (callgrind instruction counts): MICRO_ORIGIN names an
+ * origin in another process (not counted), and MICRO_CONTROL=stdin replaces the timed loop by
+ * `MICRO_WARMUP_CALLS` calls, `READY`, then one batch of `MICRO_BATCH` calls per `go` line
+ * (`DONE` after each), until `exit`.
  */
 import { Worker } from 'node:worker_threads';
 import CircuitBreaker from 'opossum';
@@ -19,21 +24,27 @@ const impl = process.env.MICRO_IMPL;
 const durationMs = Number(process.env.MICRO_DURATION_MS ?? 2000);
 const warmupMs = Number(process.env.MICRO_WARMUP_MS ?? 500);
 const CONCURRENCY = 16;
+/** Under valgrind everything runs ~50x slower: client-instructions.js stretches the timeouts. */
+const SCALE = Number(process.env.MICRO_TIMEOUT_SCALE ?? 1);
 const BODY = '{"ok":true}';
 
-const origin = new Worker(
-  `const { createServer } = require('node:http');
+const external = process.env.MICRO_ORIGIN;
+const origin = external
+  ? undefined
+  : new Worker(
+      `const { createServer } = require('node:http');
    const { parentPort } = require('node:worker_threads');
    const server = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end('${BODY}'); });
    server.keepAliveTimeout = 60000;
    server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
-  { eval: true },
-);
-const port = await new Promise((resolve, reject) => {
-  origin.once('message', resolve);
-  origin.once('error', reject);
-});
-const url = `http://127.0.0.1:${port}`;
+      { eval: true },
+    );
+const url =
+  external ??
+  `http://127.0.0.1:${await new Promise((resolve, reject) => {
+    origin.once('message', resolve);
+    origin.once('error', reject);
+  })}`;
 
 /** @type {() => Promise<string>} */
 let call;
@@ -48,9 +59,9 @@ if (impl === 'undici') {
   const { createClient } = await requireExports('@perfstack/circuit-breaker', ['createClient']);
   const client = createClient('bench', {
     origins: [url],
-    retry: { maxAttempts: 3, initialDelay: 50, maxDelay: 1000, multiplier: 2, deadline: 5000 },
+    retry: { maxAttempts: 3, initialDelay: 50, maxDelay: 1000, multiplier: 2, deadline: 5000 * SCALE },
     retryBudget: { ratio: 0.1, minPerSecond: 10 },
-    timeout: 3000,
+    timeout: 3000 * SCALE,
     maxConcurrent: 64,
     maxQueue: 1024,
     breaker: { failureThreshold: 5, resetTimeout: 30_000 },
@@ -68,7 +79,7 @@ if (impl === 'undici') {
       if (res.status >= 500) throw new Error(`status ${res.status}`);
       return res;
     },
-    { timeout: 3000, errorThresholdPercentage: 50, resetTimeout: 30_000 },
+    { timeout: 3000 * SCALE, errorThresholdPercentage: 50, resetTimeout: 30_000 },
   );
   call = async () => {
     for (let retry = 0; ; retry++) {
@@ -100,6 +111,35 @@ async function loop(ms) {
   return ops;
 }
 
+/** `count` calls, CONCURRENCY at a time, every body checked. */
+async function calls(count) {
+  let started = 0;
+  const worker = async () => {
+    while (started < count) {
+      started++;
+      const body = await call();
+      if (body !== BODY) throw new Error(`${impl}: body ${JSON.stringify(body)}, expected ${BODY}`);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
+if (process.env.MICRO_CONTROL === 'stdin') {
+  const { createInterface } = await import('node:readline');
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  await calls(Number(process.env.MICRO_WARMUP_CALLS ?? 2000));
+  process.stdout.write('READY\n');
+  const batch = Number(process.env.MICRO_BATCH ?? 500);
+  for (;;) {
+    const { value, done } = await lines.next();
+    if (done || value === 'exit') break;
+    await calls(batch);
+    process.stdout.write('DONE\n');
+  }
+  await close();
+  process.exit(0);
+}
+
 await loop(warmupMs);
 const cpuBefore = process.cpuUsage();
 const start = performance.now();
@@ -107,7 +147,7 @@ const ops = await loop(durationMs);
 const elapsedMs = performance.now() - start;
 const cpu = process.cpuUsage(cpuBefore);
 await close();
-await origin.terminate();
+await origin?.terminate();
 const result = {
   ops,
   opsPerSecond: ops / (elapsedMs / 1000),

@@ -34,7 +34,8 @@ describe('examples/fastify-api/server.js', () => {
     let output = '';
     child.stdout?.on('data', (d) => (output += d));
     child.stderr?.on('data', (d) => (output += d));
-    await waitFor(() => output.includes(`http://localhost:${port}`), 10_000);
+    // Generous: on a loaded machine, loading Fastify and the stack takes seconds.
+    await waitFor(() => output.includes(`http://localhost:${port}`), 25_000);
     const url = `http://127.0.0.1:${port}`;
     const first = await request(`${url}/products`);
     expect(first.status).toBe(200);
@@ -55,5 +56,5 @@ describe('examples/fastify-api/server.js', () => {
     expect(lines.map((line) => [JSON.parse(line).route, JSON.parse(line).res.statusCode])).toEqual([
       ['/products', 200],
     ]);
-  });
+  }, 45_000);
 });

@@ -8,10 +8,10 @@
  */
 import { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
-import perfstack from 'perfstack/fastify';
+import perfstack, { performanceStack } from 'perfstack/fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/fastify-api/app.js';
-import { request } from '../helpers/http.js';
+import { request, waitFor } from '../helpers/http.js';
 
 const quiet = { warn() {}, error() {} };
 const silentLog = { destination: { write() {} } };
@@ -319,6 +319,11 @@ describe('perfstack/fastify on its own apps', () => {
       rateLimit: { limit: 100, window: '1m' },
       sizeLimit: { limit: '1kb' },
     });
+    // The app's own onResponse hooks see every answer, the ones the stack wrote on reply.raw too.
+    const finished: string[] = [];
+    app.addHook('onResponse', async (request, reply) => {
+      finished.push(`${request.url} ${reply.statusCode} ${String(reply.raw.getHeader('x-cache'))}`);
+    });
     let origin = 0;
     app.get('/cached', { config: { perfstack: { cache: { ttl: '5m', tags: ['products'] } } } }, async () => {
       origin++;
@@ -341,6 +346,8 @@ describe('perfstack/fastify on its own apps', () => {
     const second = await request(`${url}/cached`);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.json()).toEqual({ origin: 1 });
+    await waitFor(() => finished.length === 2);
+    expect(finished).toEqual(['/cached 200 MISS', '/cached 200 HIT']);
     expect(await app.perfstack.cache.invalidate({ tags: ['products'] })).toBe(1);
     const third = await request(`${url}/cached`);
     expect(third.headers['x-cache']).toBe('MISS');
@@ -375,6 +382,79 @@ describe('perfstack/fastify on its own apps', () => {
     expect(note.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limit: 1024 });
   });
 
+  it('keys breakers by the route pattern: a throwing route opens its own breaker; errors are problem+json on the access line', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const app = make();
+    await app.register(perfstack, {
+      ...stackOptions,
+      circuitBreaker: { failureThreshold: 3, resetTimeout: '1h' },
+      logger: { refusalInterval: 0, destination: { write: (line: string) => lines.push(JSON.parse(line)) } },
+    });
+    let calls = 0;
+    app.get('/fail/:id', async () => {
+      calls++;
+      throw new Error('database down');
+    });
+    app.get('/ok/:id', async () => ({ ok: true }));
+    const url = await start(app);
+    for (const id of [1, 2, 3]) {
+      const failed = await request(`${url}/fail/${id}`);
+      expect(failed.status).toBe(500);
+      expect(failed.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(failed.json()).toEqual({
+        type: 'urn:perfstack:problem:internal-error',
+        title: 'Internal Server Error',
+        status: 500,
+        detail: 'The server failed to answer the request.',
+        code: 'INTERNAL_ERROR',
+      });
+    }
+    const open = await request(`${url}/fail/9`);
+    expect(open.status).toBe(503);
+    expect(open.json()).toMatchObject({ status: 503, code: 'CIRCUIT_OPEN' });
+    expect(calls).toBe(3);
+    expect((await request(`${url}/ok/1`)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const first = lines[0] as { route: string; err?: { message: string }; res: { statusCode: number } };
+    expect(first.route).toBe('/fail/:id');
+    expect(first.res.statusCode).toBe(500);
+    expect(first.err?.message).toBe('database down');
+    expect(lines.map((l) => [l.route, (l.res as { statusCode: number }).statusCode])).toEqual([
+      ['/fail/:id', 500],
+      ['/fail/:id', 500],
+      ['/fail/:id', 500],
+      ['/fail/:id', 503],
+      ['/ok/:id', 200],
+    ]);
+  });
+
+  it("makes request.log the stack's redacted access logger, with the request id", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const app = make();
+    await app.register(perfstack, {
+      ...stackOptions,
+      logger: { destination: { write: (line: string) => lines.push(JSON.parse(line)) } },
+    });
+    app.get('/users/:id', async (request) => {
+      request.log.info({ user: { id: 7, password: 'hunter2' }, token: 'abc123' }, 'looked up');
+      return { id: 7 };
+    });
+    const url = await start(app);
+    const res = await request(`${url}/users/7`, { headers: { 'x-request-id': 'trace-42' } });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-request-id']).toBe('trace-42');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines).toHaveLength(2);
+    const [handlerLine, accessLine] = lines as [Record<string, unknown>, Record<string, unknown>];
+    expect(handlerLine.msg).toBe('looked up');
+    expect(handlerLine.reqId).toBe('trace-42');
+    expect(handlerLine.user).toEqual({ id: 7, password: '[REDACTED]' });
+    expect(handlerLine.token).toBe('[REDACTED]');
+    expect(accessLine.reqId).toBe('trace-42');
+    expect(accessLine.route).toBe('/users/:id');
+    expect(accessLine.msg).toBe('request completed');
+  });
+
   it('never stores a response that sets a cookie, and labels metrics by the route pattern', async () => {
     const app = make();
     await app.register(perfstack, stackOptions);
@@ -406,6 +486,37 @@ describe('perfstack/fastify on its own apps', () => {
     await expect(other.register(perfstack, { ...stackOptions, paths: { metrics: 3 as never } })).rejects.toThrow(
       'perfstack/fastify: option "paths.metrics" must be a path or false, got number',
     );
+  });
+
+  it('uses a stack built already (option stack): shared across apps, still serving after one app closes', async () => {
+    const stack = performanceStack(stackOptions);
+    try {
+      const serve = async () => {
+        const app = make();
+        await app.register(perfstack, { stack });
+        app.get('/shared', { config: { perfstack: { cache: { ttl: '5m' } } } }, async () => ({ at: Date.now() }));
+        return { app, url: await start(app) };
+      };
+      const first = await serve();
+      // One Host for both apps (they listen on two ports): the cache keys by authority.
+      const miss = await request(`${first.url}/shared`, { headers: { host: 'shop.example' } });
+      expect(miss.headers['x-cache']).toBe('MISS');
+      expect(first.app.perfstack).toBe(stack);
+      await first.app.close();
+      const second = await serve();
+      const hit = await request(`${second.url}/shared`, { headers: { host: 'shop.example' } });
+      expect(hit.headers['x-cache']).toBe('HIT');
+      expect(hit.text).toBe(miss.text);
+      expect((await request(`${second.url}/health`)).status).toBe(200);
+      await expect(make().register(perfstack, { stack, cache: false })).rejects.toThrow(
+        'perfstack/fastify: option "stack" is a stack built already: give "cache" to performanceStack(), not here',
+      );
+      await expect(make().register(perfstack, { stack, paths: { metrics: '/m' } })).rejects.toThrow(
+        'perfstack/fastify: with option "stack", the endpoints are at the stack\'s paths; "paths.metrics" may only be false',
+      );
+    } finally {
+      await stack.close();
+    }
   });
 
   it('leaves an endpoint out with false and serves another at a configured path', async () => {

@@ -95,6 +95,14 @@ describe('offload(): CPU work off the event loop', () => {
     );
     // Inline, the event loop is blocked: at most one cheap call fits between two CPU requests.
     expect(on.cheap.length).toBeLessThanOrEqual(7);
+    // The issue's proof as a ratio of the two runs (absolute times move with the machine's
+    // load; the ratio does not): inline, a cheap call waits behind 200 ms CPU blocks (over
+    // 200 ms); offloaded, it waits for nothing but the machine. At least 3x apart.
+    const offP99 = quantile(off.cheap, 0.99);
+    const inlineP99 = quantile(on.cheap, 0.99);
+    console.log(`offload: cheap p99 inline / offloaded = ${(inlineP99 / offP99).toFixed(1)}x`);
+    expect(inlineP99).toBeGreaterThan(200);
+    expect(inlineP99 / offP99).toBeGreaterThan(3);
     const metrics = await registry.metrics();
     expect(metrics).toContain('perfstack_offload_tasks_total{pool="cpu-task.mjs",outcome="ok"} 7');
     expect(metrics).toMatch(/perfstack_offload_utilization\{pool="cpu-task.mjs"\} 0\.\d+/);

@@ -8,6 +8,7 @@
  * cache control) are interned, and one URL without `Vary` is one entry object.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { parseCacheControl, parseHttpDate } from './http-semantics.js';
 
 /** Headers as a hit writes them. */
 export type StoredHeaders = Readonly<Record<string, string | readonly string[]>>;
@@ -23,6 +24,12 @@ export interface EntryPolicy {
   readonly varyNames: readonly string[];
   readonly tags: readonly string[];
   readonly route: string;
+  /**
+   * must-revalidate, proxy-revalidate, no-cache or s-maxage in the directives this cache
+   * obeyed: never served stale on a request's `max-stale` (§4.2.4, §5.2.2). Decided once
+   * when the entry is made, not per request.
+   */
+  readonly forbidsStale: boolean;
 }
 
 const EMPTY: readonly string[] = Object.freeze([]);
@@ -30,7 +37,7 @@ const policies = new Map<string, EntryPolicy>();
 const POLICY_LIMIT = 4096;
 
 function policyOf(init: Omit<EntryPolicy, never>): EntryPolicy {
-  const id = `${init.staleWhileRevalidate}|${init.staleIfError}|${init.shared}|${init.varyNames.join(',')}|${init.tags.join(',')}|${init.route}`;
+  const id = `${init.staleWhileRevalidate}|${init.staleIfError}|${init.shared}|${init.forbidsStale}|${init.varyNames.join(',')}|${init.tags.join(',')}|${init.route}`;
   const known = policies.get(id);
   if (known !== undefined) return known;
   const policy: EntryPolicy = Object.freeze({
@@ -40,6 +47,7 @@ function policyOf(init: Omit<EntryPolicy, never>): EntryPolicy {
     varyNames: init.varyNames.length === 0 ? EMPTY : Object.freeze([...init.varyNames]),
     tags: init.tags.length === 0 ? EMPTY : Object.freeze([...init.tags]),
     route: init.route,
+    forbidsStale: init.forbidsStale,
   });
   if (policies.size < POLICY_LIMIT) policies.set(id, policy);
   return policy;
@@ -89,7 +97,14 @@ export class Entry {
   constructor(
     fields: Omit<
       Entry,
-      'staleWhileRevalidate' | 'staleIfError' | 'shared' | 'varyNames' | 'tags' | 'route' | 'notModifiedHeaders'
+      | 'staleWhileRevalidate'
+      | 'staleIfError'
+      | 'shared'
+      | 'varyNames'
+      | 'tags'
+      | 'route'
+      | 'forbidsStale'
+      | 'notModifiedHeaders'
     >,
   ) {
     this.status = fields.status;
@@ -129,6 +144,10 @@ export class Entry {
   /** Route pattern it was stored under, for per-route stats on hits. */
   get route(): string {
     return this.policy.route;
+  }
+  /** True when it may never be served stale on a request's `max-stale` (see {@link EntryPolicy.forbidsStale}). */
+  get forbidsStale(): boolean {
+    return this.policy.forbidsStale;
   }
   /** Headers of a 304 answer (RFC 9110 §15.4.5); made when needed, 304s being rarer than hits. */
   get notModifiedHeaders(): StoredHeaders {
@@ -247,6 +266,17 @@ export interface EntryInit {
   readonly varyValues: readonly string[];
   readonly tags: readonly string[];
   readonly route: string;
+  /**
+   * From the directives this cache obeyed (the targeted field's, RFC 9213, when one won):
+   * see {@link EntryPolicy.forbidsStale}. Absent: read from the stored `Cache-Control`.
+   */
+  readonly forbidsStale?: boolean;
+}
+
+/** must-revalidate, proxy-revalidate, no-cache, s-maxage in a `Cache-Control` value. */
+function forbidsStaleIn(value: unknown): boolean {
+  const cc = parseCacheControl(value);
+  return cc.mustRevalidate || cc.proxyRevalidate || cc.noCache || cc.sMaxAge !== undefined;
 }
 
 /** Per-entry bookkeeping counted in L1 besides body and header bytes. */
@@ -278,7 +308,8 @@ export function buildEntry(init: EntryInit): Entry {
     if (typeof etag === 'string' && !etag.startsWith('W/')) encodedHeaders.etag = `W/${etag}`;
   }
   const etag = typeof base.etag === 'string' ? base.etag : undefined;
-  const lm = typeof base['last-modified'] === 'string' ? Date.parse(base['last-modified']) : Number.NaN;
+  // The strict RFC 9110 §5.6.7 parser: a Last-Modified that is not an HTTP-date is no validator.
+  const lastModified = parseHttpDate(base['last-modified']);
   let headerBytes = 0;
   for (const name of Object.keys(base)) {
     const value = base[name];
@@ -291,12 +322,12 @@ export function buildEntry(init: EntryInit): Entry {
     body: init.body,
     encoding: init.encoding,
     etag,
-    lastModified: Number.isNaN(lm) ? undefined : lm,
+    lastModified,
     storedAt: init.storedAt,
     expiresAt: init.expiresAt,
     initialAge: init.initialAge,
     varyValues: init.varyValues.length === 0 ? EMPTY : init.varyValues,
-    policy: policyOf(init),
+    policy: policyOf({ ...init, forbidsStale: init.forbidsStale ?? forbidsStaleIn(base['cache-control']) }),
     size: init.body.length + headerBytes * (encodedHeaders ? 2 : 1) + ENTRY_OVERHEAD,
   });
 }
@@ -318,6 +349,8 @@ interface WireEntry {
   vv: readonly string[];
   t: readonly string[];
   r: string;
+  /** forbidsStale (absent in entries written before it: read from the headers). */
+  ns?: boolean;
 }
 
 /** Serialises the variants of one URL for L2. */
@@ -346,6 +379,7 @@ export function serializeVariants(variants: readonly Entry[]): string {
       vv: entry.varyValues,
       t: entry.tags,
       r: entry.route,
+      ns: entry.forbidsStale,
     };
   });
   return JSON.stringify(wire);
@@ -388,6 +422,7 @@ export function deserializeVariants(text: unknown): Entry[] {
         varyValues: w.vv ?? [],
         tags: w.t ?? [],
         route: w.r ?? 'unmatched',
+        ...(typeof w.ns === 'boolean' ? { forbidsStale: w.ns } : {}),
       }),
     );
   }

@@ -323,17 +323,76 @@ export function ifNoneMatchMatches(header: unknown, etag: string | undefined): b
   return false;
 }
 
+// ---------------------------------------------------------------- HTTP-date
+
+const MONTHS: Record<string, number> = {
+  Jan: 0,
+  Feb: 1,
+  Mar: 2,
+  Apr: 3,
+  May: 4,
+  Jun: 5,
+  Jul: 6,
+  Aug: 7,
+  Sep: 8,
+  Oct: 9,
+  Nov: 10,
+  Dec: 11,
+};
+const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850 =
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+
+function utc(year: number, month: string, day: number, h: number, m: number, s: number): number | undefined {
+  const mon = MONTHS[month];
+  if (mon === undefined || day < 1 || day > 31 || h > 23 || m > 59 || s > 60) return undefined;
+  return Date.UTC(year, mon, day, h, m, s);
+}
+
+/**
+ * Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and
+ * asctime forms recipients must accept. Anything else (`0`, `-1`, ISO 8601, a date
+ * without `GMT`) is undefined: `Date.parse` would read `0` as the year 2000.
+ */
+export function parseHttpDate(value: unknown): number | undefined {
+  const text = headerString(value);
+  if (text === undefined || text.length > 64) return undefined;
+  const t = text.trim();
+  let m = IMF_FIXDATE.exec(t);
+  if (m !== null) return utc(Number(m[3]), m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  m = RFC850.exec(t);
+  if (m !== null) {
+    // Two-digit years more than 50 years in the future are in the past century (§5.6.7).
+    let year = 2000 + Number(m[3]);
+    if (year > new Date().getUTCFullYear() + 50) year -= 100;
+    return utc(year, m[2] as string, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  }
+  m = ASCTIME.exec(t);
+  if (m !== null) {
+    return utc(Number(m[6]), m[1] as string, Number((m[2] as string).trim()), Number(m[3]), Number(m[4]), Number(m[5]));
+  }
+  return undefined;
+}
+
+/** Formats a time as an IMF-fixdate (what Node writes in `Date`). */
+export function formatHttpDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}
+
+// ---------------------------------------------------------------- conditionals
+
 /**
  * True when the stored response was not modified since `If-Modified-Since`
- * (RFC 9110 §13.1.3). Unreadable dates are ignored (the condition is false).
+ * (RFC 9110 §13.1.3). A value that is not an HTTP-date ({@link parseHttpDate}: ISO 8601,
+ * a numeric zone, `0`...) is ignored (the condition is false), as §13.1.3 requires.
  */
 export function notModifiedSince(header: unknown, lastModified: number | undefined): boolean {
   if (lastModified === undefined) return false;
   const value = headerString(header);
   if (value === undefined || value.length > 64) return false;
-  const since = Date.parse(value);
-  if (Number.isNaN(since)) return false;
-  return lastModified <= since;
+  const since = parseHttpDate(value);
+  return since !== undefined && lastModified <= since;
 }
 
 /**

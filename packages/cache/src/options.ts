@@ -85,7 +85,8 @@ export interface ResponseCacheOptions extends Omit<SharedContext, 'redis'> {
   readonly skip?: (req: IncomingMessage) => boolean;
   /**
    * Honour request Cache-Control (RFC 9111 §5.2.1): `no-cache`/`max-age=0` (revalidate),
-   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` (504 when nothing is stored) and
+   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` (memory, then Redis; 504 when
+   * nothing is stored) and
    * `no-store` (bypass). @default false
    */
   readonly requestCacheControl?: boolean;

@@ -189,6 +189,7 @@ export function commit(
     varyValues: plan.varyValues,
     tags: plan.tags,
     route: plan.route,
+    forbidsStale: plan.forbidsStale,
   });
   const key = plan.key;
   engine.l1.put(key, entry);

@@ -8,14 +8,14 @@ import { performance } from 'node:perf_hooks';
 import { type NextFunction, sendProblem } from '@perfstack/core';
 import { collapse } from './collapse.js';
 import type { CacheEngine } from './engine.js';
-import type { Entry } from './entry.js';
+import { deadAt, type Entry } from './entry.js';
 import { type CacheControl, headerString, parseCacheControl } from './http-semantics.js';
 import { bypass } from './invalidate.js';
 import type { RouteConfig } from './options.js';
 import { fetch } from './record.js';
 import { REFRESH_HEADER } from './revalidate.js';
 import { tryServe } from './serve.js';
-import { createState, STATE, type StateRequest } from './state.js';
+import { createState, type RequestState, STATE, type StateRequest } from './state.js';
 
 /** The safe methods (RFC 9110 §9.2.1); every other one, unknown methods included, is unsafe. */
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -37,6 +37,52 @@ function notCached(req: IncomingMessage, res: ServerResponse): void {
     { code: 'ONLY_IF_CACHED', detail: 'The request said only-if-cached and no stored response can answer it' },
     req.method,
   );
+}
+
+/**
+ * Calls `then` with the variant L2 holds for the request (promoted to L1), or undefined:
+ * nothing there, Redis down or not configured, or an entry a credentialed request may not use.
+ */
+function whenStoredInL2(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: RequestState,
+  then: (entry: Entry | undefined) => void,
+): void {
+  const l2 = engine.l2;
+  if (l2 === undefined || !l2.available) {
+    then(undefined);
+    return;
+  }
+  const key = state.key;
+  l2.readVariants(key).then(
+    (variants) => {
+      if (res.writableEnded || res.destroyed) return;
+      const now = engine.config.now();
+      const live = variants.filter((v) => deadAt(v) > now);
+      if (live.length === 0) {
+        then(undefined);
+        return;
+      }
+      engine.fleet.learnVary(key, (live[0] as Entry).varyNames);
+      engine.l1.putAll(key, live);
+      engine.known?.set(key, true);
+      const entry = engine.l1.select(key, req.headers);
+      then(entry !== undefined && (!state.credentialed || entry.shared) ? entry : undefined);
+    },
+    (error: unknown) => {
+      engine.storeError(error);
+      if (!res.writableEnded && !res.destroyed) then(undefined);
+    },
+  );
+}
+
+/** `only-if-cached` after an L1 miss: the entry L2 holds if it can answer, else 504. */
+function answerOnlyIfCached(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, state: RequestState) {
+  whenStoredInL2(engine, req, res, state, (entry) => {
+    if (entry === undefined || !tryServe(engine, req, res, state, entry)) notCached(req, res);
+  });
 }
 
 /** Looks a GET/HEAD up: L1, then (for GET) collapsing with other requests for the key. */
@@ -82,20 +128,30 @@ export function read(
     onlyIfCached = cc?.onlyIfCached === true;
   }
   const state = createState(engine, key, start, route, validate, credentialed, directives);
-
-  (req as StateRequest)[STATE] = state;
   if (validate) {
+    (req as StateRequest)[STATE] = state;
     // A refresh (stale-while-revalidate) or a client's no-cache: a conditional request when the entry has validators.
     const entry = engine.l1.select(key, headers);
     if (entry !== undefined && (!credentialed || entry.shared) && hasValidators(entry)) state.validating = entry;
-    if (onlyIfCached && entry === undefined) notCached(req, res);
-    else fetch(engine, req, res, next, state);
+    if (onlyIfCached && entry === undefined) {
+      // Validated only if some instance stored it (L2): then the entry is validated here.
+      whenStoredInL2(engine, req, res, state, (stored) => {
+        if (stored === undefined) notCached(req, res);
+        else {
+          if (hasValidators(stored)) state.validating = stored;
+          fetch(engine, req, res, next, state);
+        }
+      });
+    } else fetch(engine, req, res, next, state);
     return;
   }
   const entry = engine.l1.select(key, headers);
+  // A hit never reaches a `cache()` route, the only reader of the state on the request: not stored.
   if (entry !== undefined && (!credentialed || entry.shared) && tryServe(engine, req, res, state, entry)) return;
+  (req as StateRequest)[STATE] = state;
   if (onlyIfCached) {
-    notCached(req, res);
+    // §5.2.1.7: any stored response may answer, so L2 too (an entry another instance stored).
+    answerOnlyIfCached(engine, req, res, state);
     return;
   }
   if (!credentialed && req.method === 'GET') {

@@ -11,13 +11,7 @@ import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
 import type { Entry } from './entry.js';
 import { parseHttpDate } from './freshness.js';
-import {
-  acceptsEncoding,
-  type CacheControl,
-  ifNoneMatchMatches,
-  notModifiedSince,
-  parseCacheControl,
-} from './http-semantics.js';
+import { acceptsEncoding, type CacheControl, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
 import { serveRange } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
@@ -80,7 +74,7 @@ function tryServeDirected(
       return true;
     }
     const stale = -remaining;
-    if (cc.maxStale !== undefined && !Number.isNaN(cc.maxStale) && stale <= cc.maxStale && !forbidsStale(entry)) {
+    if (cc.maxStale !== undefined && !Number.isNaN(cc.maxStale) && stale <= cc.maxStale && !entry.forbidsStale) {
       serve(engine, req, res, state, entry, 'STALE');
       return true;
     }
@@ -90,10 +84,17 @@ function tryServeDirected(
   return false;
 }
 
-/** must-revalidate, proxy-revalidate, no-cache, s-maxage: never served stale (§4.2.4, §5.2.2). */
-function forbidsStale(entry: Entry): boolean {
-  const cc = parseCacheControl(entry.headers['cache-control']);
-  return cc.mustRevalidate || cc.proxyRevalidate || cc.noCache || cc.sMaxAge !== undefined;
+/** `Age` values 0–3599 as strings, made once each: most hits are younger than an hour. */
+const AGES: string[] = [];
+
+function ageText(age: number): string {
+  if (age >= 3600) return String(age);
+  let text = AGES[age];
+  if (text === undefined) {
+    text = String(age);
+    AGES[age] = text;
+  }
+  return text;
 }
 
 /** Writes a stored response: precomputed headers and a Buffer, on the live `res`. */
@@ -111,7 +112,7 @@ export function serve(
   // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
   const age = Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
   res.setHeader('X-Cache', kind);
-  res.setHeader('Age', String(age));
+  res.setHeader('Age', ageText(age));
   addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
   spanEvent(req, 'cache', {

@@ -6,7 +6,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { storableHeaders } from './entry.js';
 import { cachePolicy, type FreshnessSource, formatHttpDate, hasValidator } from './freshness.js';
-import { headerString, parseVary, varyValue } from './http-semantics.js';
+import { type CacheControl, headerString, parseVary, varyValue } from './http-semantics.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 
 /** What a storable response will be stored as. */
@@ -28,6 +28,8 @@ export interface Plan {
   readonly contentLength: number | undefined;
   /** Where the freshness lifetime came from. */
   readonly source: FreshnessSource;
+  /** must-revalidate, proxy-revalidate, no-cache or s-maxage in the directives obeyed: never served stale. */
+  readonly forbidsStale: boolean;
 }
 
 /** What {@link planStorage} needs besides the request and response. */
@@ -45,6 +47,11 @@ export interface PlanInput {
   readonly responseTime: number;
   /** The method the response is stored for, when not the request's (POST stored for GET). */
   readonly method?: string;
+}
+
+/** must-revalidate, proxy-revalidate, no-cache, s-maxage: never served stale (§4.2.4, §5.2.2). */
+function forbidsStale(cc: CacheControl): boolean {
+  return cc.mustRevalidate || cc.proxyRevalidate || cc.noCache || cc.sMaxAge !== undefined;
 }
 
 const TAG_TOKEN = /^[\x21-\x7e]{1,128}$/;
@@ -124,5 +131,6 @@ export function planStorage(
     route,
     contentLength,
     source: policy.source,
+    forbidsStale: forbidsStale(policy.directives),
   };
 }

@@ -62,7 +62,8 @@ export function startValidation(req: IncomingMessage, res: ServerResponse, state
   state.clientConditionals = saved;
   if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
   const lastModified = entry.headers['last-modified'];
-  if (typeof lastModified === 'string') headers['if-modified-since'] = lastModified;
+  // Only a Last-Modified that is an HTTP-date is a validator (entry.lastModified, RFC 9110 §8.8.2).
+  if (entry.lastModified !== undefined && typeof lastModified === 'string') headers['if-modified-since'] = lastModified;
   const write = res.write;
   const end = res.end;
   // biome-ignore lint/suspicious/noExplicitAny: write's overloads cannot be expressed on a replacement.

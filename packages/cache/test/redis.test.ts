@@ -146,6 +146,39 @@ describe('L2 on a shared Redis: two instances', () => {
     expect(calls.products).toBe(1);
   });
 
+  it('only-if-cached on instance B is answered by the entry instance A stored (L2), 504 only when none is', async () => {
+    prefix = uniquePrefix('cache');
+    const [ra, rb] = [await connected(url, prefix), await connected(url, prefix)];
+    const a = makeCache(ra, { requestCacheControl: true });
+    const b = makeCache(rb, { requestCacheControl: true });
+    const calls: Record<string, number> = {};
+    const sa = await instance(a, calls);
+    const sb = await instance(b, calls);
+    expect((await request(`${sa.url}/products`)).headers['x-cache']).toBe('MISS');
+    await waitFor(async () => (await ra.client.exists(entry(prefix, '/products'))) === 1);
+    expect(b.stats().entries).toBe(0);
+    const onlyIfCached = { 'cache-control': 'only-if-cached' };
+    const fromL2 = await request(`${sb.url}/products`, { headers: onlyIfCached });
+    expect(fromL2.status).toBe(200);
+    expect(fromL2.headers['x-cache']).toBe('HIT');
+    expect(fromL2.json()).toEqual({ products: ['a', 'b'] });
+    // Promoted to B's memory: the next one is an L1 hit.
+    expect(b.stats().entries).toBe(1);
+    expect((await request(`${sb.url}/products`, { headers: onlyIfCached })).headers['x-cache']).toBe('HIT');
+    // Nothing stored anywhere for this URL: 504, and the origin is never asked.
+    const none = await request(`${sb.url}/item/9`, { headers: onlyIfCached });
+    expect(none.status).toBe(504);
+    expect(none.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(none.json()).toEqual({
+      type: 'urn:perfstack:problem:only-if-cached',
+      title: 'Gateway Timeout',
+      status: 504,
+      detail: 'The request said only-if-cached and no stored response can answer it',
+      code: 'ONLY_IF_CACHED',
+    });
+    expect(calls).toEqual({ products: 1 });
+  });
+
   it('tag invalidation on instance A clears instance B within a second (pub/sub)', async () => {
     prefix = uniquePrefix('cache');
     const [ra, rb] = [await connected(url, prefix), await connected(url, prefix)];

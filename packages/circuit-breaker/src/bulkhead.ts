@@ -29,6 +29,15 @@ export class Bulkhead {
     return this.#queue.size;
   }
 
+  /** Takes a slot if one is free now (no waiter made: the fast path of a call that need not wait). */
+  tryEnter(): boolean {
+    if (this.#active < this.maxConcurrent) {
+      this.#active++;
+      return true;
+    }
+    return false;
+  }
+
   /**
    * Takes a slot now (`'run'`), queues `waiter` (`'queued'`: it is called when a slot is
    * granted) or turns the call away (`'full'`).
@@ -47,10 +56,10 @@ export class Bulkhead {
 
   /** Gives a slot back; the oldest waiter, if any, takes it. */
   leave(): void {
-    const next = this.#queue.values().next();
-    if (!next.done) {
-      this.#queue.delete(next.value);
-      next.value();
+    if (this.#queue.size > 0) {
+      const next = this.#queue.values().next().value as Waiter;
+      this.#queue.delete(next);
+      next();
       return;
     }
     if (this.#active > 0) this.#active--;

@@ -64,6 +64,8 @@ export interface ClusterChannel {
   on(type: string, handler: (message: ClusterMessage) => void): { dispose(): void };
   /** Calls `handler` on every (re)connection to a hub (a new hub knows nothing yet). */
   onConnect(handler: () => void): { dispose(): void };
+  /** Calls `handler` when the link to the hub closes (what was asked of it will not be answered). */
+  onDisconnect(handler: () => void): { dispose(): void };
   /** Sends `{ t: 'req', kind, ... }` and resolves with the hub's answer (rejects after `timeout` ms). */
   request<T>(kind: string, payload?: Record<string, unknown>, timeout?: number): Promise<T>;
   /** Publishes on a named channel to every other worker (the hub relays it at once). */
@@ -79,8 +81,8 @@ export interface ClusterTransport {
   readonly kind: 'ipc' | 'hub';
   readonly connected: boolean;
   send(message: ClusterMessage): void;
-  /** Registers the message sink and the (re)connection callback; starts the transport. */
-  start(onMessage: (message: ClusterMessage) => void, onConnect: () => void): void;
+  /** Registers the message sink and the (re)connection and disconnection callbacks; starts the transport. */
+  start(onMessage: (message: ClusterMessage) => void, onConnect: () => void, onDisconnect: () => void): void;
   close(): void;
 }
 
@@ -168,7 +170,8 @@ function ipcTransport(): ClusterTransport {
     send(message) {
       if (process.connected) process.send?.(message, undefined, undefined, ignore);
     },
-    start(onMessage, onConnect) {
+    start(onMessage, onConnect, onDisconnect) {
+      process.once('disconnect', onDisconnect);
       process.on('message', (message: unknown) => {
         if (typeof message === 'object' && message !== null && (message as ClusterMessage).ps === 1) {
           onMessage(message as ClusterMessage);
@@ -198,6 +201,7 @@ export function hubTransport(path: string): ClusterTransport {
   let timer: NodeJS.Timeout | undefined;
   let deliver: (message: ClusterMessage) => void = ignore;
   let connected: () => void = ignore;
+  let disconnected: () => void = ignore;
   const reconnect = () => {
     if (closed || timer !== undefined) return;
     const wait = RECONNECT_MS[Math.min(attempt, RECONNECT_MS.length - 1)] as number;
@@ -251,6 +255,7 @@ export function hubTransport(path: string): ClusterTransport {
       }
     });
     s.once('close', () => {
+      if (up) disconnected();
       up = false;
       if (socket === s) socket = undefined;
       reconnect();
@@ -264,9 +269,10 @@ export function hubTransport(path: string): ClusterTransport {
     send(message) {
       if (up) socket?.write(`${JSON.stringify(message)}\n`);
     },
-    start(onMessage, onConnect) {
+    start(onMessage, onConnect, onDisconnect) {
       deliver = onMessage;
       connected = onConnect;
+      disconnected = onDisconnect;
       open();
     },
     close() {
@@ -281,6 +287,7 @@ export function hubTransport(path: string): ClusterTransport {
 export function createClusterChannel(transport: ClusterTransport, workerId: number): ClusterChannel {
   const handlers = new Map<string, Set<(message: ClusterMessage) => void>>();
   const connectHandlers = new Set<() => void>();
+  const disconnectHandlers = new Set<() => void>();
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   const subscribers = new Map<string, Set<(message: string) => void>>();
   let nextId = 0;
@@ -321,6 +328,9 @@ export function createClusterChannel(transport: ClusterTransport, workerId: numb
     () => {
       for (const h of connectHandlers) h();
     },
+    () => {
+      for (const h of disconnectHandlers) h();
+    },
   );
   return {
     transport: transport.kind,
@@ -336,6 +346,10 @@ export function createClusterChannel(transport: ClusterTransport, workerId: numb
     onConnect(handler: () => void) {
       connectHandlers.add(handler);
       return { dispose: () => connectHandlers.delete(handler) };
+    },
+    onDisconnect(handler: () => void) {
+      disconnectHandlers.add(handler);
+      return { dispose: () => disconnectHandlers.delete(handler) };
     },
     request<T>(kind: string, payload: Record<string, unknown> = {}, timeout = 5000): Promise<T> {
       const id = nextId++;

@@ -117,6 +117,51 @@ export interface CircuitBreakerSource {
   reset(name?: string): void;
 }
 
+/** An outbound client's origin as the dashboard shows it. */
+export interface OutboundOriginFigures {
+  readonly origin: string;
+  /** Taking calls (in rotation, breaker not open). */
+  readonly healthy: boolean;
+  readonly pending: number;
+  readonly state: 'closed' | 'open' | 'half-open';
+}
+
+/** An outbound HTTP client as the dashboard shows it. */
+export interface OutboundClientFigures {
+  readonly name: string;
+  readonly origins: readonly OutboundOriginFigures[];
+  readonly active: number;
+  readonly queued: number;
+  /** Retries ÷ calls over the retry budget's window, 0..1 (the retry-rate KPI; alert over 0.1). */
+  readonly retryRate: number;
+}
+
+/** A worker-thread offload pool as the dashboard shows it. */
+export interface OffloadPoolFigures {
+  readonly pool: string;
+  readonly threads: number;
+  readonly running: number;
+  /** Tasks waiting for a thread (the queue depth). */
+  readonly queued: number;
+  readonly maxQueue: number;
+  /** Share of the pool's capacity used, 0..1. */
+  readonly utilization: number;
+  readonly waitP50Ms: number;
+  readonly waitP99Ms: number;
+  readonly runP50Ms: number;
+  readonly runP99Ms: number;
+  readonly completed: number;
+  readonly shed: number;
+}
+
+/** What the dashboard needs about outbound work: HTTP clients and offload pools. */
+export interface OutboundSource {
+  snapshot(): {
+    readonly clients: readonly OutboundClientFigures[];
+    readonly pools: readonly OffloadPoolFigures[];
+  };
+}
+
 /** What the dashboard needs from the size limiter. */
 export interface SizeLimitSource {
   stats(): { readonly rejected: Readonly<Record<string, number>> };

@@ -16,6 +16,8 @@ type MetricConfig<L extends string> = {
   readonly name: string;
   readonly help: string;
   readonly labelNames?: readonly L[];
+  /** Runs before each scrape (prom-client's `collect`): fold in figures tallied off prom-client. */
+  readonly collect?: () => void;
 };
 
 /** Returns the counter registered under `config.name`, creating it if absent. */

@@ -82,6 +82,7 @@
     { id: 'memory', label: 'Memory (RSS)' },
     { id: 'cpu', label: 'CPU' },
     { id: 'rejected', label: 'Size rejections' },
+    { id: 'retries', label: 'Outbound retry rate' },
   ];
   const kpiNodes = {};
   for (const k of KPIS) {
@@ -176,7 +177,8 @@
     const ctx = canvas.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
-    const data = history[chart.id];
+    const view = currentView();
+    const data = view.data[chart.id];
     let max = chart.max || 0;
     if (!chart.max) {
       for (const s of data) for (const v of s) if (v > max) max = v;
@@ -205,12 +207,15 @@
     ctx.textAlign = 'left';
     ctx.textBaseline = 'alphabetic';
     ctx.fillStyle = '#5d6882';
-    ctx.fillText(`${fmtAgo((HISTORY - 1) * streamStep)} ago`, left, height - 4);
+    ctx.fillText(`${fmtAgo(view.span)} ago`, left, height - 4);
     ctx.textAlign = 'right';
     ctx.fillText('now', width - right, height - 4);
-    const n = history.t.length;
+    const times = view.t;
+    const n = times.length;
     if (n === 0) return;
-    const x = (i) => left + plotW * ((HISTORY - n + i) / (HISTORY - 1));
+    // By time, not by index: seeded points (10 s apart) and streamed ones (1 s) sit where they belong.
+    const end = times[n - 1];
+    const x = (i) => left + plotW * Math.max(0, 1 - (end - times[i]) / view.span);
     const y = (v) => top + plotH - (Math.min(v, max) / max) * plotH;
     data.forEach((series, si) => {
       ctx.strokeStyle = chart.colors[si];
@@ -240,6 +245,87 @@
     const lastValues = data.map((s) => s[s.length - 1]);
     chart.now.textContent = lastValues.map((v) => chart.fmt(v)).join(' / ');
   }
+
+  // ---------- ranges: live (the stream), 15 min and 24 h (the server's history) ----------
+  const RANGES = { live: null, '15m': 'fine', '24h': 'coarse' };
+  let range = 'live';
+  let served = null; // the last GET api/history
+  /** The charts' values of one server history point, in CHARTS order. */
+  const pointValues = (p) => ({
+    rps: [p.rps],
+    latency: [p.p50, p.p95, p.p99],
+    errors: [p.errorRate],
+    hit: [p.hitRatio ?? 0],
+    blocked: [p.blockedPerSecond],
+    breakers: [p.open, p.halfOpen],
+    loop: [p.loopP50, p.loopP99],
+    memory: [p.rssBytes, p.heapUsedBytes],
+  });
+  function currentView() {
+    const tier = RANGES[range];
+    if (tier === null || served === null) {
+      return { t: history.t, data: history, span: (HISTORY - 1) * streamStep };
+    }
+    const { stepMs, points } = served[tier];
+    if (points.length === 0) return { t: [], data: history, span: stepMs };
+    const data = {};
+    for (const c of CHARTS) data[c.id] = c.series.map(() => []);
+    for (const p of points) {
+      const values = pointValues(p);
+      for (const c of CHARTS) {
+        const row = values[c.id];
+        for (let i = 0; i < row.length; i++) data[c.id][i].push(row[i]);
+      }
+    }
+    return { t: points.map((p) => p.at), data, span: Math.max(1, served[tier].capacity - 1) * stepMs };
+  }
+  /** Fills the live charts with the server's fine points older than the first streamed one. */
+  function seed(report) {
+    if (!report?.fine) return;
+    const first = history.t.length > 0 ? history.t[0] : Number.POSITIVE_INFINITY;
+    const older = report.fine.points.filter((p) => p.at < first).slice(-HISTORY);
+    if (older.length === 0) return;
+    history.t.unshift(...older.map((p) => p.at));
+    for (const c of CHARTS) {
+      const columns = c.series.map((_, i) => older.map((p) => pointValues(p)[c.id][i]));
+      const series = history[c.id];
+      for (let i = 0; i < series.length; i++) series[i].unshift(...columns[i]);
+    }
+    document.body.dataset.seeded = String(older.length);
+  }
+  async function loadHistory() {
+    try {
+      const response = await fetch('api/history', { credentials: 'same-origin', cache: 'no-store' });
+      if (!response.ok) return;
+      served = await response.json();
+      drawAll();
+    } catch {
+      // The live charts work without it.
+    }
+  }
+  function setRange(next) {
+    range = next;
+    for (const button of document.querySelectorAll('#ranges button')) {
+      button.setAttribute('aria-pressed', String(button.dataset.range === next));
+    }
+    if (next !== 'live') void loadHistory();
+    drawAll();
+  }
+  const rangeBar = el(
+    'div',
+    { className: 'ranges', id: 'ranges', role: 'group', 'aria-label': 'Chart range' },
+    Object.keys(RANGES).map((name) => {
+      const button = el('button', { type: 'button', text: name === 'live' ? 'live' : name });
+      button.dataset.range = name;
+      button.setAttribute('aria-pressed', String(name === range));
+      button.addEventListener('click', () => setRange(name));
+      return button;
+    }),
+  );
+  $('charts').before(rangeBar);
+  setInterval(() => {
+    if (range !== 'live') void loadHistory();
+  }, 10_000);
 
   let drawQueued = false;
   function drawAll() {
@@ -335,6 +421,14 @@
     if (s.sizeLimit)
       setKpi('rejected', fmtInt(s.sizeLimit.total), '413 / 414 / 431', s.sizeLimit.total > 0 ? 'warn' : '');
     else setKpi('rejected', 'off', 'no size limit', 'off');
+    if (s.outbound && s.outbound.clients.length > 0)
+      setKpi(
+        'retries',
+        fmtPct(s.outbound.retryRate),
+        `${fmtInt(s.outbound.clients.length)} client(s) · alert over 10%`,
+        s.outbound.retryRate > 0.1 ? 'bad' : '',
+      );
+    else setKpi('retries', 'off', 'no outbound client', 'off');
   }
 
   function renderAlerts(s) {
@@ -525,6 +619,56 @@
     }
   }
 
+  function renderOutbound(s) {
+    const list = $('outbound');
+    clear(list);
+    const o = s.outbound;
+    if (!o || (o.clients.length === 0 && o.pools.length === 0)) {
+      list.appendChild(el('li', { className: 'note', text: 'No outbound client or offload pool.' }));
+      return;
+    }
+    for (const c of o.clients) {
+      list.appendChild(
+        el('li', { 'data-client': c.name }, [
+          el('strong', { className: 'name', text: c.name }),
+          el('span', {
+            className: `muted${c.retryRate > 0.1 ? ' bad' : ''}`,
+            'data-retry-rate': String(c.retryRate),
+            text: `retries ${fmtPct(c.retryRate)} · ${fmtInt(c.active)} active · ${fmtInt(c.queued)} queued`,
+          }),
+        ]),
+      );
+      for (const origin of c.origins) {
+        const status = origin.healthy ? origin.state : origin.state === 'closed' ? 'out' : origin.state;
+        list.appendChild(
+          el('li', { className: 'sub', 'data-origin': origin.origin }, [
+            el('span', { className: 'name', text: origin.origin, title: `${origin.pending} pending` }),
+            el('span', {
+              className: `pill ${origin.healthy ? 'pill-ok' : 'pill-bad'}`,
+              'data-healthy': String(origin.healthy),
+              text: status,
+            }),
+          ]),
+        );
+      }
+    }
+    for (const p of o.pools) {
+      list.appendChild(
+        el('li', { 'data-pool': p.pool }, [
+          el('strong', { className: 'name', text: `pool ${p.pool}` }),
+          el('span', {
+            className: `muted${p.queued >= p.maxQueue && p.maxQueue > 0 ? ' bad' : ''}`,
+            'data-queue-depth': String(p.queued),
+            title: `${fmtInt(p.completed)} done · ${fmtInt(p.shed)} shed · run p50 ${fmtMs(p.runP50Ms)} p99 ${fmtMs(p.runP99Ms)}`,
+            text:
+              `queue ${fmtInt(p.queued)}/${fmtInt(p.maxQueue)} · wait p50 ${fmtMs(p.waitP50Ms)} p99 ${fmtMs(p.waitP99Ms)}` +
+              ` · utilisation ${fmtPct(p.utilization)} · ${fmtInt(p.running)}/${fmtInt(p.threads)} threads busy`,
+          }),
+        ]),
+      );
+    }
+  }
+
   function renderHealth(s) {
     const list = $('health');
     clear(list);
@@ -569,6 +713,7 @@
     renderCache(s);
     renderRateLimit(s);
     renderBreakers(s);
+    renderOutbound(s);
     renderHealth(s);
     drawAll();
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
@@ -1000,6 +1145,11 @@
     loadLeaks();
   }, 3000);
 
+  // The charts start with the server's last minutes, then the stream takes over.
+  loadHistory().then(() => {
+    seed(served);
+    drawAll();
+  });
   loadOnce().then(connect);
   loadReport();
   loadLeaks();

@@ -10,6 +10,7 @@ import { loadAssets, PAGE_CSP, renderPage } from './assets.js';
 import { readJsonBody } from './body.js';
 import { CsrfTokens, checkCsrf } from './csrf.js';
 import { Fleet } from './fleet.js';
+import { History } from './history.js';
 import { type LeakReport, LeakWatch } from './leak-watch.js';
 import { type DashboardOptions, resolveOptions } from './options.js';
 import { ProcessSampler } from './process-sampler.js';
@@ -35,6 +36,8 @@ export interface DashboardMiddleware {
    * resolves `undefined` without a `reportSchedule`.
    */
   deliverReport(): Promise<ReportDelivery | undefined>;
+  /** The server-side history behind `GET /api/history` (`undefined` with `history: false`). */
+  readonly history: History | undefined;
   /** Ends open streams, stops the fleet publication, the CSRF agreement and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -55,6 +58,7 @@ const GET_ROUTES = new Set([
   '/api/report',
   '/api/leaks',
   '/api/profile',
+  '/api/history',
 ]);
 
 /** The profiling operations, by path under the dashboard (POST, behind CSRF). */
@@ -158,6 +162,11 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     }
     return buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
   };
+  const history =
+    config.history === undefined
+      ? undefined
+      : new History({ config: config.history, snapshot, now, redis: config.redis, log });
+  history?.start();
   const schedule =
     config.reportSchedule === undefined ? undefined : new ReportSchedule(config.reportSchedule, report, log);
   schedule?.start();
@@ -177,6 +186,9 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       const format = reportFormatOf(new URLSearchParams(queryOf(req.url)));
       if (format === 'html') res.setHeader('Content-Security-Policy', REPORT_HTML_CSP);
       sendBody(req, res, 200, REPORT_MEDIA_TYPES[format], renderReport(report(), format));
+    } else if (path === '/api/history') {
+      if (history === undefined) throw notFound();
+      sendJson(req, res, 200, history.report());
     } else if (path === '/api/leaks') {
       sendJson(req, res, 200, leaks());
     } else if (path === '/api/profile') {
@@ -309,9 +321,11 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   middleware.report = report;
   (middleware as { leakWatch: LeakWatch | undefined }).leakWatch = leakWatch;
   middleware.deliverReport = async () => schedule?.deliver();
+  (middleware as { history: History | undefined }).history = history;
   middleware.close = () => {
     closed ??= (async () => {
       await schedule?.close();
+      history?.close();
       streams.close();
       sampler?.stop();
       leakWatch?.stop();

@@ -22,6 +22,7 @@ import {
 } from '@perfstack/core';
 import { type DashboardAuth, readAuth } from './access.js';
 import type { HealthReport } from './health.js';
+import { DEFAULT_HISTORY, type HistoryConfig } from './history.js';
 import type { LeakSample, LeakWatchConfig } from './leak-watch.js';
 import type { ReportConfig } from './report.js';
 import type { ReportFormat } from './report-format.js';
@@ -97,6 +98,24 @@ export interface DashboardOptions {
    * @default undefined (no schedule)
    */
   readonly reportSchedule?: ReportScheduleOptions;
+  /**
+   * The server-side history behind `GET /api/history` (charts start filled; with `redis`,
+   * the fleet's last 24 hours survive a restart); `false` turns it off.
+   * @default { fineStep: '10s', finePoints: 90, coarseStep: '5m', coarsePoints: 288 }
+   */
+  readonly history?: boolean | HistoryOptions;
+}
+
+/** `history` options. */
+export interface HistoryOptions {
+  /** Time between fine points. @default '10s' */
+  readonly fineStep?: string | number;
+  /** Fine points kept (1 – 10,000). @default 90 (15 minutes) */
+  readonly finePoints?: number;
+  /** Time between coarse points: a whole multiple of `fineStep`. @default '5m' */
+  readonly coarseStep?: string | number;
+  /** Coarse points kept (1 – 10,000). @default 288 (24 hours) */
+  readonly coarsePoints?: number;
 }
 
 /** `reportSchedule` options: where and how often the report goes. */
@@ -204,6 +223,7 @@ export interface DashboardConfig {
   readonly report: ReportConfig;
   readonly leakWatch: LeakWatchConfig | undefined;
   readonly reportSchedule: ReportScheduleConfig | undefined;
+  readonly history: HistoryConfig | undefined;
 }
 
 /** Resolved `reportSchedule`. */
@@ -236,6 +256,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'report',
   'leakWatch',
   'reportSchedule',
+  'history',
 ];
 
 /** Method names each source must have. */
@@ -245,6 +266,7 @@ const SOURCE_METHODS: Readonly<Record<keyof Omit<DashboardSources, 'health'>, re
   rateLimit: ['stats', 'resetKey'],
   circuitBreaker: ['snapshot', 'reset'],
   sizeLimit: ['stats'],
+  outbound: ['snapshot'],
 };
 
 function readSources(value: unknown): ResolvedSources {
@@ -500,6 +522,36 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     report: readReport(o.report),
     leakWatch: readLeakWatch(o.leakWatch),
     reportSchedule: readReportSchedule(o.reportSchedule),
+    history: readHistory(o.history),
+  };
+}
+
+function readHistory(value: unknown): HistoryConfig | undefined {
+  if (value === false) return undefined;
+  const o = checkOptionsObject<HistoryOptions>(
+    PKG,
+    'dashboard({ history })',
+    value === true || value === undefined ? undefined : (value as HistoryOptions),
+    ['fineStep', 'finePoints', 'coarseStep', 'coarsePoints'],
+  );
+  const fineStep = parseDuration(o.fineStep ?? DEFAULT_HISTORY.fineStep, 'history.fineStep', {
+    pkg: PKG,
+    min: 100,
+    max: 3_600_000,
+  });
+  const coarseStep = parseDuration(o.coarseStep ?? DEFAULT_HISTORY.coarseStep, 'history.coarseStep', {
+    pkg: PKG,
+    min: fineStep,
+    max: 86_400_000,
+  });
+  if (coarseStep % fineStep !== 0) {
+    throw optionRangeError(PKG, 'history.coarseStep', o.coarseStep, `a whole multiple of fineStep (${fineStep} ms)`);
+  }
+  return {
+    fineStep,
+    finePoints: readInteger(PKG, 'history.finePoints', o.finePoints, DEFAULT_HISTORY.finePoints, 1, 10_000),
+    coarseStep,
+    coarsePoints: readInteger(PKG, 'history.coarsePoints', o.coarsePoints, DEFAULT_HISTORY.coarsePoints, 1, 10_000),
   };
 }
 

@@ -153,6 +153,7 @@ export function buildReport(
   const c: RuleContext = { snapshot, cacheRoutes, leakAlerts, config, window, stats, rules: [], recs: [] };
   for (const rule of [latencyRule, errorsRule, cacheRule, rateLimitRule, breakersRule, eventLoopRule, memoryRule])
     rule(c);
+  retryRecommendations(c);
   const scored = c.rules.filter((r) => r.points !== null);
   const weight = scored.reduce((sum, r) => sum + r.weight, 0);
   const points = scored.reduce((sum, r) => sum + (r.points ?? 0), 0);
@@ -404,6 +405,25 @@ function rateLimitRule(c: RuleContext): void {
         impact,
       });
     }
+  }
+}
+
+/**
+ * Outbound clients retrying more than 10 % of their calls (the seed's alert): a recommendation
+ * per client. Not scored (a dependency's trouble is not this service's score), so impact 0.
+ */
+function retryRecommendations(c: RuleContext): void {
+  for (const a of c.snapshot.alerts) {
+    if (a.rule !== 'retry-rate') continue;
+    c.recs.push({
+      rule: 'retry-rate',
+      layer: 'client',
+      route: a.route ?? null,
+      finding: a.message,
+      action: a.recommendation,
+      expectedGain: 'not scored; fewer calls piling onto a struggling dependency, and faster answers',
+      impact: 0,
+    });
   }
 }
 

@@ -9,7 +9,10 @@ import type {
   CacheSource,
   CircuitBreakerSource,
   LatencySummary,
+  OffloadPoolFigures,
   OnceLogger,
+  OutboundClientFigures,
+  OutboundSource,
   ProcessStats,
   RateLimitSource,
   RateLimitStats,
@@ -33,6 +36,8 @@ export interface DashboardSources {
   readonly circuitBreaker?: CircuitBreakerSource;
   /** Rejections by limit (@perfstack/size-limit). */
   readonly sizeLimit?: SizeLimitSource;
+  /** Outbound HTTP clients (origins, retry rate) and offload pools (perfstack's `stack.client()`, `stack.offload()`). */
+  readonly outbound?: OutboundSource;
   /** The whole `/health` report: a `healthHandler()` (its `report()` is used) or a function returning it. */
   readonly health?: HealthHandler | (() => HealthReport);
 }
@@ -63,6 +68,14 @@ export interface CacheFigures {
   readonly entries: number;
   readonly bytes: number;
   readonly hitRatio: number;
+}
+
+/** Outbound clients and offload pools. */
+export interface OutboundFigures {
+  readonly clients: readonly OutboundClientFigures[];
+  readonly pools: readonly OffloadPoolFigures[];
+  /** The highest retry rate of any client, 0..1 (the retry-rate KPI). */
+  readonly retryRate: number;
 }
 
 /** Circuit-breaker figures. */
@@ -140,7 +153,7 @@ export interface DashboardSnapshot {
   readonly instanceId: string;
   /** Which sources are configured. */
   readonly sources: Readonly<
-    Record<'timing' | 'cache' | 'rateLimit' | 'circuitBreaker' | 'sizeLimit' | 'health', boolean>
+    Record<'timing' | 'cache' | 'rateLimit' | 'circuitBreaker' | 'sizeLimit' | 'outbound' | 'health', boolean>
   >;
   readonly requests: RequestFigures;
   /** Last minute, milliseconds. */
@@ -153,6 +166,8 @@ export interface DashboardSnapshot {
   readonly rateLimit: RateLimitStats | null;
   readonly breakers: BreakerFigures | null;
   readonly sizeLimit: SizeLimitFigures | null;
+  /** Outbound clients and offload pools, or `null` without an outbound source. */
+  readonly outbound: OutboundFigures | null;
   readonly process: ProcessStats;
   /** Timing's alerts plus the dashboard's own (open breakers, overload, the leak watch). */
   readonly alerts: readonly Alert[];
@@ -194,6 +209,7 @@ export class SnapshotBuilder {
       rateLimit: sources.rateLimit !== undefined,
       circuitBreaker: sources.circuitBreaker !== undefined,
       sizeLimit: sources.sizeLimit !== undefined,
+      outbound: sources.outbound !== undefined,
       health: sources.health !== undefined,
     };
   }
@@ -226,6 +242,7 @@ export class SnapshotBuilder {
       ? this.#read('circuitBreaker', errors, () => s.circuitBreaker!.snapshot())
       : null;
     const sizeData = s.sizeLimit ? this.#read('sizeLimit', errors, () => s.sizeLimit!.stats()) : null;
+    const outbound = s.outbound ? this.#read('outbound', errors, () => outboundFigures(s.outbound!.snapshot())) : null;
     const health = s.health ? this.#read('health', errors, () => s.health!()) : null;
     const at = this.#now();
     const minute = timing?.windows['1m'];
@@ -261,8 +278,14 @@ export class SnapshotBuilder {
       rateLimit,
       breakers,
       sizeLimit: sizeData ? sizeFigures(sizeData.rejected) : null,
+      outbound,
       process: timing?.process ?? this.#sampler?.stats() ?? emptyProcess(),
-      alerts: [...(timing?.alerts ?? []), ...breakerAlerts(breakers, at), ...this.#ownAlerts()],
+      alerts: [
+        ...(timing?.alerts ?? []),
+        ...breakerAlerts(breakers, at),
+        ...retryAlerts(outbound, at),
+        ...this.#ownAlerts(),
+      ],
       health,
       fleet,
       sourceErrors: errors,
@@ -278,6 +301,43 @@ function breakerFigures(data: ReturnType<CircuitBreakerSource['snapshot']>): Bre
     else if (b.state === 'half-open') halfOpen++;
   }
   return { list: data.breakers, open, halfOpen, overloaded: data.overloaded, shed: data.shed };
+}
+
+function outboundFigures(data: ReturnType<OutboundSource['snapshot']>): OutboundFigures {
+  let retryRate = 0;
+  for (const c of data.clients) if (c.retryRate > retryRate) retryRate = c.retryRate;
+  return { clients: data.clients, pools: data.pools, retryRate };
+}
+
+/** The seed's alert: an outbound client retrying more than 10 % of its calls. */
+export const RETRY_RATE_ALERT = 0.1;
+
+/** The dashboard's own alerts about outbound clients: a retry rate over 10 %. */
+function retryAlerts(outbound: OutboundFigures | null, at: number): Alert[] {
+  if (outbound === null) return [];
+  const alerts: Alert[] = [];
+  for (const c of outbound.clients) {
+    if (c.retryRate <= RETRY_RATE_ALERT) continue;
+    const out = c.origins.filter((o) => !o.healthy).map((o) => o.origin);
+    alerts.push({
+      id: `retry-rate:${c.name}`,
+      rule: 'retry-rate',
+      severity: 'warning',
+      since: at,
+      value: Math.round(c.retryRate * 1000) / 1000,
+      threshold: RETRY_RATE_ALERT,
+      message:
+        `Outbound client "${c.name}" retries ${(c.retryRate * 100).toFixed(1)}% of its calls (over 10%)` +
+        (out.length > 0 ? `; origins out: ${out.join(', ')}.` : '.'),
+      recommendation:
+        `The service behind "${c.name}" is failing or slow: check its origins below and its own health. ` +
+        'Retries add load to a struggling dependency: keep the retry budget on (retry.budget), lower maxAttempts, ' +
+        'or raise the per-attempt timeout if the calls are slow rather than failing.',
+      layer: 'client',
+      route: c.name,
+    });
+  }
+  return alerts;
 }
 
 function sizeFigures(rejected: Readonly<Record<string, number>>): SizeLimitFigures {

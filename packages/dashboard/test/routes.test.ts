@@ -193,6 +193,7 @@ describe('GET /api/snapshot', () => {
         'rateLimit',
         'breakers',
         'sizeLimit',
+        'outbound',
         'process',
         'alerts',
         'health',
@@ -208,6 +209,7 @@ describe('GET /api/snapshot', () => {
       rateLimit: true,
       circuitBreaker: true,
       sizeLimit: true,
+      outbound: false,
       health: false,
     });
     expect(s.requests).toEqual({
@@ -294,6 +296,7 @@ describe('GET /api/snapshot', () => {
       rateLimit: false,
       circuitBreaker: false,
       sizeLimit: false,
+      outbound: false,
       health: false,
     });
     expect(s.requests).toEqual({ total: 0, inFlight: 0, rps: 0, errors: 0, errorRate: 0, statusClasses: {} });

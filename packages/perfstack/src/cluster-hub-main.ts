@@ -12,6 +12,8 @@
  * exit at once. The hub runs {@link ClusterHub} over one connection per worker (one JSON
  * document per line), and exits when no worker has been connected for
  * `PERFSTACK_CLUSTER_HUB_IDLE` ms (default 10 s) — after `pm2 stop`/`pm2 kill`, for example.
+ * `PERFSTACK_CLUSTER_METRICS_INTERVAL` (ms, default 5000): how often it gathers every
+ * worker's metrics, so that a worker that dies keeps its counters in `/metrics`.
  */
 import { spawn } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
@@ -43,7 +45,11 @@ if (detach) {
 }
 
 const idleMs = Number(process.env.PERFSTACK_CLUSTER_HUB_IDLE ?? 10_000);
-const hub = new ClusterHub(5000, () => ({ hubPid: process.pid }));
+/** ms between gathering every worker's metrics (kept for workers that die), as `clusterPrimary({ metricsInterval })`. */
+const metricsMs = Number(process.env.PERFSTACK_CLUSTER_METRICS_INTERVAL ?? 5000);
+const hub = new ClusterHub(Number.isFinite(metricsMs) && metricsMs >= 100 ? metricsMs : 5000, () => ({
+  hubPid: process.pid,
+}));
 const sockets = new Set<Socket>();
 let idleTimer: NodeJS.Timeout | undefined;
 let nextId = 1;

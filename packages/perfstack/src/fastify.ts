@@ -103,6 +103,15 @@ export interface FastifyPerfstackOptions extends Omit<PerformanceStackOptions, '
    * @default true
    */
   readonly errorHandler?: boolean;
+  /**
+   * A stack built already (`performanceStack()` from `perfstack`), used instead of building
+   * one from these options: for a framework integration that owns the stack (NestJS). The
+   * plugin then takes no other stack options, serves the endpoints at the stack's own paths
+   * (`paths` may only leave one out with `false`), and does not close the stack on
+   * `app.close()`: its owner does.
+   * @default a stack built from these options, closed with the app
+   */
+  readonly stack?: PerformanceStack;
 }
 
 const PKG = 'perfstack/fastify';
@@ -166,25 +175,30 @@ function checkPaths(paths: unknown): FastifyEndpointPaths {
 }
 
 const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fastify, options) => {
-  const { paths: pathOptions, errorHandler = true, ...stackOptions } = options ?? {};
+  const { paths: pathOptions, errorHandler = true, stack: given, ...stackOptions } = options ?? {};
   if (typeof errorHandler !== 'boolean') {
     throw new TypeError(`${PKG}: option "errorHandler" must be a boolean, got ${typeof errorHandler}`);
   }
   const paths = checkPaths(pathOptions);
   // The endpoints are routes of this context, so under its prefix: the stack exempts them there.
   const prefix = fastify.prefix;
-  const at = (name: keyof FastifyEndpointPaths, fallback: string): string => {
-    const value = paths[name];
-    return prefix + (typeof value === 'string' ? value : fallback);
-  };
-  const stack = buildStack({
-    ...(stackOptions as PerformanceStackOptions),
-    paths: {
-      dashboard: at('dashboard', '/dashboard'),
-      metrics: at('metrics', '/metrics'),
-      health: at('health', '/health'),
-    },
-  });
+  let stack: PerformanceStack;
+  if (given !== undefined) {
+    stack = checkGivenStack(given, stackOptions, paths, prefix);
+  } else {
+    const at = (name: keyof FastifyEndpointPaths, fallback: string): string => {
+      const value = paths[name];
+      return prefix + (typeof value === 'string' ? value : fallback);
+    };
+    stack = buildStack({
+      ...(stackOptions as PerformanceStackOptions),
+      paths: {
+        dashboard: at('dashboard', '/dashboard'),
+        metrics: at('metrics', '/metrics'),
+        health: at('health', '/health'),
+      },
+    });
+  }
   const logger = stack.layers.logger;
 
   // Per-route layers, compiled once per route config as routes are added.
@@ -292,10 +306,45 @@ const perfstackPlugin: FastifyPluginAsync<FastifyPerfstackOptions> = async (fast
 
   registerEndpoints(fastify, stack, paths);
   if (!fastify.hasDecorator('perfstack')) fastify.decorate('perfstack', stack);
-  fastify.addHook('onClose', async () => {
-    await stack.close();
-  });
+  // A stack given to the plugin is closed by its owner.
+  if (given === undefined) {
+    fastify.addHook('onClose', async () => {
+      await stack.close();
+    });
+  }
 };
+
+/** Checks option `stack`: a built stack, alone, its endpoints under the context's prefix. */
+function checkGivenStack(
+  given: unknown,
+  others: object,
+  paths: FastifyEndpointPaths,
+  prefix: string,
+): PerformanceStack {
+  const stack = given as PerformanceStack;
+  if (typeof given !== 'function' || typeof stack.endpointOf !== 'function' || typeof stack.paths !== 'object') {
+    throw new TypeError(`${PKG}: option "stack" must be what performanceStack() returned, got ${typeof given}`);
+  }
+  const extra = Object.keys(others);
+  if (extra.length > 0) {
+    throw new TypeError(
+      `${PKG}: option "stack" is a stack built already: give ${extra.map((k) => `"${k}"`).join(', ')} to performanceStack(), not here`,
+    );
+  }
+  for (const [name, value] of Object.entries(paths)) {
+    if (value !== false) {
+      throw new TypeError(
+        `${PKG}: with option "stack", the endpoints are at the stack's paths; "paths.${name}" may only be false`,
+      );
+    }
+  }
+  for (const path of Object.values(stack.paths)) {
+    if (!path.startsWith(`${prefix}/`)) {
+      throw new TypeError(`${PKG}: the stack's path ${path} is outside this context's prefix ${prefix}`);
+    }
+  }
+  return stack;
+}
 
 /** The dashboard, `/metrics` and `/health` as Fastify routes, their bodies left to them. */
 function registerEndpoints(fastify: FastifyInstance, stack: PerformanceStack, paths: FastifyEndpointPaths): void {

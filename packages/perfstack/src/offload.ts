@@ -77,6 +77,8 @@ export interface OffloadStats {
   readonly running: number;
   /** Tasks waiting for a thread. */
   readonly queued: number;
+  /** Tasks that may wait; beyond it 503 `OVERLOADED`. */
+  readonly maxQueue: number;
   /** Share of the pool's capacity used since it started (piscina's utilisation, 0–1). */
   readonly utilization: number;
   readonly waitP50Ms: number;
@@ -270,6 +272,7 @@ export function offload(modulePath: string | URL, options?: OffloadOptions): Off
       threads: pool.threads.length,
       running,
       queued: waiting.size,
+      maxQueue,
       utilization: pool.utilization,
       waitP50Ms: wait.p50,
       waitP99Ms: wait.p99,
@@ -419,6 +422,12 @@ interface Entry {
 
 /** Every pool's stats per registry, read by the gauges at scrape time. */
 const pools = new WeakMap<Registry, Set<() => OffloadStats>>();
+
+/** The stats of every open offload pool whose metrics are on `registry` (the dashboard's view). */
+export function offloadPoolsOn(registry: Registry): OffloadStats[] {
+  const set = pools.get(registry);
+  return set === undefined ? [] : [...set].map((stats) => stats());
+}
 
 function gaugesFor(registry: Registry): Set<() => OffloadStats> {
   let set = pools.get(registry);

@@ -40,12 +40,13 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
-import { type StackClientOptions, stackClient } from './client.js';
+import { outboundSource, type StackClientOptions, stackClient } from './client.js';
 import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
 import { envBoolean, envInteger, readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
+import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
 import { staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -166,6 +167,8 @@ export interface PerformanceStack extends Middleware {
   readonly registry: Registry;
   /** A resilient outbound HTTP client on the shared registry, closed with the stack (see client.ts). */
   client(name: string, options: StackClientOptions): Client;
+  /** `offload()` on the shared registry and logger, closed with the stack; its pool is on the dashboard. */
+  offload(modulePath: string | URL, options?: Omit<OffloadOptions, 'registry' | 'logger' | 'redis'>): OffloadHandler;
   /** The internal paths in force. */
   readonly paths: Required<InternalPaths>;
   /**
@@ -420,6 +423,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
 
   const opened: Array<{ close(): Promise<void> }> = [];
   let closing: Promise<void> | undefined;
+  const outbound = stackClient({ registry, logger: log }, healthChecks, opened);
   Object.defineProperties(stack, {
     dashboard: {
       value: (extra: StackDashboardOptions & { readonly basePath?: string } = {}) => {
@@ -433,6 +437,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
             rateLimit: layers.rateLimit,
             circuitBreaker: layers.circuitBreaker,
             sizeLimit: layers.sizeLimit,
+            outbound: outboundSource(outbound.clients, registry),
             health: getHealth(),
           },
           registry,
@@ -461,7 +466,14 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         metricsHandler({ registry: (clusterParts?.metricsRegistry ?? registry) as Registry, logger: log, ...access }),
     },
     health: { value: getHealth },
-    client: { value: stackClient({ registry, logger: log }, healthChecks, opened) },
+    client: { value: outbound.client },
+    offload: {
+      value: (modulePath: string | URL, options: Omit<OffloadOptions, 'registry' | 'logger' | 'redis'> = {}) => {
+        const handler = offload(modulePath, { ...options, registry, logger: log });
+        opened.push(handler);
+        return handler;
+      },
+    },
     cache: { value: layers.cache ?? disabledCache(), enumerable: true },
     layers: { value: Object.freeze({ ...layers }), enumerable: true },
     order: { value: Object.freeze([...order]), enumerable: true },

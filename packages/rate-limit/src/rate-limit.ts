@@ -116,8 +116,12 @@ export interface RateLimiter extends ClosableMiddleware, RateLimitSource, Health
 }
 
 const STORE_DOWN = 'RATE_LIMIT_STORE_UNAVAILABLE';
-/** ms of loop time a cluster decision may take before this worker decides locally (a live hub answers in well under 1 ms). */
-const CLUSTER_TIMEOUT_MS = 2000;
+/**
+ * ms of loop time a cluster decision may take before this worker decides locally. A live hub
+ * answers in well under 1 ms, but on an overloaded machine the hub is starved too, and only it
+ * is exact; a hub that is gone is noticed at once (its pipe or socket closes).
+ */
+const CLUSTER_TIMEOUT_MS = 5000;
 /** Most requests held at once while a fail-closed limiter waits for Redis (`storeWait`). */
 export const MAX_WAITING = 10_000;
 

@@ -19,7 +19,7 @@ const DEPTH = 4;
 /** Odd multipliers that spread one hash into four row indices (from xxHash32's primes). */
 const SEEDS = [0x9e3779b1, 0x85ebca77, 0xc2b2ae3d, 0x27d4eb2f] as const;
 
-/** FNV-1a over the UTF-16 code units of `key`, finished with murmur3's fmix32. */
+/** FNV-1a over the UTF-16 code units of `key`, finished with murmur3's fmix32; 30 bits. */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5 | 0; // an int32 from the start: V8 keeps the loop in integer registers
   for (let i = 0; i < key.length; i++) {
@@ -31,7 +31,9 @@ export function hashKey(key: string): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  // 30 bits: a small integer (Smi) in V8, so a node keeps it in place instead of in a
+  // separately allocated HeapNumber (12 bytes and an indirection per entry)
+  return h & 0x3fffffff;
 }
 
 /** A count-min sketch with periodic halving. */
@@ -45,13 +47,14 @@ export class FrequencySketch {
   #additions = 0;
 
   /**
-   * @param capacity the most entries the cache holds: the sketch gets the next power of
-   *   two counters per row (at least 16, at most 2^22), and halves every `10 × capacity`
-   *   increments (the paper's W = 10·C).
+   * @param capacity the most entries the cache holds: the sketch gets the power of two at
+   *   or above `2 × capacity` counters per row (at least 16, at most 2^22): 8 bytes per
+   *   entry, like Caffeine's, so that few keys share all four counters with another; it
+   *   halves every `10 × capacity` increments (the paper's W = 10·C).
    */
   constructor(capacity: number) {
     let width = 16;
-    while (width < capacity && width < 1 << 22) width *= 2;
+    while (width < 2 * capacity && width < 1 << 22) width *= 2;
     this.#width = width;
     this.#shift = 32 - Math.log2(width);
     this.#table = new Uint8Array(width * DEPTH);

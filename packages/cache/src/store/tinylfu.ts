@@ -55,78 +55,40 @@ const WINDOW = 0;
 const PROBATION = 1;
 const PROTECTED = 2;
 const SEGMENTS: readonly Segment[] = ['window', 'probation', 'protected'];
+/** No slot (the end of a queue). */
+const NIL = -1;
 
-interface Node<V> {
-  key: string;
-  value: V;
-  size: number;
-  hash: number;
-  /** 0: never expires. */
-  expiresAt: number;
-  queue: number;
-  prev: Node<V> | undefined;
-  next: Node<V> | undefined;
-}
-
-/** An LRU queue: `first` is the least recently used. */
-class Queue<V> {
-  first: Node<V> | undefined;
-  last: Node<V> | undefined;
-  count = 0;
-  bytes = 0;
-  constructor(readonly id: number) {}
-
-  push(node: Node<V>): void {
-    node.queue = this.id;
-    node.prev = this.last;
-    node.next = undefined;
-    if (this.last === undefined) this.first = node;
-    else this.last.next = node;
-    this.last = node;
-    this.count++;
-    this.bytes += node.size;
-  }
-
-  unlink(node: Node<V>): void {
-    if (node.prev === undefined) this.first = node.next;
-    else node.prev.next = node.next;
-    if (node.next === undefined) this.last = node.prev;
-    else node.next.prev = node.prev;
-    node.prev = undefined;
-    node.next = undefined;
-    this.count--;
-    this.bytes -= node.size;
-  }
-
-  /** Makes `node` (already in this queue, not its last) the most recently used; counts are unchanged. */
-  touch(node: Node<V>): void {
-    const last = this.last as Node<V>;
-    if (last === node) return;
-    const next = node.next as Node<V>; // there is one: `node` is not the last
-    if (node.prev === undefined) this.first = next;
-    else node.prev.next = next;
-    next.prev = node.prev;
-    node.prev = last;
-    node.next = undefined;
-    last.next = node;
-    this.last = node;
-  }
-
-  clear(): void {
-    this.first = undefined;
-    this.last = undefined;
-    this.count = 0;
-    this.bytes = 0;
-  }
-}
-
-/** A W-TinyLFU cache bounded by entries and bytes. */
+/**
+ * A W-TinyLFU cache bounded by entries and bytes.
+ *
+ * Entries live in slots of preallocated arrays, as in lru-cache: a slot's key, value,
+ * size, hash, queue and its neighbours in that queue (doubly linked by slot number). An
+ * object per entry would cost about 90 bytes more each on 64-bit Node (no pointer
+ * compression), which is more than the issue's memory budget for L1 allows.
+ */
 export class TinyLfuCache<V> {
   readonly maxEntries: number;
   readonly maxBytes: number;
-  readonly #map = new Map<string, Node<V>>();
+  readonly #map = new Map<string, number>();
+  readonly #keys: (string | undefined)[];
+  readonly #values: (V | undefined)[];
+  readonly #sizes: Float64Array;
+  readonly #hashes: Int32Array;
+  readonly #prev: Int32Array;
+  readonly #next: Int32Array;
+  readonly #queue: Uint8Array;
+  /** Expiry per slot (0: none), allocated at the first `set` with a ttl. */
+  #expires: Float64Array | undefined;
+  /** Freed slots, reused first; `#fresh` is the next never-used slot. */
+  readonly #free: Int32Array;
+  #freeTop = 0;
+  #fresh = 0;
+  /** Per queue (window, probation, protected): oldest slot, newest slot, entries, bytes. */
+  readonly #first = new Int32Array(3).fill(NIL);
+  readonly #last = new Int32Array(3).fill(NIL);
+  readonly #count = new Int32Array(3);
+  readonly #queueBytes = new Float64Array(3);
   readonly #sketch: FrequencySketch;
-  readonly #queues: readonly [Queue<V>, Queue<V>, Queue<V>];
   readonly #windowEntries: number;
   readonly #windowBytes: number;
   readonly #protectedEntries: number;
@@ -135,11 +97,6 @@ export class TinyLfuCache<V> {
   readonly #dispose: ((value: V, key: string, reason: DisposeReason) => void) | undefined;
   readonly #now: () => number;
   #bytes = 0;
-  /**
-   * The last node evicted, reused by the next insert: in a full cache every insert evicts
-   * one entry (often the candidate itself), so this saves an allocation, and garbage, per miss.
-   */
-  #spare: Node<V> | undefined;
 
   constructor(options: TinyLfuOptions<V>) {
     const maxEntries = options.maxEntries;
@@ -155,7 +112,16 @@ export class TinyLfuCache<V> {
     this.#protectedEntries = Math.floor((maxEntries - this.#windowEntries) * protectedShare);
     this.#protectedBytes = (maxBytes - this.#windowBytes) * protectedShare;
     this.#sketch = new FrequencySketch(maxEntries);
-    this.#queues = [new Queue<V>(WINDOW), new Queue<V>(PROBATION), new Queue<V>(PROTECTED)];
+    // one slot more than maxEntries: a new entry is in before the eviction it causes
+    const slots = maxEntries + 1;
+    this.#keys = new Array<string | undefined>(slots).fill(undefined);
+    this.#values = new Array<V | undefined>(slots).fill(undefined);
+    this.#sizes = new Float64Array(slots);
+    this.#hashes = new Int32Array(slots);
+    this.#prev = new Int32Array(slots);
+    this.#next = new Int32Array(slots);
+    this.#queue = new Uint8Array(slots);
+    this.#free = new Int32Array(slots);
     this.#sizeOf = options.sizeOf;
     this.#dispose = options.dispose;
     this.#now = options.now ?? (() => performance.now());
@@ -163,22 +129,22 @@ export class TinyLfuCache<V> {
 
   /** The value of `key`, counting the access (frequency and recency); undefined when absent or expired. */
   get(key: string): V | undefined {
-    const node = this.#map.get(key);
-    if (node === undefined) return undefined;
-    if (node.expiresAt !== 0 && node.expiresAt <= this.#now()) {
-      this.#remove(node, 'expire');
+    const slot = this.#map.get(key);
+    if (slot === undefined) return undefined;
+    if (this.#expired(slot)) {
+      this.#remove(slot, 'expire');
       return undefined;
     }
-    this.#sketch.increment(node.hash);
-    this.#onHit(node);
-    return node.value;
+    this.#sketch.increment(this.#hashes[slot] as number);
+    this.#onHit(slot);
+    return this.#values[slot];
   }
 
   /** The value of `key` without counting an access. */
   peek(key: string): V | undefined {
-    const node = this.#map.get(key);
-    if (node === undefined || (node.expiresAt !== 0 && node.expiresAt <= this.#now())) return undefined;
-    return node.value;
+    const slot = this.#map.get(key);
+    if (slot === undefined || this.#expired(slot)) return undefined;
+    return this.#values[slot];
   }
 
   /** True when `key` is held and not expired (no access counted). */
@@ -195,68 +161,70 @@ export class TinyLfuCache<V> {
     const size = this.#sizeOf === undefined ? 1 : this.#sizeOf(value, key);
     if (!(size >= 0) || !Number.isFinite(size)) throw new TypeError(`sizeOf returned ${size} for "${key}"`);
     const expiresAt = ttl !== undefined && ttl > 0 ? this.#now() + ttl : 0;
-    let node = this.#map.get(key);
+    let slot = this.#map.get(key);
     if (size > this.maxBytes) {
-      if (node !== undefined) this.#remove(node, 'set');
+      if (slot !== undefined) this.#remove(slot, 'set');
       return this;
     }
-    if (node !== undefined) {
-      const old = node.value;
-      const queue = this.#queues[node.queue] as Queue<V>;
-      queue.bytes += size - node.size;
-      this.#bytes += size - node.size;
-      node.size = size;
-      node.value = value;
-      node.expiresAt = expiresAt;
-      this.#sketch.increment(node.hash);
-      this.#onHit(node);
+    if (slot !== undefined) {
+      const old = this.#values[slot] as V;
+      const grown = size - (this.#sizes[slot] as number);
+      const q = this.#queue[slot] as number;
+      this.#queueBytes[q] = (this.#queueBytes[q] as number) + grown;
+      this.#bytes += grown;
+      this.#sizes[slot] = size;
+      this.#values[slot] = value;
+      this.#setExpiry(slot, expiresAt);
+      this.#sketch.increment(this.#hashes[slot] as number);
+      this.#onHit(slot);
       if (old !== value) this.#dispose?.(old, key, 'set');
     } else {
-      node = this.#spare;
-      if (node === undefined) {
-        node = { key, value, size, hash: hashKey(key), expiresAt, queue: WINDOW, prev: undefined, next: undefined };
-      } else {
-        this.#spare = undefined;
-        node.key = key;
-        node.value = value;
-        node.size = size;
-        node.hash = hashKey(key);
-        node.expiresAt = expiresAt;
-      }
-      this.#map.set(key, node);
-      this.#sketch.increment(node.hash);
-      this.#queues[WINDOW].push(node);
+      slot = this.#freeTop > 0 ? (this.#free[--this.#freeTop] as number) : this.#fresh++;
+      this.#keys[slot] = key;
+      this.#values[slot] = value;
+      this.#sizes[slot] = size;
+      const hash = hashKey(key);
+      this.#hashes[slot] = hash;
+      this.#setExpiry(slot, expiresAt);
+      this.#map.set(key, slot);
+      this.#sketch.increment(hash);
       this.#bytes += size;
+      this.#push(WINDOW, slot);
     }
-    this.#rebalance(node);
+    this.#rebalance(slot);
     return this;
   }
 
   /** Deletes `key`; true when it was there. Its frequency is kept (it says how popular the key is). */
   delete(key: string): boolean {
-    const node = this.#map.get(key);
-    if (node === undefined) return false;
-    this.#remove(node, 'delete');
+    const slot = this.#map.get(key);
+    if (slot === undefined) return false;
+    this.#remove(slot, 'delete');
     return true;
   }
 
   /** Removes everything (each value disposed with reason `delete`) and forgets the frequencies. */
   clear(): void {
-    const nodes = [...this.#map.values()];
+    const gone: [string, V][] = [];
+    for (const [key, slot] of this.#map) gone.push([key, this.#values[slot] as V]);
     this.#map.clear();
-    for (const queue of this.#queues) queue.clear();
+    this.#keys.fill(undefined);
+    this.#values.fill(undefined);
+    this.#expires = undefined;
+    this.#freeTop = 0;
+    this.#fresh = 0;
+    this.#first.fill(NIL);
+    this.#last.fill(NIL);
+    this.#count.fill(0);
+    this.#queueBytes.fill(0);
     this.#bytes = 0;
-    this.#spare = undefined;
     this.#sketch.clear();
-    if (this.#dispose !== undefined) for (const node of nodes) this.#dispose(node.value, node.key, 'delete');
+    if (this.#dispose !== undefined) for (const [key, value] of gone) this.#dispose(value, key, 'delete');
   }
 
   /** Keys held (not expired), in no particular order. */
   *keys(): IterableIterator<string> {
-    const now = this.#now();
-    for (const node of this.#map.values()) {
-      if (node.expiresAt === 0 || node.expiresAt > now) yield node.key;
-    }
+    for (const [key, slot] of this.#map) if (!this.#expired(slot)) yield key;
   }
 
   /** Number of entries held (expired ones count until they are touched or evicted). */
@@ -276,30 +244,88 @@ export class TinyLfuCache<V> {
 
   /** Which queue holds `key` (tests and diagnostics). */
   segmentOf(key: string): Segment | undefined {
-    const node = this.#map.get(key);
-    return node === undefined ? undefined : SEGMENTS[node.queue];
+    const slot = this.#map.get(key);
+    return slot === undefined ? undefined : SEGMENTS[this.#queue[slot] as number];
+  }
+
+  // ------------------------------------------------------------------ queues
+
+  #expired(slot: number): boolean {
+    const expires = this.#expires;
+    if (expires === undefined) return false;
+    const at = expires[slot] as number;
+    return at !== 0 && at <= this.#now();
+  }
+
+  #setExpiry(slot: number, at: number): void {
+    if (at !== 0) {
+      this.#expires ??= new Float64Array(this.#sizes.length);
+      this.#expires[slot] = at;
+    } else if (this.#expires !== undefined) {
+      this.#expires[slot] = 0;
+    }
+  }
+
+  /** Appends `slot` to queue `q` as its most recently used. */
+  #push(q: number, slot: number): void {
+    const last = this.#last[q] as number;
+    this.#queue[slot] = q;
+    this.#prev[slot] = last;
+    this.#next[slot] = NIL;
+    if (last === NIL) this.#first[q] = slot;
+    else this.#next[last] = slot;
+    this.#last[q] = slot;
+    this.#count[q] = (this.#count[q] as number) + 1;
+    this.#queueBytes[q] = (this.#queueBytes[q] as number) + (this.#sizes[slot] as number);
+  }
+
+  #unlink(slot: number): void {
+    const q = this.#queue[slot] as number;
+    const prev = this.#prev[slot] as number;
+    const next = this.#next[slot] as number;
+    if (prev === NIL) this.#first[q] = next;
+    else this.#next[prev] = next;
+    if (next === NIL) this.#last[q] = prev;
+    else this.#prev[next] = prev;
+    this.#count[q] = (this.#count[q] as number) - 1;
+    this.#queueBytes[q] = (this.#queueBytes[q] as number) - (this.#sizes[slot] as number);
+  }
+
+  /** Makes `slot` the most recently used of its queue; counts are unchanged. */
+  #touch(slot: number): void {
+    const q = this.#queue[slot] as number;
+    const last = this.#last[q] as number;
+    if (last === slot) return;
+    const prev = this.#prev[slot] as number;
+    const next = this.#next[slot] as number; // not NIL: `slot` is not the last
+    if (prev === NIL) this.#first[q] = next;
+    else this.#next[prev] = next;
+    this.#prev[next] = prev;
+    this.#prev[slot] = last;
+    this.#next[slot] = NIL;
+    this.#next[last] = slot;
+    this.#last[q] = slot;
   }
 
   // ------------------------------------------------------------------ policy
 
   /** Recency on a hit: window and protected reorder; a hit in probation promotes to protected. */
-  #onHit(node: Node<V>): void {
-    if (node.queue !== PROBATION) {
-      (this.#queues[node.queue] as Queue<V>).touch(node);
+  #onHit(slot: number): void {
+    if (this.#queue[slot] !== PROBATION) {
+      this.#touch(slot);
       return;
     }
-    const [, probation, protectedQ] = this.#queues;
-    probation.unlink(node);
-    protectedQ.push(node);
+    this.#unlink(slot);
+    this.#push(PROTECTED, slot);
     // Protected over its share: its least recently used go back to probation (most recent end).
     while (
-      (protectedQ.count > this.#protectedEntries || protectedQ.bytes > this.#protectedBytes) &&
-      protectedQ.first !== undefined &&
-      protectedQ.first !== node
+      ((this.#count[PROTECTED] as number) > this.#protectedEntries ||
+        (this.#queueBytes[PROTECTED] as number) > this.#protectedBytes) &&
+      this.#first[PROTECTED] !== slot
     ) {
-      const demoted = protectedQ.first;
-      protectedQ.unlink(demoted);
-      probation.push(demoted);
+      const demoted = this.#first[PROTECTED] as number;
+      this.#unlink(demoted);
+      this.#push(PROBATION, demoted);
     }
   }
 
@@ -312,64 +338,69 @@ export class TinyLfuCache<V> {
    * is exceeded, the newest candidate meets probation's oldest entry and the less frequent
    * of the two goes. `keep` (the entry being written) is never evicted here.
    */
-  #rebalance(keep: Node<V>): void {
-    const [window, probation, protectedQ] = this.#queues;
+  #rebalance(keep: number): void {
     let candidates = 0;
     while (
-      (window.count > this.#windowEntries || window.bytes > this.#windowBytes) &&
-      window.first !== undefined &&
-      window.first !== keep
+      ((this.#count[WINDOW] as number) > this.#windowEntries ||
+        (this.#queueBytes[WINDOW] as number) > this.#windowBytes) &&
+      this.#first[WINDOW] !== keep
     ) {
-      const moved = window.first;
-      window.unlink(moved);
-      probation.push(moved);
+      const moved = this.#first[WINDOW] as number;
+      this.#unlink(moved);
+      this.#push(PROBATION, moved);
       candidates++;
     }
     if (!this.#over()) return;
-    let candidate = candidates > 0 ? probation.last : undefined;
-    let victim = probation.first;
+    const next = this.#next;
+    const prev = this.#prev;
+    let candidate = candidates > 0 ? (this.#last[PROBATION] as number) : NIL;
+    let victim = this.#first[PROBATION] as number;
     while (this.#over()) {
-      if (candidates <= 0) candidate = undefined;
-      if (candidate === undefined && victim === undefined) {
+      if (candidates <= 0) candidate = NIL;
+      if (candidate === NIL && victim === NIL) {
         // Probation is empty: take the oldest of protected, then of the window.
-        victim = protectedQ.first ?? window.first;
-        if (victim === keep) victim = victim.next;
-        if (victim === undefined) return; // only `keep` is left, and it fits
+        victim = this.#first[PROTECTED] as number;
+        if (victim === NIL) victim = this.#first[WINDOW] as number;
+        if (victim === keep) victim = next[victim] as number;
+        if (victim === NIL) return; // only `keep` is left, and it fits
       }
-      if (victim === keep) victim = victim.next;
-      if (candidate === undefined || victim === undefined || candidate === victim) {
-        const gone = (victim ?? candidate) as Node<V>;
+      if (victim === keep) victim = next[victim] as number;
+      if (candidate === NIL || victim === NIL || candidate === victim) {
+        const gone = victim !== NIL ? victim : candidate;
         if (gone === candidate) {
-          candidate = candidate.prev;
+          candidate = prev[candidate] as number;
           candidates--;
         }
-        if (gone === victim) victim = victim.next;
+        if (gone === victim) victim = next[victim] as number;
         this.#remove(gone, 'evict');
         continue;
       }
       candidates--;
-      if (this.#sketch.frequency(candidate.hash) > this.#sketch.frequency(victim.hash)) {
+      if (
+        this.#sketch.frequency(this.#hashes[candidate] as number) >
+        this.#sketch.frequency(this.#hashes[victim] as number)
+      ) {
         const gone = victim;
-        victim = victim.next;
-        candidate = candidate.prev;
+        victim = next[victim] as number;
+        candidate = prev[candidate] as number;
         this.#remove(gone, 'evict');
       } else {
         const gone = candidate;
-        candidate = candidate.prev;
+        candidate = prev[candidate] as number;
         this.#remove(gone, 'evict');
       }
     }
   }
 
-  #remove(node: Node<V>, reason: DisposeReason): void {
-    (this.#queues[node.queue] as Queue<V>).unlink(node);
-    this.#map.delete(node.key);
-    this.#bytes -= node.size;
-    const value = node.value;
-    if (reason === 'evict') {
-      node.value = undefined as V; // the spare must not keep the value alive
-      this.#spare = node;
-    }
-    this.#dispose?.(value, node.key, reason);
+  #remove(slot: number, reason: DisposeReason): void {
+    this.#unlink(slot);
+    const key = this.#keys[slot] as string;
+    const value = this.#values[slot] as V;
+    this.#map.delete(key);
+    this.#bytes -= this.#sizes[slot] as number;
+    this.#keys[slot] = undefined;
+    this.#values[slot] = undefined;
+    this.#free[this.#freeTop++] = slot;
+    this.#dispose?.(value, key, reason);
   }
 }

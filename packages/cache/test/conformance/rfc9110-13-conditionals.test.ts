@@ -60,6 +60,48 @@ const cases: Case[] = [
     '§13.1.3 an invalid If-Modified-Since is ignored → 200',
     stored({ 'Last-Modified': httpDate(T0 - 3600_000) }, { 'if-modified-since': '0' }, 200, 'content'),
   ),
+  // One strict HTTP-date parser (RFC 9110 §5.6.7) everywhere: these are dates Date.parse
+  // reads (the cache answered 304 to each before), and not HTTP-dates.
+  named(
+    '§13.1.3 an ISO 8601 If-Modified-Since (not an HTTP-date) is ignored → 200',
+    stored(
+      { 'Last-Modified': httpDate(T0 - 3600_000) },
+      { 'if-modified-since': new Date(T0).toISOString() },
+      200,
+      'content',
+    ),
+  ),
+  named(
+    '§13.1.3 an If-Modified-Since with a numeric zone (+0000, not GMT) is ignored → 200',
+    stored(
+      { 'Last-Modified': httpDate(T0 - 3600_000) },
+      { 'if-modified-since': httpDate(T0).replace('GMT', '+0000') },
+      200,
+      'content',
+    ),
+  ),
+  named(
+    '§8.8.2 a Last-Modified that is not an HTTP-date is no validator: If-Modified-Since is compared with the stored Date → 200',
+    stored(
+      { 'Last-Modified': new Date(T0 - 3600_000).toISOString() },
+      { 'if-modified-since': httpDate(T0 - 1800_000) },
+      200,
+      'content',
+    ),
+  ),
+  named(
+    '§5.6.7 the obsolete RFC 850 and asctime forms are HTTP-dates → 304',
+    stored(
+      { 'Last-Modified': httpDate(T0 - 3600_000) },
+      { 'if-modified-since': 'Thursday, 01-Jan-26 12:00:00 GMT' },
+      304,
+      '',
+    ),
+  ),
+  named(
+    '§5.6.7 asctime If-Modified-Since → 304',
+    stored({ 'Last-Modified': httpDate(T0 - 3600_000) }, { 'if-modified-since': 'Thu Jan  1 12:00:00 2026' }, 304, ''),
+  ),
   named(
     '§13.2.2 If-None-Match wins over If-Modified-Since → 200',
     stored(

@@ -66,6 +66,32 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'RFC 9213 §2.2 must-revalidate in CDN-Cache-Control forbids serving stale on a request max-stale (Cache-Control says nothing)',
+    origin: answer({ 'Cache-Control': 'max-age=10', 'CDN-Cache-Control': 'max-age=10, must-revalidate' }),
+    options: { requestCacheControl: true },
+    steps: [
+      { expect: { status: 200, cache: 'MISS', calls: 1 } },
+      {
+        advance: 15_000,
+        headers: { 'cache-control': 'max-stale=60' },
+        expect: { status: 200, cache: 'MISS', calls: 2 },
+      },
+    ],
+  },
+  {
+    name: 'RFC 9213 §2.2 without must-revalidate in CDN-Cache-Control, must-revalidate in Cache-Control does not apply to this cache',
+    origin: answer({ 'Cache-Control': 'max-age=10, must-revalidate', 'CDN-Cache-Control': 'max-age=10' }),
+    options: { requestCacheControl: true },
+    steps: [
+      { expect: { status: 200, cache: 'MISS', calls: 1 } },
+      {
+        advance: 15_000,
+        headers: { 'cache-control': 'max-stale=60' },
+        expect: { status: 200, cache: 'STALE', age: '15', calls: 1 },
+      },
+    ],
+  },
+  {
     name: 'RFC 9213 forwardTargetedCacheControl leaves the fields on (a CDN in front reads them)',
     origin: answer({ 'CDN-Cache-Control': 'max-age=60' }),
     options: { forwardTargetedCacheControl: true },

@@ -15,6 +15,8 @@ export interface OriginView {
 }
 
 const sources = new WeakMap<Registry, Set<() => Iterable<OriginView>>>();
+/** Per registry, what folds the clients' plain-number tallies into the counters before a scrape. */
+const flushers = new WeakMap<Registry, Set<() => void>>();
 
 export interface ClientMetrics {
   /** Calls (`request()`), whatever their attempts. */
@@ -29,7 +31,26 @@ export interface ClientMetrics {
   detach(): void;
 }
 
-export function clientMetrics(registry: Registry, origins: () => Iterable<OriginView>): ClientMetrics {
+/**
+ * The calls and attempts counters are the two hottest metrics (every call): a prom-client
+ * `inc()` hashes and validates its labels each time, so the client counts in plain numbers
+ * and `flush` adds them to the counters right before each scrape (their `collect`).
+ */
+export function clientMetrics(
+  registry: Registry,
+  origins: () => Iterable<OriginView>,
+  flush: () => void,
+): ClientMetrics {
+  let flushing = flushers.get(registry);
+  if (flushing === undefined) {
+    flushing = new Set();
+    flushers.set(registry, flushing);
+  }
+  const flushSet = flushing;
+  flushSet.add(flush);
+  const flushAll = () => {
+    for (const f of flushSet) f();
+  };
   let set = sources.get(registry);
   if (set === undefined) {
     const created = new Set<() => Iterable<OriginView>>();
@@ -63,11 +84,13 @@ export function clientMetrics(registry: Registry, origins: () => Iterable<Origin
       name: 'perfstack_client_calls_total',
       help: 'Outbound client calls (each may make several attempts)',
       labelNames: ['client'],
+      collect: flushAll,
     }),
     requests: counter(registry, {
       name: 'perfstack_client_requests_total',
       help: 'Outbound client attempts per origin, by response status ("error" or "timeout" without a response)',
       labelNames: ['client', 'origin', 'status'],
+      collect: flushAll,
     }),
     latency: histogram(registry, {
       name: 'perfstack_client_request_duration_seconds',
@@ -91,6 +114,8 @@ export function clientMetrics(registry: Registry, origins: () => Iterable<Origin
       labelNames: ['client'],
     }),
     detach() {
+      flushAll();
+      flushSet.delete(flush);
       owner.delete(origins);
     },
   };

@@ -81,6 +81,8 @@ export class ClusterStore implements DecisionStore {
       channel.onConnect(define),
       // The hub's roster (every second, and on every join): it runs, so stop deciding locally.
       channel.on('roster', () => onHubAlive()),
+      // The hub is gone: nothing asked of it will be answered; decide those locally now.
+      channel.onDisconnect(() => this.#rejectAll(new Error('the cluster hub is gone'))),
     ];
   }
 
@@ -144,6 +146,13 @@ export class ClusterStore implements DecisionStore {
       }
     }, 50);
     this.#watchdog.unref();
+  }
+
+  #rejectAll(error: Error): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#batch = [];
+    for (const p of pending) p.reject(error);
   }
 
   reset(key: string): void {

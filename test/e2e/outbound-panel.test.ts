@@ -1,0 +1,86 @@
+/// <reference lib="dom" />
+/**
+ * End to end, kept short: the dashboard's outbound panel in Debian's Chromium. A stack client
+ * with a dead and a live origin, an offload pool and an adaptive limit: the page shows the
+ * client's retry rate (KPI and panel), the origin that is out, the pool's queue, wait and
+ * utilisation, and the route's current concurrency limit, with no console errors.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import express from 'express';
+import { type PerformanceStack, performanceStack } from 'perfstack';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listen, request, type TestServer } from '../helpers/http.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const mustRun = existsSync(CHROMIUM) || process.env.CI === 'true';
+const TASK = new URL('../integration/fixtures/cpu-task.mjs', import.meta.url);
+
+let browser: Browser | undefined;
+const servers: TestServer[] = [];
+let stack: PerformanceStack | undefined;
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all(servers.map((s) => s.close()));
+  await stack?.close();
+});
+
+describe('the outbound panel in chromium', () => {
+  it.runIf(mustRun)(
+    'shows clients, origins out, the retry-rate KPI, offload pools and adaptive limits',
+    async () => {
+      const live = await listen(createServer((_req, res) => res.end('{"stock":7}')) as Server);
+      servers.push(live);
+      const gone = await listen(createServer() as Server);
+      await gone.close();
+      stack = performanceStack({
+        env: false,
+        log: { warn() {}, error() {} },
+        logger: { destination: { write() {} } as never },
+        circuitBreaker: { adaptiveConcurrency: { initialLimit: 40 } },
+      });
+      const inventory = stack.client('inventory', { origins: [gone.url, live.url], retry: { maxAttempts: 3 } });
+      const thumbnails = stack.offload(TASK, { pool: 'thumbnails', maxThreads: 1, maxQueue: 3 });
+      const app = express();
+      app.use('/dashboard', stack.dashboard());
+      app.use(stack);
+      app.get('/stock', async (_req, res) => {
+        const down = await inventory.request({ path: '/stock' });
+        res.type('json').send(await down.body.text());
+      });
+      app.get('/thumb', thumbnails);
+      const server = await listen(app);
+      servers.push(server);
+      for (let i = 0; i < 5; i++) expect((await request(`${server.url}/stock`)).status).toBe(200);
+      expect((await request(`${server.url}/thumb?ms=5&id=a`)).status).toBe(200);
+
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      });
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+      expect((await page.goto(`${server.url}/dashboard`))?.status()).toBe(200);
+      await expect.poll(() => page.locator('#conn').textContent(), { timeout: 10_000 }).toBe('live');
+      const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
+      expect(await text('[data-kpi="retries"] .value')).toBe('100.0%');
+      expect(await text('[data-client="inventory"]')).toContain('retries 100.0%');
+      expect(await text(`[data-origin="${gone.url}"] [data-healthy]`)).toBe('open');
+      expect(await page.locator(`[data-origin="${gone.url}"] [data-healthy="false"]`).count()).toBe(1);
+      expect(await page.locator(`[data-origin="${live.url}"] [data-healthy="true"]`).count()).toBe(1);
+      expect(await text('[data-pool="thumbnails"] [data-queue-depth]')).toMatch(
+        /^queue 0\/3 · wait p50 .+ p99 .+ · utilisation \d+\.\d+% · 0\/\d+ threads busy$/,
+      );
+      expect(await text('[data-breaker-row="GET /stock"] [data-concurrency-limit]')).toBe('limit 40 · 0 in flight');
+      expect(await text('#alerts')).toContain('Outbound client "inventory" retries 100.0% of its calls');
+      expect(problems).toEqual([]);
+    },
+    30_000,
+  );
+});
