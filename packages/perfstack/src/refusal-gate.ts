@@ -31,6 +31,7 @@
  * request down the usual path.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ResponseCache } from '@perfstack/cache';
 import { EARLY_BREAKER, type EarlyBreaker } from '@perfstack/circuit-breaker';
@@ -45,6 +46,7 @@ import {
   type PerfstackLogger,
   resolveExpressRouteIn,
   shapeWarmerOf,
+  spanEvent,
   UNMATCHED_ROUTE,
 } from '@perfstack/core';
 import type { AccessLogger } from '@perfstack/logger';
@@ -286,6 +288,8 @@ export class RefusalGate {
     headers.push('Content-Type', PROBLEM_TYPE, 'Cache-Control', 'no-store', 'Content-Length', String(length));
     headers.push('Retry-After', String(retryAfter));
     res.writeHead(status, headers);
+    // OpenTelemetry: the same event the usual path's problem answer records (core's trace.ts).
+    spanEvent(req, 'problem', { 'perfstack.problem.code': status === 429 ? RATE_LIMITED : CIRCUIT_OPEN });
     if (req.method === 'HEAD') res.end();
     else res.end(body);
     timing?.recordAnswered(req, route ?? UNMATCHED_ROUTE, status, startedAt, length);
@@ -356,6 +360,10 @@ export function gateServer(gate: RefusalGate, stack: Middleware, req: IncomingMe
   if (!listeners.includes(app) || !listeners.every((l) => l === app || l === warmer)) return false;
   const count = listeners.length;
   const emit = server.emit;
+  // An APM or OpenTelemetry's HTTP instrumentation wraps `emit` to see every request (and
+  // open its span): in front of it, early refusals would be invisible to it. Stay inside the
+  // stack then.
+  if (emit !== EventEmitter.prototype.emit) return false;
   server[GATED] = true;
   // Node's HTTP server dispatches each request with `server.emit('request', req, res)`.
   server.emit = function perfstackEarlyRefusals(this: Server, type: string | symbol, a?: unknown, b?: unknown) {
