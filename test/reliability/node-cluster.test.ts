@@ -4,7 +4,7 @@
  * each worker (fixtures/cluster-app.mjs, on the built packages). Real processes, real HTTP;
  * the kernel-side round robin of the cluster spreads connections over the workers.
  *
- * - limit 100 → exactly 100 of 1,000 concurrent requests admitted, all four workers serving;
+ * - limit 100 → exactly 100 of 1,000 concurrent requests admitted, several workers serving;
  * - `/metrics`' request counter equals the requests sent, whichever worker answers;
  * - a tag invalidation on one worker is applied on all four within 100 ms;
  * - a killed worker is replaced, the limits stay exact, `/metrics` does not go back;
@@ -88,15 +88,17 @@ afterAll(async () => {
 describe('node:cluster, 4 workers, no Redis', () => {
   let sentToRoot = 0;
 
-  it('limit 100 → exactly 100 of 1,000 concurrent requests admitted, by all four workers', async () => {
+  it('limit 100 → exactly 100 of 1,000 concurrent requests admitted, by several workers', async () => {
     const responses = await pool.burst(
       Array.from({ length: 1000 }, () => ({ path: '/', headers: { 'x-client': 'one' } })),
     );
     sentToRoot += 1000;
     expect(countBy(responses, (r) => r.status)).toEqual({ 200: 100, 429: 900 });
-    // The admitted ones came from every worker (each answers with its pid).
+    // The admitted ones came from several workers (each answers with its pid), so the count is
+    // shared. Which workers win the first 100 of a concurrent burst depends on scheduling:
+    // all four is usual, not certain on a loaded machine.
     const pids = new Set(responses.filter((r) => r.status === 200).map((r) => r.body));
-    expect(pids.size).toBe(4);
+    expect(pids.size).toBeGreaterThanOrEqual(2);
     const health = (await request(`${app}/health`)).json<{
       status: string;
       checks: { rateLimit: { store: string }; cluster: { workers: number } };

@@ -178,11 +178,13 @@ afterAll(async () => {
 }, 40_000);
 
 describe('PM2 cluster mode, 4 workers, no Redis', () => {
-  it('limit 100 → exactly 100 of 1,000 concurrent requests admitted, across all four workers', async () => {
+  it('limit 100 → exactly 100 of 1,000 concurrent requests admitted, across the workers', async () => {
     expect(readdirSync(controlDir)).toHaveLength(4);
     const responses = await burst('one', 1000);
     expect(countBy(responses, (r) => r.status)).toEqual({ 200: 100, 429: 900 });
-    expect(Object.keys(admittedBy(responses))).toHaveLength(4);
+    // Admitted by several workers, so the count is shared, not one worker's. Which workers win
+    // the first 100 of a concurrent burst depends on scheduling: all four is usual, not certain.
+    expect(Object.keys(admittedBy(responses)).length).toBeGreaterThanOrEqual(2);
     const check = await cluster();
     expect(check).toMatchObject({ status: 'ok', transport: 'hub', workers: 4 });
     expect(hubs.size).toBe(1);
