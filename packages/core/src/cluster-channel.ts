@@ -219,30 +219,19 @@ export function hubTransport(path: string): ClusterTransport {
     s.unref();
     s.setNoDelay(true);
     s.setEncoding('utf8');
-    let buffer = '';
     s.once('connect', () => {
       up = true;
       attempt = 0;
       connected();
     });
-    s.on('data', (chunk: string) => {
-      buffer += chunk;
-      let start = 0;
-      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n', start)) {
-        const line = buffer.slice(start, nl);
-        start = nl + 1;
-        let message: unknown;
-        try {
-          message = JSON.parse(line);
-        } catch {
-          continue;
-        }
+    s.on(
+      'data',
+      jsonLines((message) => {
         if (typeof message === 'object' && message !== null && (message as ClusterMessage).ps === 1) {
           deliver(message as ClusterMessage);
         }
-      }
-      buffer = start === 0 ? buffer : buffer.slice(start);
-    });
+      }),
+    );
     s.on('error', (error: NodeJS.ErrnoException) => {
       // Nobody listens: launch a hub (every worker may; one wins the listen, the rest exit).
       // At most one launch per LAUNCH_MS from this worker: a hub needs a moment to start.
@@ -387,5 +376,31 @@ export function createClusterChannel(transport: ClusterTransport, workerId: numb
     close() {
       transport.close();
     },
+  };
+}
+
+/**
+ * Newline-delimited JSON framing for the hub's Unix socket: returns a `'data'` listener
+ * (string chunks) that calls `onMessage` with each complete line parsed; a line that is not
+ * JSON is skipped, a partial line waits for the rest. Used by both ends (workers here, the
+ * hub in perfstack's cluster-hub-main.ts).
+ */
+export function jsonLines(onMessage: (message: unknown) => void): (chunk: string) => void {
+  let buffer = '';
+  return (chunk) => {
+    buffer += chunk;
+    let start = 0;
+    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n', start)) {
+      const line = buffer.slice(start, nl);
+      start = nl + 1;
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      onMessage(message);
+    }
+    buffer = start === 0 ? buffer : buffer.slice(start);
   };
 }

@@ -21,6 +21,7 @@ export {
   hubSocketPath,
   hubTransport,
   isPm2ClusterWorker,
+  jsonLines,
   setHubLauncher,
 } from './cluster-channel.js';
 export { compose } from './compose.js';

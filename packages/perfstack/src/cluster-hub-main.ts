@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import type { ClusterMessage } from '@perfstack/core';
+import { type ClusterMessage, jsonLines } from '@perfstack/core';
 import { ClusterHub, type HubPeer } from './cluster-hub.js';
 
 const args = process.argv.slice(2);
@@ -74,23 +74,10 @@ const server = createServer((socket) => {
     },
   };
   hub.join(peer);
-  let buffer = '';
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    let start = 0;
-    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n', start)) {
-      const line = buffer.slice(start, nl);
-      start = nl + 1;
-      let message: unknown;
-      try {
-        message = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      hub.handle(peer, message);
-    }
-    buffer = start === 0 ? buffer : buffer.slice(start);
-  });
+  socket.on(
+    'data',
+    jsonLines((message) => hub.handle(peer, message)),
+  );
   socket.on('error', () => {});
   socket.once('close', () => {
     sockets.delete(socket);

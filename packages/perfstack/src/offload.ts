@@ -22,6 +22,7 @@ import {
   gauge,
   histogram,
   type NextFunction,
+  type OffloadPoolFigures,
   optionTypeError,
   parseDuration,
   type Registry,
@@ -69,25 +70,11 @@ export interface OffloadOptions extends SharedContext {
   readonly respond?: (res: ServerResponse, result: unknown, req: IncomingMessage) => void;
 }
 
-/** Numbers of an offload pool. */
-export interface OffloadStats {
-  readonly pool: string;
-  readonly threads: number;
-  /** Tasks running now (at most maxThreads). */
-  readonly running: number;
-  /** Tasks waiting for a thread. */
-  readonly queued: number;
-  /** Tasks that may wait; beyond it 503 `OVERLOADED`. */
-  readonly maxQueue: number;
-  /** Share of the pool's capacity used since it started (piscina's utilisation, 0–1). */
-  readonly utilization: number;
-  readonly waitP50Ms: number;
-  readonly waitP99Ms: number;
-  readonly runP50Ms: number;
-  readonly runP99Ms: number;
-  readonly completed: number;
-  readonly shed: number;
+/** Numbers of an offload pool: what the dashboard shows (core's contract), plus two counts. */
+export interface OffloadStats extends OffloadPoolFigures {
+  /** Tasks cancelled because their client went away. */
   readonly aborted: number;
+  /** Tasks that ran past `timeout` (answered 504). */
   readonly timedOut: number;
 }
 
