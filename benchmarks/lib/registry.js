@@ -414,6 +414,19 @@ for (const workers of [1, 2]) {
     checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
   });
 }
+// One worker whose limiter decides on its own (memory store) instead of in the primary: with
+// `instructions.js --children` against stack-cluster-1, what the IPC store costs the whole
+// machine per request (the worker's side and the primary's), everything else alike.
+add({
+  name: 'stack-cluster-1-memory',
+  group: 'perfstack cluster',
+  title: 'performanceStack() on Express, node:cluster 1 worker, rate limits in the worker (memory store), uncached',
+  file: 'perfstack-cluster.js',
+  env: { CLUSTER_WORKERS: '1', BENCH_RATE_LIMIT_STORE: 'memory' },
+  unpinned: true,
+  logFile: true,
+  checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+});
 // The same single process as stack-express, but its limiter decides in the cluster hub (the
 // arrangement PM2 cluster mode gets: PERFSTACK_CLUSTER=hub, a detached hub process on a Unix
 // socket): with instructions.js, the worker's own CPU per request with the hub store against
