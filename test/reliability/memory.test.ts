@@ -20,7 +20,9 @@ const FULL = process.env.PERFSTACK_MEMORY_REQUESTS !== undefined;
 const REQUESTS = Number(process.env.PERFSTACK_MEMORY_REQUESTS ?? 40_000);
 const BATCH = Math.max(FULL ? 10_000 : 4_000, Math.floor(REQUESTS / 10));
 /** Bounds scaled to the short run (the same ratios to REQUESTS as the driver's own to 100 000). */
-const SHORT_BOUNDS = FULL ? {} : { CACHE_MAX_ENTRIES: '2000', CACHE_MAX_BYTES: String(3.2 * 1024 * 1024), LIMITER_MAX_KEYS: '8000' };
+const SHORT_BOUNDS = FULL
+  ? {}
+  : { CACHE_MAX_ENTRIES: '2000', CACHE_MAX_BYTES: String(3.2 * 1024 * 1024), LIMITER_MAX_KEYS: '8000' };
 
 interface Sample {
   readonly done: number;
