@@ -379,6 +379,26 @@ for (const framework of ['express', 'koa', 'node']) {
   }
 }
 
+// Continuous profiling (issue 20): the full stack on Express with its dashboard mounted,
+// continuous profiling off; on at a 10-second CPU profile every 30 seconds (a one-third duty
+// cycle, ten times the default 10 s every 5 min); and 29 s every 30 s (97 %: the cost while a
+// profile records, which the duty cycle then scales).
+for (const [suffix, setting] of [
+  ['off', 'off'],
+  ['on', '10s/30s'],
+  ['always', '29s/30s'],
+]) {
+  add({
+    name: `stack-express-profiling-${suffix}`,
+    group: 'perfstack full stack',
+    title: `performanceStack() on express with its dashboard, continuous profiling ${setting === 'off' ? 'off' : `${setting.replace('/', ' every ')}`}, uncached`,
+    file: 'perfstack-profiling.js',
+    env: { BENCH_PROFILING: setting },
+    logFile: true,
+    checks: fullStackChecks(),
+  });
+}
+
 // perfstack/fastify (issue 17): the plugin on Fastify 5, every layer on; compare stack-fastify
 // with fastify-stack (the Fastify plugin stack, same features) and stack-fastify-hit with
 // fastify-bare.
