@@ -60,7 +60,10 @@ describe('page and assets', () => {
     expect(res.text).toContain('<script src="assets/app.js" defer></script>');
     expect(res.text).toContain('<link rel="stylesheet" href="assets/app.css">');
     // No inline script, no inline handlers, no style attributes: works under script-src 'self'.
-    expect(res.text.match(/<script\b[^>]*>/g)).toEqual(['<script src="assets/app.js" defer>']);
+    expect(res.text.match(/<script\b[^>]*>/g)).toEqual([
+      '<script src="assets/app.js" defer>',
+      '<script src="assets/settings.js" defer>',
+    ]);
     expect(res.text).not.toMatch(/\son[a-z]+=/i);
     expect(res.text).not.toMatch(/\sstyle=/i);
     expect(res.text).not.toMatch(/https?:\/\//);
@@ -112,9 +115,12 @@ describe('page and assets', () => {
     expect(total).toBeLessThan(100 * 1024);
   });
 
-  it('the script uses no eval, no innerHTML and no remote URL', async () => {
+  it.each(['app.js', 'settings.js'])('the script %s uses no eval, no innerHTML and no remote URL', async (name) => {
     const { url } = await start();
-    const js = (await request(`${url}/dashboard/assets/app.js`)).text;
+    const res = await request(`${url}/dashboard/assets/${name}`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    const js = res.text;
     expect(js).not.toMatch(/\beval\(|new Function|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
     expect(js).not.toMatch(/https?:\/\//);
   });
