@@ -294,6 +294,46 @@ describe('each layer reads its tunables live', () => {
   });
 });
 
+describe('each layer reads its tunables live (more)', () => {
+  it('a route ttl raise applies to entries stored from then on (the cache clock moved by hand)', async () => {
+    const clock = { now: 1_000_000 };
+    const a = await instance('ttl', { redis: false, cache: { now: () => clock.now } });
+    expect((await request(`${a.url}/products/1`)).headers['x-cache']).toBe('MISS');
+    await a.stack.settings.set({ 'cache.routes./products/:id.ttl': '5m' });
+    expect((await request(`${a.url}/products/2`)).headers['x-cache']).toBe('MISS');
+    expect((await request(`${a.url}/products/2`)).headers['x-cache']).toBe('HIT');
+    clock.now += 60_000;
+    // Stored under the old 30 s: expired. Stored under the new 5 min: still fresh.
+    expect((await request(`${a.url}/products/1`)).headers['x-cache']).toBe('MISS');
+    expect((await request(`${a.url}/products/2`)).headers['x-cache']).toBe('HIT');
+  });
+
+  it('circuitBreaker.failureThreshold applies to a breaker already made; logger.sampleRate 0 drops success lines', async () => {
+    const a = await instance('breaker', { redis: false });
+    const app = express();
+    app.use(a.stack);
+    app.get('/flaky', (_req, res) => {
+      res.status(500).end('no');
+    });
+    app.get('/ok', (_req, res) => {
+      res.end('ok');
+    });
+    const server = await listen(app);
+    cleanups.push(() => server.close());
+    // Threshold 5: two failures leave the breaker closed (the app answers both).
+    expect((await request(`${server.url}/flaky`)).status).toBe(500);
+    expect((await request(`${server.url}/flaky`)).status).toBe(500);
+    await a.stack.settings.set({ 'circuitBreaker.failureThreshold': 3, 'logger.sampleRate': 0 });
+    expect((await request(`${server.url}/flaky`)).status).toBe(500);
+    const open = await request(`${server.url}/flaky`);
+    expect(open.status).toBe(503);
+    expect(open.json()).toMatchObject({ code: 'CIRCUIT_OPEN' });
+    const before = a.lines.filter((l) => l.msg === 'request completed').length;
+    expect((await request(`${server.url}/ok`)).status).toBe(200);
+    expect(a.lines.filter((l) => l.msg === 'request completed').length).toBe(before);
+  });
+});
+
 describe('autoTune: detect → apply → validate, with a controllable clock', () => {
   /** An instance with autoTune looking only when the test says (`tick()`), on the test's clock. */
   async function tuned(routes: (app: express.Express) => void) {
