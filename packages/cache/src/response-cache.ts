@@ -33,6 +33,12 @@ export interface ResponseCache extends ClosableMiddleware, CacheSource {
    * forced miss; resolves with how many the cache now holds. `timeout` per request, ms.
    */
   warm(urls: readonly WarmTarget[], options?: { readonly timeout?: number }): Promise<number>;
+  /**
+   * With Redis, resolves once the most read URLs were loaded into memory at start (warm
+   * start, option `warmStart`), with how many entries; at once with 0 otherwise. Requests
+   * are served meanwhile; it waits at most 5 s for Redis to connect.
+   */
+  readonly ready: Promise<number>;
   /** `ok`, or `degraded` while a configured Redis is down. */
   health(): HealthCheck;
   /**
@@ -80,6 +86,7 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
     invalidate: (selector: Parameters<ResponseCache['invalidate']>[0]) => engine.invalidate(selector),
     warm: (urls: readonly WarmTarget[], options?: { readonly timeout?: number }) =>
       warmUrls(engine, urls, options?.timeout ?? 10_000),
+    ready: engine.ready,
     health: () => engine.health(),
     setTtl: (ttl: number | string | undefined, route?: string) => {
       if (route !== undefined && (typeof route !== 'string' || !route.startsWith('/') || route.length > 1024)) {
