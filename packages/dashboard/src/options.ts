@@ -18,6 +18,7 @@ import {
   readFunction,
   readInteger,
   readNumber,
+  type SettingsSource,
   type SharedRedis,
 } from '@perfstack/core';
 import { type DashboardAuth, readAuth } from './access.js';
@@ -67,6 +68,11 @@ export interface DashboardOptions {
   readonly csrfSecret?: string;
   /** This instance's name in the fleet view. @default `<hostname>:<pid>:<random>` */
   readonly instanceId?: string;
+  /**
+   * The runtime settings behind `GET`/`PATCH /api/settings` and `POST /api/settings/undo`
+   * (perfstack's `stack.settings`). @default none (those routes answer 404)
+   */
+  readonly settings?: SettingsSource;
   /** Time between snapshots on `/api/stream`. @default 1000 (ms) */
   readonly streamInterval?: number | string;
   /** Time between heartbeat comments on `/api/stream`. @default '15s' */
@@ -251,6 +257,7 @@ export interface DashboardConfig {
   readonly fleetBus: FleetBus | undefined;
   readonly csrfSecret: string | undefined;
   readonly instanceId: string;
+  readonly settings: SettingsSource | undefined;
   readonly streamInterval: number;
   readonly heartbeatInterval: number;
   readonly maxStreams: number;
@@ -284,6 +291,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'fleetBus',
   'csrfSecret',
   'instanceId',
+  'settings',
   'streamInterval',
   'heartbeatInterval',
   'maxStreams',
@@ -591,6 +599,7 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     fleetBus: o.fleetBus === undefined ? undefined : (readRedis(o.fleetBus) as unknown as FleetBus),
     csrfSecret: readCsrfSecret(o.csrfSecret),
     instanceId: readInstanceId(o.instanceId),
+    settings: readSettings(o.settings),
     streamInterval: duration('streamInterval', o.streamInterval, 1000, 100, 60_000),
     heartbeatInterval: duration('heartbeatInterval', o.heartbeatInterval, 15_000, 1000, 300_000),
     maxStreams: readInteger(PKG, 'maxStreams', o.maxStreams, 10, 1, 1000),
@@ -606,6 +615,24 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     reportSchedule: readReportSchedule(o.reportSchedule),
     history: readHistory(o.history),
   };
+}
+
+function readSettings(value: unknown): SettingsSource | undefined {
+  if (value === undefined) return undefined;
+  const v = value as Partial<SettingsSource> | null;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    ['list', 'set', 'undo', 'audit'].some((m) => typeof (v as Record<string, unknown>)[m] !== 'function')
+  ) {
+    throw optionTypeError(
+      PKG,
+      'settings',
+      value,
+      'a settings API with list(), set(), undo() and audit() (stack.settings)',
+    );
+  }
+  return v as SettingsSource;
 }
 
 function readHistory(value: unknown): HistoryConfig | undefined {

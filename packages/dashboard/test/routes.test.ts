@@ -63,6 +63,7 @@ describe('page and assets', () => {
     expect(res.text.match(/<script\b[^>]*>/g)).toEqual([
       '<script src="assets/app.js" defer>',
       '<script src="assets/profiles.js" defer>',
+      '<script src="assets/settings.js" defer>',
     ]);
     expect(res.text).not.toMatch(/\son[a-z]+=/i);
     expect(res.text).not.toMatch(/\sstyle=/i);
@@ -93,6 +94,7 @@ describe('page and assets', () => {
   it.each([
     ['app.js', 'text/javascript; charset=utf-8'],
     ['profiles.js', 'text/javascript; charset=utf-8'],
+    ['settings.js', 'text/javascript; charset=utf-8'],
     ['app.css', 'text/css; charset=utf-8'],
     ['icon.svg', 'image/svg+xml'],
   ])('serves assets/%s as %s, never cached', async (name, type) => {
@@ -107,7 +109,14 @@ describe('page and assets', () => {
   it('keeps the page plus its assets under 100 KB', async () => {
     const { url } = await start();
     let total = 0;
-    for (const path of ['/', '/assets/app.js', '/assets/profiles.js', '/assets/app.css', '/assets/icon.svg']) {
+    for (const path of [
+      '/',
+      '/assets/app.js',
+      '/assets/profiles.js',
+      '/assets/settings.js',
+      '/assets/app.css',
+      '/assets/icon.svg',
+    ]) {
       const res = await request(`${url}/dashboard${path}`);
       expect(res.status).toBe(200);
       total += res.body.length;
@@ -116,14 +125,18 @@ describe('page and assets', () => {
     expect(total).toBeLessThan(100 * 1024);
   });
 
-  it('the script uses no eval, no innerHTML and no remote URL', async () => {
-    const { url } = await start();
-    for (const name of ['app.js', 'profiles.js']) {
-      const js = (await request(`${url}/dashboard/assets/${name}`)).text;
+  it.each(['app.js', 'profiles.js', 'settings.js'])(
+    'the script %s uses no eval, no innerHTML and no remote URL',
+    async (name) => {
+      const { url } = await start();
+      const res = await request(`${url}/dashboard/assets/${name}`);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('text/javascript; charset=utf-8');
+      const js = res.text;
       expect(js).not.toMatch(/\beval\(|new Function|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
       expect(js).not.toMatch(/https?:\/\//);
-    }
-  });
+    },
+  );
 
   it.each([
     '/dashboard/assets/../package.json',

@@ -79,7 +79,7 @@ function callAll(callbacks: readonly DecisionCallback[], error: Error | undefine
  */
 export class ClusterStore implements DecisionStore {
   readonly #channel: ClusterChannel;
-  readonly #definition: ClusterStoreDefinition;
+  #definition: ClusterStoreDefinition;
   /** The batch being filled this turn (flushed by `setImmediate`), and its entries. */
   #open: Batch | undefined;
   #entries: Array<string | number> = [];
@@ -108,7 +108,7 @@ export class ClusterStore implements DecisionStore {
     this.#channel = channel;
     this.#definition = definition;
     this.#timeout = timeout;
-    const define = () => channel.send({ t: 'rl-def', def: definition });
+    const define = () => channel.send({ t: 'rl-def', def: this.#definition });
     define();
     this.#listeners = [
       channel.on('rl-a', (m) => this.#answer(m)),
@@ -123,6 +123,15 @@ export class ClusterStore implements DecisionStore {
       // The hub is gone: nothing asked of it will be answered; decide those locally now.
       channel.onDisconnect(() => this.#failAll(new Error('the cluster hub is gone'))),
     ];
+  }
+
+  /**
+   * New limits (runtime settings): kept for a new hub's definition and sent to the hub now,
+   * which applies them to the shared counts (`update`); the number of limits never changes.
+   */
+  setSpecs(specs: readonly LimitSpec[]): void {
+    this.#definition = { ...this.#definition, specs };
+    this.#channel.send({ t: 'rl-def', def: this.#definition, update: true });
   }
 
   /** True while the link to the hub is open. */
@@ -244,7 +253,9 @@ export class ClusterStoreServer {
   handle(message: ClusterMessage): ClusterMessage | undefined {
     if (message.t === 'rl-def') {
       const def = message.def as ClusterStoreDefinition;
-      if (!this.#stores.has(def.ns)) {
+      const known = this.#stores.get(def.ns);
+      if (known !== undefined && message.update === true) known.setSpecs(def.specs);
+      else if (known === undefined) {
         this.#stores.set(
           def.ns,
           new MemoryStore({
