@@ -14,7 +14,9 @@ import { History } from './history.js';
 import { type LeakReport, LeakWatch } from './leak-watch.js';
 import { type DashboardOptions, resolveOptions } from './options.js';
 import { ProcessSampler } from './process-sampler.js';
+import { ContinuousProfiler } from './profile/continuous.js';
 import { Profiling } from './profile/handlers.js';
+import { linkHotFunctions } from './profile/hot-functions.js';
 import { buildReport, type PerformanceReport } from './report.js';
 import { REPORT_HTML_CSP, REPORT_MEDIA_TYPES, renderReport, reportFormatOf } from './report-format.js';
 import { type ReportDelivery, ReportSchedule } from './report-schedule.js';
@@ -38,6 +40,11 @@ export interface DashboardMiddleware {
   deliverReport(): Promise<ReportDelivery | undefined>;
   /** The server-side history behind `GET /api/history` (`undefined` with `history: false`). */
   readonly history: History | undefined;
+  /**
+   * Continuous profiling (`undefined` unless `profiling.continuous` is given); `runOnce()`
+   * records one period now.
+   */
+  readonly profiles: ContinuousProfiler | undefined;
   /** Ends open streams, stops the fleet publication, the CSRF agreement and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -89,6 +96,16 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const leakWatch = config.leakWatch === undefined ? undefined : new LeakWatch(config.leakWatch, log);
   leakWatch?.start();
   const profiling = config.profiling === undefined ? undefined : new Profiling(config.profiling, log);
+  const continuous =
+    config.profiling?.continuous === undefined
+      ? undefined
+      : new ContinuousProfiler({
+          config: config.profiling.continuous,
+          instanceId: config.instanceId,
+          log,
+          redis: config.redis,
+        });
+  continuous?.start();
   const builder = new SnapshotBuilder(
     config.sources,
     sampler,
@@ -160,7 +177,17 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     } catch {
       // Already logged once by the snapshot builder, whose cache section is then null.
     }
-    return buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
+    const built = buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
+    return linkHotFunctions(built, lastCpuProfile(), now());
+  };
+  /** The newest CPU profile: continuous or on demand. */
+  const lastCpuProfile = () => {
+    const manual = profiling?.last().cpu ?? null;
+    const periodic = continuous?.latest();
+    if (manual !== null && (periodic === undefined || manual.at > periodic.summary.at)) {
+      return { id: null, summary: manual };
+    }
+    return periodic;
   };
   const history =
     config.history === undefined
@@ -304,6 +331,14 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
         if (method !== 'POST') throw methodNotAllowed('POST');
         return runProfile(req, res, path, profiling);
       }
+      if (profiling !== undefined && (path === '/api/profiles' || path.startsWith('/api/profiles/'))) {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        const query = new URLSearchParams(queryOf(req.url));
+        if (continuous !== undefined) return continuous.serve(req, res, path, query);
+        if (path !== '/api/profiles') throw notFound();
+        sendJson(req, res, 200, { enabled: false, profiles: [] });
+        return;
+      }
       if (path.startsWith('/assets/')) {
         // Exact names only: the map is fixed, the URL never becomes a file path.
         const asset = assets.get(path.slice(8));
@@ -322,6 +357,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   (middleware as { leakWatch: LeakWatch | undefined }).leakWatch = leakWatch;
   middleware.deliverReport = async () => schedule?.deliver();
   (middleware as { history: History | undefined }).history = history;
+  (middleware as { profiles: ContinuousProfiler | undefined }).profiles = continuous;
   middleware.close = () => {
     closed ??= (async () => {
       await schedule?.close();
@@ -330,6 +366,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       sampler?.stop();
       leakWatch?.stop();
       profiling?.close();
+      await continuous?.close();
       csrf.close();
       await fleet?.close();
     })();

@@ -24,6 +24,7 @@ import { type DashboardAuth, readAuth } from './access.js';
 import type { HealthReport } from './health.js';
 import { DEFAULT_HISTORY, type HistoryConfig } from './history.js';
 import type { LeakSample, LeakWatchConfig } from './leak-watch.js';
+import { type CpuProfile, type CpuRecording, recordCpuProfile } from './profile/cpu.js';
 import type { ReportConfig } from './report.js';
 import type { ReportFormat } from './report-format.js';
 import type { DashboardSources, ResolvedSources } from './snapshot.js';
@@ -149,6 +150,44 @@ export interface ProfilingOptions {
   readonly maxHeapShare?: number;
   /** A heap snapshot's estimated cost, as a multiple of the heap in use (0 – 10). @default 2 */
   readonly snapshotCostFactor?: number;
+  /**
+   * Continuous profiling: a CPU profile of `duration` every `every`, kept in a bounded ring
+   * (and, with `redis`, in Redis for the fleet); `true` for the defaults. Off unless given.
+   * @default false
+   */
+  readonly continuous?: boolean | ContinuousProfilingOptions;
+}
+
+/** `profiling.continuous` options. */
+export interface ContinuousProfilingOptions {
+  /** Time from the start of one recording to the start of the next (1 s – 24 h; tests: ≥ 100 ms). @default '5m' */
+  readonly every?: number | string;
+  /** Length of each recording, shorter than `every`. @default '10s' */
+  readonly duration?: number | string;
+  /** CPU sampling interval in microseconds (50 – 100000). @default `profiling.samplingIntervalUs` (1000) */
+  readonly samplingIntervalUs?: number;
+  /** Profiles kept in memory (and per instance in Redis), newest first (1 – 1000). @default 12 */
+  readonly keep?: number;
+  /**
+   * Most bytes the in-memory ring holds (each profile's `.cpuprofile` JSON + summary + function
+   * table); the oldest are dropped first. @default '16mb'
+   */
+  readonly maxBytes?: number | string;
+  /** Expiry of this instance's profiles in Redis (refreshed on each write). @default keep × every (at least 1 minute) */
+  readonly redisTtl?: number | string;
+  /** Replaces V8 recording (tests inject synthetic profiles). @default the in-process inspector */
+  readonly record?: (recording: CpuRecording) => Promise<CpuProfile>;
+}
+
+/** Resolved `profiling.continuous`. */
+export interface ContinuousProfilingConfig {
+  readonly every: number;
+  readonly duration: number;
+  readonly samplingIntervalUs: number;
+  readonly keep: number;
+  readonly maxBytes: number;
+  readonly redisTtl: number;
+  readonly record: (recording: CpuRecording) => Promise<CpuProfile>;
 }
 
 /** `report` options: the targets the rules score against. */
@@ -199,6 +238,8 @@ export interface ProfilingConfig {
   readonly heapSamplingInterval: number;
   readonly maxHeapShare: number;
   readonly snapshotCostFactor: number;
+  /** `undefined`: continuous profiling off. */
+  readonly continuous: ContinuousProfilingConfig | undefined;
 }
 
 /** Resolved options. */
@@ -405,8 +446,10 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
       'heapSamplingInterval',
       'maxHeapShare',
       'snapshotCostFactor',
+      'continuous',
     ],
   );
+  const samplingIntervalUs = readInteger(PKG, 'profiling.samplingIntervalUs', o.samplingIntervalUs, 1000, 50, 100_000);
   const maxSeconds = readInteger(PKG, 'profiling.maxSeconds', o.maxSeconds, 60, 1, 300);
   return {
     defaultSeconds: readInteger(
@@ -418,7 +461,7 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
       maxSeconds,
     ),
     maxSeconds,
-    samplingIntervalUs: readInteger(PKG, 'profiling.samplingIntervalUs', o.samplingIntervalUs, 1000, 50, 100_000),
+    samplingIntervalUs,
     heapSamplingInterval: parseBytes(o.heapSamplingInterval ?? 32 * 1024, 'profiling.heapSamplingInterval', {
       pkg: PKG,
       min: 512,
@@ -426,6 +469,44 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
     }),
     maxHeapShare: readNumber(PKG, 'profiling.maxHeapShare', o.maxHeapShare, 0.9, 0.05, 1),
     snapshotCostFactor: readNumber(PKG, 'profiling.snapshotCostFactor', o.snapshotCostFactor, 2, 0, 10),
+    continuous: readContinuous(o.continuous, samplingIntervalUs),
+  };
+}
+
+function readContinuous(value: unknown, samplingIntervalUs: number): ContinuousProfilingConfig | undefined {
+  if (value === undefined || value === false) return undefined;
+  const o = checkOptionsObject<ContinuousProfilingOptions>(
+    PKG,
+    'dashboard({ profiling: { continuous } })',
+    value === true ? undefined : (value as ContinuousProfilingOptions),
+    ['every', 'duration', 'samplingIntervalUs', 'keep', 'maxBytes', 'redisTtl', 'record'],
+  );
+  const name = 'profiling.continuous.';
+  const every = parseDuration(o.every ?? '5m', `${name}every`, { pkg: PKG, min: 100, max: 86_400_000 });
+  const duration = parseDuration(o.duration ?? '10s', `${name}duration`, { pkg: PKG, min: 10, max: 300_000 });
+  if (duration >= every) {
+    throw optionRangeError(PKG, `${name}duration`, o.duration ?? duration, `shorter than every (${every} ms)`);
+  }
+  const keep = readInteger(PKG, `${name}keep`, o.keep, 12, 1, 1000);
+  return {
+    every,
+    duration,
+    samplingIntervalUs: readInteger(
+      PKG,
+      `${name}samplingIntervalUs`,
+      o.samplingIntervalUs,
+      samplingIntervalUs,
+      50,
+      100_000,
+    ),
+    keep,
+    maxBytes: parseBytes(o.maxBytes ?? 16 * 1024 * 1024, `${name}maxBytes`, { pkg: PKG, min: 1024, max: 1024 ** 3 }),
+    redisTtl: parseDuration(o.redisTtl ?? Math.max(60_000, keep * every), `${name}redisTtl`, {
+      pkg: PKG,
+      min: 1000,
+      max: 30 * 86_400_000,
+    }),
+    record: readFunction(PKG, `${name}record`, o.record, recordCpuProfile),
   };
 }
 

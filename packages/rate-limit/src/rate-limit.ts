@@ -473,23 +473,22 @@ class Limiter {
     const clock = this.config.clock;
     const probe = this.#failing;
     if (probe) this.#probing = true;
-    cluster.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
-      (decision) => {
-        if (probe) this.#probing = false;
+    // A callback, not a promise: this runs on every request (issue 16's per-decision cost).
+    cluster.ask(key, cost, clock === undefined ? -1 : clock(), false, (error, decision) => {
+      if (probe) this.#probing = false;
+      if (error === undefined) {
         if (this.#failing) this.#recovered();
         this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock());
-      },
-      (error: unknown) => {
-        if (probe) this.#probing = false;
-        this.counters.storeErrors++;
-        this.#failing = true;
-        this.#log.warnOnce(
-          STORE_DOWN,
-          `The cluster hub did not decide (${error instanceof Error ? error.message : String(error)}); limiting locally in this worker to ceil(limit / ${cluster.liveWorkers}).`,
-        );
-        this.#local(req, res, next, key, cost);
-      },
-    );
+        return;
+      }
+      this.counters.storeErrors++;
+      this.#failing = true;
+      this.#log.warnOnce(
+        STORE_DOWN,
+        `The cluster hub did not decide (${error.message}); limiting locally in this worker to ceil(limit / ${cluster.liveWorkers}).`,
+      );
+      this.#local(req, res, next, key, cost);
+    });
   }
 
   /** True while `key` has local state from an outage (ends the reconcile period once past). */
