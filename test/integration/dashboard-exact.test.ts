@@ -8,7 +8,7 @@
  *   under its path prefix (`/api/*`) on node:http where no router runs before the refusal;
  * - no recommendation wins zero points back;
  * - an error rate over its target never leaves the grade at A (the 7.69% "A 100");
- * - an idle process reads event-loop delay p50 ≤ 1 ms (`monitorEventLoopDelay` at 1 ms, net
+ * - an idle process reads event-loop delay p50 ≤ 1 ms (`monitorEventLoopDelay` at 10 ms, net
  *   of that period), not the monitor's resolution.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -243,7 +243,7 @@ describe.each(Object.keys(frameworks) as Array<keyof typeof frameworks>)('exact 
 
   it(`an idle process reads event-loop delay p50 ≤ 1 ms (monitorEventLoopDelay at ${LOOP_DELAY_RESOLUTION_MS} ms, net of it)`, async () => {
     const { url, stack } = await start({});
-    expect(LOOP_DELAY_RESOLUTION_MS).toBe(1);
+    expect(LOOP_DELAY_RESOLUTION_MS).toBe(10);
     const timing = stack.layers.timing;
     if (timing === undefined) throw new Error('timing is on by default');
     // Idle stretches of 100 ms, each sampled on its own; on a shared machine one stretch may be
