@@ -270,6 +270,21 @@ describe('idempotency', () => {
   });
 });
 
+describe('connection pooling', () => {
+  it('reuses keep-alive connections: 28 calls (20 sequential, 8 concurrent) open at most 10 connections', async () => {
+    const [a] = (await startOrigins('pooled')) as [TestOrigin];
+    origins.push(a);
+    const client = track(createClient('pooled', { origins: a.url }));
+    for (let i = 0; i < 20; i++) expect(await get(client)).toMatchObject({ status: 200 });
+    // undici's Pool may open a second connection while the first is released after a body is read.
+    expect(a.connections).toBeLessThanOrEqual(2);
+    await Promise.all(Array.from({ length: 8 }, () => get(client)));
+    expect(a.hits).toBe(28);
+    // The concurrent calls reuse the idle connections and open one each for the rest.
+    expect(a.connections).toBeLessThanOrEqual(10);
+  });
+});
+
 describe('presets', () => {
   it("takes the named preset's values under the caller's: 'default' makes 3 attempts, 'critical' 4, an explicit maxAttempts wins", async () => {
     const o = await new TestOrigin('p', (_req, res) => {
@@ -285,12 +300,14 @@ describe('presets', () => {
     ] as const;
     for (const [i, [options, attempts]] of cases.entries()) {
       const before = o.hits;
-      // random 0: no backoff wait; the breaker stays closed through the 503s.
+      // random 0: no backoff wait; the breaker stays closed through the 503s; no hedging
+      // ('critical' hedges after 100 ms: a slow machine would add a hedged attempt).
       const client = track(
         createClient(`preset-${i}`, {
           origins: o.url,
           random: () => 0,
           breaker: { failureThreshold: 100 },
+          hedge: false,
           ...options,
         }),
       );
