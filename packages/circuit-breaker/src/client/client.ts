@@ -76,8 +76,21 @@ const UNREACHABLE = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
 ]);
-/** W3C Trace Context §3.2: version-traceid-parentid-flags. */
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/**
+ * W3C Trace Context §3.2: `version-traceid-parentid-flags`, 2-32-16-2 lowercase hex digits.
+ * A loop over the 55 characters: the equivalent regular expression measured at ~1,500
+ * instructions per call, about as much as the rest of the client's own code.
+ */
+function isTraceparent(value: string): boolean {
+  if (value.length !== 55) return false;
+  for (let i = 0; i < 55; i++) {
+    const c = value.charCodeAt(i);
+    if (i === 2 || i === 35 || i === 52) {
+      if (c !== 0x2d) return false;
+    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
 const METHOD = /^[A-Z]+$/;
 /** The retry-rate alert: retries over 10 % of the calls in the window degrade `health()`. */
 const RETRY_RATE_ALERT = 0.1;
@@ -385,7 +398,7 @@ class ResilientClient implements Client {
     const traceparent =
       request.traceparent ?? (inbound ? inbound.headers.traceparent : undefined) ?? supplied?.traceparent;
     if (headers['x-request-id'] === undefined && isValidRequestId(requestId)) headers['x-request-id'] = requestId;
-    if (headers.traceparent === undefined && typeof traceparent === 'string' && TRACEPARENT.test(traceparent)) {
+    if (headers.traceparent === undefined && typeof traceparent === 'string' && isTraceparent(traceparent)) {
       headers.traceparent = traceparent;
     }
     const body = request.body;
