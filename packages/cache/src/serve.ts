@@ -107,6 +107,8 @@ export function serve(
   kind: 'HIT' | 'STALE',
 ): void {
   state.served = true;
+  // A read of the URL for the warm-start ranking (batched, store/hot-keys.ts).
+  engine.hot?.count(state.key);
   // A hit never reaches the router: name its route for timing, logs and the dashboard.
   if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
   // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
