@@ -119,7 +119,9 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
     config,
     requestTime: state.requestTime,
     responseTime: config.now(),
+    tuned: engine.tuned,
   });
+  if (routeConfig !== undefined && !engine.cachedRoutes.has(route)) engine.noteRoute(route, routeConfig);
   // Targeted fields (RFC 9213) are for this cache: removed before the response leaves.
   if (!config.forwardTargeted) for (const name of config.targeted) res.removeHeader(name);
   const outcome: Outcome = plan === undefined && state.credentialed ? 'bypass' : 'miss';

@@ -128,6 +128,17 @@ export {
   UNMATCHED_ROUTE,
 } from './route.js';
 export {
+  durationText,
+  isSettingsError,
+  type SettingChange,
+  type SettingInfo,
+  type SettingKind,
+  type SettingsActor,
+  type SettingsAuditEntry,
+  SettingsError,
+  type SettingsSource,
+} from './settings.js';
+export {
   declarableValue,
   declareShapeKeys,
   KNOWN_KEYS,

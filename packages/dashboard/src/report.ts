@@ -39,6 +39,13 @@ export interface Recommendation {
   /** Score points this would win back at most (the ranking key). */
   readonly impact: number;
   readonly rule: string;
+  /** The concrete setting change it maps to, when the dashboard has runtime settings (settings.ts). */
+  readonly change?: {
+    readonly path: string;
+    readonly from: number | string | null;
+    readonly to: number | string | null;
+    readonly text: string;
+  };
 }
 
 /** `GET /api/report`. */
