@@ -62,7 +62,14 @@ export {
   requestErrorOf,
 } from './errors.js';
 export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
-export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
+export {
+  addServerTiming,
+  type BodySink,
+  captureBody,
+  isHeadSent,
+  onBeforeHead,
+  serverTimingEntry,
+} from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
 export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export {
