@@ -1,7 +1,8 @@
 /**
- * Early refusals: the stack's 429 `RATE_LIMITED` and 503 `CIRCUIT_OPEN` decided and written
- * before anything else runs for the request — before Express dispatches it when the stack is
- * the app's first middleware, else first thing in the stack.
+ * Early answers: cache hits from fresh stored entries, and the stack's 429 `RATE_LIMITED` and
+ * 503 `CIRCUIT_OPEN`, decided and written before anything else runs for the request — before
+ * Express dispatches it when the stack is the app's first middleware, else first thing in the
+ * stack. Hits are described at {@link RefusalGate.answer}'s `#hit`; refusals below.
  *
  * A refused request needs none of what a served one does: no router, no cache lookup that
  * cannot hit, no hooks on the response, no per-request access-log state, no timing state. A
