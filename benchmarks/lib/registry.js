@@ -244,6 +244,18 @@ layer('cache-hit', '@perfstack/cache responseCache(), hit', {
   request: GET_CACHED,
   checks: [getCached({ hit: true, headers: { 'x-cache': 'HIT', age: undefined } }), ...BASIC()],
 });
+// Hits with Redis: read counts for the warm start (default) against none (warmStart: 0).
+for (const [suffix, warmStart] of [
+  ['', '100'],
+  ['-nowarm', '0'],
+])
+  layer(`cache-hit-redis${suffix}`, `@perfstack/cache responseCache() on Redis, hit, warmStart: ${warmStart}`, {
+    layer: 'cache',
+    redis: true,
+    env: { BENCH_WARM_START: warmStart },
+    request: GET_CACHED,
+    checks: [getCached({ hit: true, headers: { 'x-cache': 'HIT', age: undefined } }), ...BASIC()],
+  });
 layer('cache-uncacheable', '@perfstack/cache responseCache(), uncacheable route', {
   layer: 'cache',
   checks: [

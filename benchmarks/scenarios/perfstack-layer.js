@@ -1,6 +1,7 @@
 /**
  * One perfstack layer alone on Express 5, chosen by BENCH_LAYER:
- * timing (`timing()`), cache (`responseCache()` + `cache({ ttl: '5m' })` on GET /api/cached),
+ * timing (`timing()`), cache (`responseCache()` + `cache({ ttl: '5m' })` on GET /api/cached;
+ * with BENCH_REDIS=1 on Redis, `warmStart` from BENCH_WARM_START: read counts on or off),
  * size-limit (`sizeLimit({ limit })`), logger (`accessLog()` with its default redaction,
  * to a file), rate-limit (`rateLimit()`, memory or Redis with BENCH_REDIS=1),
  * circuit-breaker (`circuitBreaker()`).
@@ -18,7 +19,13 @@ const builders = {
   },
   async cache() {
     const { responseCache, cache } = await requireExports('@perfstack/cache', ['responseCache', 'cache']);
-    return { use: [responseCache()], cacheRoute: [cache({ ttl: '5m' })] };
+    const options = {};
+    if (wantsRedis()) {
+      const { createSharedRedis } = await requireExports('@perfstack/core', ['createSharedRedis']);
+      options.redis = createSharedRedis({ url: redisUrl(), keyPrefix: redisPrefix() });
+      options.warmStart = Number(process.env.BENCH_WARM_START ?? 100);
+    }
+    return { use: [responseCache(options)], cacheRoute: [cache({ ttl: '5m' })] };
   },
   async 'size-limit'() {
     const { sizeLimit } = await requireExports('@perfstack/size-limit', ['sizeLimit']);

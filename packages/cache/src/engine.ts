@@ -13,7 +13,8 @@
  * 5. `invalidate.ts` — unsafe methods (RFC 9111 §4.4), `invalidate()`, pub/sub.
  *
  * With Redis, `fleet.ts` adds per-variant flights and fill locks and the durable
- * invalidation feed (`store/invalidation-feed.ts`).
+ * invalidation feed (`store/invalidation-feed.ts`), and `store/hot-keys.ts` the read
+ * counts per URL that a starting instance loads the hottest entries by (warm start).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -31,6 +32,7 @@ import { REFRESH_HEADER } from './revalidate.js';
 import { serveEntry, serveHitRaw, tryServe } from './serve.js';
 import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } from './state.js';
 import { CacheCounters } from './stats.js';
+import { HotKeys, warmStart } from './store/hot-keys.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import { restoreClientConditionals } from './validate.js';
@@ -73,6 +75,12 @@ export class CacheEngine {
   closed = false;
   /** Fleet: per-variant flights and locks, the invalidation feed (fleet.ts). */
   readonly fleet: Fleet;
+  /** With Redis and `warmStart` > 0: read counts per URL, for the next instance's warm start. */
+  readonly hot: HotKeys | undefined;
+  /** Bumped by every local invalidation: a warm-start read that overlapped one is read again. */
+  generation = 0;
+  /** Resolves with how many entries the warm start loaded (0 at once without Redis). */
+  readonly ready: Promise<number>;
 
   /** Remembers `key` as not storable for `hitForPass` (nothing when hit-for-pass is off). */
   markPass(key: string): void {
@@ -110,6 +118,63 @@ export class CacheEngine {
       this.known = undefined;
     }
     this.fleet = createFleet(this, (keys, tags, prefix) => invalidateLocal(this, keys, tags, prefix));
+    this.hot =
+      config.redis !== undefined && config.warmStart > 0
+        ? new HotKeys({
+            redis: config.redis,
+            set: 'responses',
+            timeout: config.redisTimeout,
+            flushInterval: config.accessFlushInterval,
+            onError: (error) => this.storeError(error),
+          })
+        : undefined;
+    this.ready = this.#warmStart();
+  }
+
+  /**
+   * Loads the most read URLs (all their fresh variants) from Redis into L1: one `HGETALL`
+   * per URL, sent at once. A URL whose record is gone, or whose variants are all past
+   * their freshness, is skipped; one this instance stored meanwhile is left alone.
+   */
+  #warmStart(): Promise<number> {
+    const l2 = this.l2;
+    const hot = this.hot;
+    if (l2 === undefined || hot === undefined) return Promise.resolve(0);
+    return warmStart(hot, {
+      count: this.config.warmStart,
+      read: (keys) =>
+        Promise.all(
+          keys.map((key) =>
+            l2.readVariants(key).then(
+              (variants): [string, Entry[]] => [key, variants],
+              (error: unknown): [string, Entry[]] => {
+                this.storeError(error);
+                return [key, []];
+              },
+            ),
+          ),
+        ),
+      load: (records) => {
+        const now = this.config.now();
+        let loaded = 0;
+        // The least read first: when they are more than L1 holds, the most read stay.
+        for (const [key, variants] of records.reverse()) {
+          const fresh = variants.filter((v) => now < v.expiresAt);
+          if (fresh.length === 0 || this.l1.peek(key) !== undefined) continue;
+          this.fleet.learnVary(key, (fresh[0] as Entry).varyNames);
+          this.l1.putAll(key, fresh);
+          this.known?.set(key, true);
+          // What L1 kept (it bounds the variants per URL).
+          const kept = this.l1.peek(key);
+          const count = kept === undefined ? 0 : Array.isArray(kept) ? kept.length : 1;
+          this.counters.warmStarted(count);
+          loaded += count;
+        }
+        return loaded;
+      },
+      generation: () => this.generation,
+      closed: () => this.closed,
+    });
   }
 
   /** The global layer. */
@@ -203,8 +268,8 @@ export class CacheEngine {
   ): { readonly status: number; readonly length: number } {
     // The access the look did not count (recency, W-TinyLFU frequency).
     this.l1.get(hit.key);
-    if (raw !== undefined) return serveHitRaw(this, req, res, hit.entry, start, raw.lead, raw.tail);
-    serveEntry(this, req, res, hit.entry, 'HIT', start);
+    if (raw !== undefined) return serveHitRaw(this, req, res, hit.entry, hit.key, start, raw.lead, raw.tail);
+    serveEntry(this, req, res, hit.entry, 'HIT', start, hit.key);
     const length = res.getHeader('content-length');
     return { status: res.statusCode, length: typeof length === 'string' && length !== '' ? Number(length) : -1 };
   }
@@ -307,6 +372,8 @@ export class CacheEngine {
   /** Stops listening, releases waiters, closes the Redis connection if this instance made it. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // The reads counted since the last flush still rank the next start.
+    await this.hot?.close();
     this.closed = true;
     await this.fleet.feed?.close();
     for (const d of this.disposables.splice(0)) d.dispose();

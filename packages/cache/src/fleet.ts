@@ -123,7 +123,10 @@ export function createFleet(
     store: l2,
     timeout: config.redisTimeout,
     onInvalidate: (op) => onInvalidate(op.keys, op.tags, op.prefix),
-    onReset: () => engine.l1.clear(),
+    onReset: () => {
+      engine.generation++;
+      engine.l1.clear();
+    },
     onError: (error) => engine.storeError(error),
   });
   feed.start();

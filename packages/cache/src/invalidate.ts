@@ -113,6 +113,7 @@ export function invalidateLocal(
   tags: readonly string[],
   prefix: string | undefined,
 ): Set<string> {
+  engine.generation++;
   const removed = new Set<string>();
   const drop = (key: string) => {
     if (engine.l1.delete(key) > 0) removed.add(key);

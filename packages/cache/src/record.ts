@@ -201,6 +201,8 @@ export function commit(
   const l2 = engine.l2;
   if (l2 === undefined) return entry;
   engine.known?.set(key, true);
+  // The request that stored it read the URL too (the warm-start ranking).
+  engine.hot?.count(key);
   if (!l2.available) return entry;
   const ttl = Math.max(1, deadAt(entry) - now);
   const lockName = state.lockName;

@@ -33,6 +33,12 @@ export interface ResponseCache extends ClosableMiddleware, CacheSource {
    * forced miss; resolves with how many the cache now holds. `timeout` per request, ms.
    */
   warm(urls: readonly WarmTarget[], options?: { readonly timeout?: number }): Promise<number>;
+  /**
+   * With Redis, resolves once the most read URLs were loaded into memory at start (warm
+   * start, option `warmStart`), with how many entries; at once with 0 otherwise. Requests
+   * are served meanwhile; it waits at most 5 s for Redis to connect.
+   */
+  readonly ready: Promise<number>;
   /** `ok`, or `degraded` while a configured Redis is down. */
   health(): HealthCheck;
   /** Stops pub/sub listening and closes a Redis connection the cache made itself. */
@@ -68,6 +74,7 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
     invalidate: (selector: Parameters<ResponseCache['invalidate']>[0]) => engine.invalidate(selector),
     warm: (urls: readonly WarmTarget[], options?: { readonly timeout?: number }) =>
       warmUrls(engine, urls, options?.timeout ?? 10_000),
+    ready: engine.ready,
     health: () => engine.health(),
     close: () => engine.close(),
     [ENGINE]: engine,

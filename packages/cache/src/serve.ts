@@ -107,10 +107,10 @@ export function serve(
   kind: 'HIT' | 'STALE',
 ): void {
   state.served = true;
-  serveEntry(engine, req, res, entry, kind, state.start);
+  serveEntry(engine, req, res, entry, kind, state.start, state.key);
 }
 
-/** {@link serve} without a request state: `start` is when the lookup began (`performance.now()`). */
+/** {@link serve} without a request state: `start` is when the lookup began (`performance.now()`), `key` the entry's key. */
 export function serveEntry(
   engine: CacheEngine,
   req: IncomingMessage,
@@ -118,8 +118,9 @@ export function serveEntry(
   entry: Entry,
   kind: 'HIT' | 'STALE',
   start: number,
+  key: string,
 ): void {
-  const age = countServed(engine, req, entry, kind);
+  const age = countServed(engine, req, entry, kind, key);
   res.setHeader('X-Cache', kind);
   res.setHeader('Age', ageText(age));
   addServerTiming(res, 'cache', performance.now() - start, kind === 'HIT' ? 'hit' : 'stale');
@@ -136,6 +137,7 @@ export function serveEntry(
  * `X-Cache: HIT`, the route and its hit count — with the caller's headers around the
  * stored ones, in the order the hooks would have written them.
  *
+ * @param key the entry's key (its warm-start read count)
  * @param start when the lookup began (`performance.now()`), for the cache's Server-Timing entry
  * @param lead header pairs written first (`X-Powered-By`, `X-Request-Id`)
  * @param tail given the cache's time in ms just before the head goes out, the header pairs
@@ -147,11 +149,12 @@ export function serveHitRaw(
   req: IncomingMessage,
   res: ServerResponse,
   entry: Entry,
+  key: string,
   start: number,
   lead: readonly unknown[],
   tail: (cacheMs: number) => readonly unknown[],
 ): { readonly status: number; readonly length: number } {
-  const age = countServed(engine, req, entry, 'HIT');
+  const age = countServed(engine, req, entry, 'HIT', key);
   const answer = answerOf(req, entry);
   const headers = answer.headers;
   const stored = headers === entry.headers || headers === entry.encodedHeaders;
@@ -168,8 +171,16 @@ export function serveHitRaw(
   return { status: answer.status, length: typeof length === 'string' && length !== '' ? Number(length) : -1 };
 }
 
-/** A hit's route (for timing, logs and the dashboard), count and span event; returns its `Age`. */
-function countServed(engine: CacheEngine, req: IncomingMessage, entry: Entry, kind: 'HIT' | 'STALE'): number {
+/** A hit's warm-start read, route (for timing, logs and the dashboard), count and span event; returns its `Age`. */
+function countServed(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  entry: Entry,
+  kind: 'HIT' | 'STALE',
+  key: string,
+): number {
+  // A read of the URL for the warm-start ranking (batched, store/hot-keys.ts).
+  engine.hot?.count(key);
   // A hit never reaches the router: name its route for timing, logs and the dashboard.
   if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');

@@ -56,9 +56,12 @@ const ratio = (hits: number, misses: number) => (hits + misses === 0 ? 0 : hits 
 /** The stats of one cache instance. */
 export class CacheCounters {
   evictions = 0;
+  /** Entries loaded into memory at start from the most read in Redis (warm start). */
+  warmStartedEntries = 0;
   readonly #routes = new Map<string, RouteCounters>();
   readonly #metrics: Record<Outcome, Counter<'route'>> | undefined;
   readonly #evictions: Counter | undefined;
+  readonly #warmStarted: Counter | undefined;
 
   constructor(registry: Registry | undefined, size: () => { entries: number; bytes: number }) {
     if (registry === undefined) return;
@@ -73,6 +76,10 @@ export class CacheCounters {
     this.#evictions = counter(registry, {
       name: 'perfstack_cache_evictions_total',
       help: 'Entries evicted from memory to stay within maxEntries/maxBytes',
+    });
+    this.#warmStarted = counter(registry, {
+      name: 'perfstack_cache_warm_started_total',
+      help: 'Entries loaded into memory at start from the most read in Redis (warm start)',
     });
     gauge(registry, {
       name: 'perfstack_cache_entries',
@@ -116,6 +123,12 @@ export class CacheCounters {
     this.#evictions?.inc(count);
   }
 
+  /** Counts entries loaded by the warm start. */
+  warmStarted(count: number): void {
+    this.warmStartedEntries += count;
+    this.#warmStarted?.inc(count);
+  }
+
   /** The numbers as the dashboard reads them. */
   snapshot(entries: number, bytes: number): CacheStats {
     let hits = 0;
@@ -150,6 +163,7 @@ export class CacheCounters {
       stale,
       bypass,
       evictions: this.evictions,
+      warmStarted: this.warmStartedEntries,
       entries,
       bytes,
       hitRatio: ratio(hits + stale, misses),

@@ -8,14 +8,12 @@
  * Everything runs on a private redis-server started for this file (free port, no
  * persistence), so the command counts and the `XREAD` readers are ours alone.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { cache, createCache, type ResponseCache, responseCache } from '@perfstack/cache';
 import { createSharedRedis, type SharedRedis, silentLogger } from '@perfstack/core';
 import express from 'express';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServerHandle, startRedisServer, uniquePrefix } from '../../../test/helpers/redis.js';
-import { request, serverTracker, waitFor } from './helpers.js';
+import { instanceStarter, commandCalls as redisCommandCalls, request, serverTracker, waitFor } from './helpers.js';
 
 let server: RedisServerHandle;
 let admin: SharedRedis;
@@ -60,13 +58,7 @@ async function readers(count: number): Promise<void> {
   }, 5000);
 }
 
-/** `INFO commandstats` as { command: calls }. */
-async function commandCalls(): Promise<Record<string, number>> {
-  const text = String(await admin.client.sendCommand(['INFO', 'commandstats']));
-  const out: Record<string, number> = {};
-  for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[match[1] as string] = Number(match[2]);
-  return out;
-}
+const commandCalls = () => redisCommandCalls(admin);
 
 describe('L2 on the shared connection', () => {
   it('shares values between instances, Buffers kept, and keeps them under the cache key space', async () => {
@@ -200,26 +192,11 @@ describe('read counts and warm starts', () => {
 
   it('a killed and restarted instance answers its first requests for hot keys from memory (no Redis read)', async () => {
     const prefix = uniquePrefix();
-    const fixture = fileURLToPath(new URL('./fixtures/data-instance.mjs', import.meta.url));
-    const children: ChildProcess[] = [];
-    closers.push(async () => {
-      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    const start = () =>
-      new Promise<{ port: number; warmed: number; child: ChildProcess }>((resolve, reject) => {
-        const child = spawn(process.execPath, [fixture], {
-          env: { ...process.env, REDIS_URL: server.url, KEY_PREFIX: prefix, WARM_START: '5', FLUSH_MS: '50' },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        children.push(child);
-        let buffer = '';
-        child.stdout?.on('data', (chunk: Buffer) => {
-          buffer += chunk.toString();
-          const nl = buffer.indexOf('\n');
-          if (nl !== -1) resolve({ ...(JSON.parse(buffer.slice(0, nl)) as { port: number; warmed: number }), child });
-        });
-        child.on('exit', (code) => reject(new Error(`instance exited with ${code}`)));
-      });
+    const start = instanceStarter(
+      'data-instance.mjs',
+      { REDIS_URL: server.url, KEY_PREFIX: prefix, WARM_START: '5', FLUSH_MS: '50' },
+      (kill) => closers.push(kill),
+    );
     const get = async (port: number, path: string) => (await request(`http://127.0.0.1:${port}${path}`)).json<never>();
 
     const first = await start();

@@ -31,6 +31,9 @@ describe('option validation', () => {
       /option "serveMemoryWhenStalled" must be a boolean/,
     ],
     ['lockTimeout zero', { lockTimeout: 0 }, /option "lockTimeout"/],
+    ['warmStart negative', { warmStart: -1 }, /option "warmStart"/],
+    ['warmStart fraction', { warmStart: 1.5 }, /option "warmStart"/],
+    ['accessFlushInterval too short', { accessFlushInterval: 5 }, /option "accessFlushInterval"/],
     ['redisTimeout string', { redisTimeout: 'fast' }, /option "redisTimeout"/],
     ['now not a function', { now: 5 }, /option "now" must be a function/],
     ['redis number', { redis: 6379 }, /option "redis" must be a SharedRedis, a redis:\/\/ URL or a node-redis client/],
@@ -85,6 +88,8 @@ describe('option validation', () => {
       redisTimeout: 100,
       hitForPass: '5s',
       serveMemoryWhenStalled: false,
+      warmStart: 50,
+      accessFlushInterval: '2s',
       now: Date.now,
     });
     expect(c.health()).toEqual({ status: 'ok', l2: 'none', entries: 0 });
@@ -94,6 +99,7 @@ describe('option validation', () => {
       stale: 0,
       bypass: 0,
       evictions: 0,
+      warmStarted: 0,
       entries: 0,
       bytes: 0,
       hitRatio: 0,

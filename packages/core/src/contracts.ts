@@ -40,6 +40,8 @@ export interface CacheStats {
   readonly stale: number;
   readonly bypass: number;
   readonly evictions: number;
+  /** Entries loaded into memory at start from the most read in Redis (warm start). */
+  readonly warmStarted: number;
   readonly entries: number;
   readonly bytes: number;
   readonly hitRatio: number;

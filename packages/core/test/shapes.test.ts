@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import {
@@ -22,6 +22,27 @@ afterEach(async () => {
 });
 
 const fixture = fileURLToPath(new URL('./fixtures/shape-maps.mjs', import.meta.url));
+
+interface ShapeRun {
+  sameReq: boolean;
+  sameRes: boolean;
+  fast: boolean;
+}
+/** Runs the fixture in its own V8 (natives syntax on) with `env`; the runs of a test go in parallel. */
+function shapeRun(env: Record<string, string>): Promise<ShapeRun> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--allow-natives-syntax', fixture],
+      { env: { ...process.env, LEARN: '40', ...env }, encoding: 'utf8', timeout: 60_000 },
+      (error, stdout, stderr) => {
+        if (error) reject(error);
+        else if (stderr !== '') reject(new Error(stderr));
+        else resolve(JSON.parse(stdout) as ShapeRun);
+      },
+    );
+  });
+}
 
 describe('declarableValue', () => {
   class Base {
@@ -138,42 +159,35 @@ describe('warmShapes on Express 5', () => {
     expect(warmer.response.keys).toContain('locals');
   });
 
-  it('gives requests of one route one hidden class (V8 asked directly; without it, none share one)', () => {
-    const run = (warm: string, extra: Record<string, string> = {}) => {
-      const child = spawnSync(process.execPath, ['--allow-natives-syntax', fixture], {
-        env: { ...process.env, WARM: warm, LEARN: '40', ...extra },
-        encoding: 'utf8',
-        timeout: 20_000,
-      });
-      expect(child.stderr).toBe('');
-      return JSON.parse(child.stdout) as { sameReq: boolean; sameRes: boolean };
-    };
-    expect(run('0')).toEqual({ sameReq: false, sameRes: false, fast: true });
-    expect(run('1')).toEqual({ sameReq: true, sameRes: true, fast: true });
-    // An app's own key is left alone (its requests diverge again) unless the app declares it.
-    expect(run('1', { APP_KEY: '1' })).toEqual({ sameReq: false, sameRes: true, fast: true });
-    expect(run('1', { APP_KEY: '1', DECLARE: '1' })).toEqual({ sameReq: true, sameRes: true, fast: true });
-  });
+  it('gives requests of one route one hidden class (V8 asked directly; without it, none share one)', async () => {
+    const [off, on, appKey, declared] = await Promise.all([
+      shapeRun({ WARM: '0' }),
+      shapeRun({ WARM: '1' }),
+      // An app's own key is left alone (its requests diverge again) unless the app declares it.
+      shapeRun({ WARM: '1', APP_KEY: '1' }),
+      shapeRun({ WARM: '1', APP_KEY: '1', DECLARE: '1' }),
+    ]);
+    expect(off).toEqual({ sameReq: false, sameRes: false, fast: true });
+    expect(on).toEqual({ sameReq: true, sameRes: true, fast: true });
+    expect(appKey).toEqual({ sameReq: false, sameRes: true, fast: true });
+    expect(declared).toEqual({ sameReq: true, sameRes: true, fast: true });
+  }, 90_000);
 
-  it('keeps one hidden class with the middleware real apps run (body parsers, cookies, session, user)', () => {
-    const run = (extra: Record<string, string>) => {
-      const child = spawnSync(process.execPath, ['--allow-natives-syntax', fixture], {
-        env: { ...process.env, LEARN: '40', REAL: '1', ...extra },
-        encoding: 'utf8',
-        timeout: 20_000,
-      });
-      expect(child.stderr).toBe('');
-      return JSON.parse(child.stdout) as { sameReq: boolean; sameRes: boolean; fast: boolean };
-    };
+  it('keeps one hidden class with the middleware real apps run (body parsers, cookies, session, user)', async () => {
     // express.json, express.urlencoded, cookie-parser, express-session's and passport's keys:
-    // all well known, so declared without the app saying anything.
-    expect(run({ WARM: '0' })).toEqual({ sameReq: false, sameRes: false, fast: true });
-    expect(run({ WARM: '1' })).toEqual({ sameReq: true, sameRes: true, fast: true });
-    // Plus 20 declared keys of the app's own: about 36 keys on the request, under MAX_KEYS
-    // (the old cap of 24 lost the class here), and still a fast object.
+    // all well known, so declared without the app saying anything. The third run adds 20
+    // declared keys of the app's own: about 36 keys on the request, under MAX_KEYS (the old
+    // cap of 24 lost the class here), and still a fast object.
+    const [off, on, extra] = await Promise.all([
+      shapeRun({ REAL: '1', WARM: '0' }),
+      shapeRun({ REAL: '1', WARM: '1' }),
+      shapeRun({ REAL: '1', WARM: '1', EXTRA: '20' }),
+    ]);
+    expect(off).toEqual({ sameReq: false, sameRes: false, fast: true });
+    expect(on).toEqual({ sameReq: true, sameRes: true, fast: true });
     expect(MAX_KEYS).toBe(40);
-    expect(run({ WARM: '1', EXTRA: '20' })).toEqual({ sameReq: true, sameRes: true, fast: true });
-  });
+    expect(extra).toEqual({ sameReq: true, sameRes: true, fast: true });
+  }, 90_000);
 
   it('declareShapeKeys adds an app key to the known ones, and refuses what is not a name', () => {
     expect(declarableValue(null, 'tenantOfThisTest')).toBe(false);

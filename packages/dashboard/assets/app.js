@@ -541,6 +541,7 @@
       ['Stale served', fmtInt(c.stale)],
       ['Bypassed', fmtInt(c.bypass)],
       ['Evictions', fmtInt(c.evictions)],
+      ['Warm-started', fmtInt(c.warmStarted)],
     ]);
   }
 

@@ -69,6 +69,8 @@ export interface CacheFigures {
   readonly stale: number;
   readonly bypass: number;
   readonly evictions: number;
+  /** Entries loaded into memory at start from the most read in Redis (warm start). */
+  readonly warmStarted: number;
   readonly entries: number;
   readonly bytes: number;
   readonly hitRatio: number;
@@ -281,6 +283,7 @@ export class SnapshotBuilder {
             stale: cacheStats.stale,
             bypass: cacheStats.bypass,
             evictions: cacheStats.evictions,
+            warmStarted: cacheStats.warmStarted ?? 0,
             entries: cacheStats.entries,
             bytes: cacheStats.bytes,
             hitRatio: cacheStats.hitRatio,

@@ -146,6 +146,7 @@ export class FakeCache implements CacheSource {
       stale: 0,
       bypass: 0,
       evictions: 0,
+      warmStarted: 0,
       entries: this.entries.size,
       bytes: this.entries.size * 1000,
       hitRatio: this.hits + this.misses ? this.hits / (this.hits + this.misses) : 0,

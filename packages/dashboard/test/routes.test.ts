@@ -234,6 +234,7 @@ describe('GET /api/snapshot', () => {
       stale: 0,
       bypass: 0,
       evictions: 0,
+      warmStarted: 0,
       entries: 4,
       bytes: 4000,
       hitRatio: 0.6,

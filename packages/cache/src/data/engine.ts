@@ -1,7 +1,7 @@
 /**
  * The data cache's shared state, one per `createCache()`: L1 (the response cache's
  * {@link MemoryStore}), L2 (Redis, data/l2.ts), the fills in flight, the per-namespace
- * counters, the read counts waiting to be added to Redis, and the invalidation stream
+ * counters, the read counts for warm starts (store/hot-keys.ts), and the invalidation stream
  * reader (store/invalidation-feed.ts) — the same `<prefix>cache-inv` stream the response
  * cache reads, which is what makes one tag bus.
  *
@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type Disposable, type HealthCheck, OnceLogger } from '@perfstack/core';
+import { HotKeys, warmStart } from '../store/hot-keys.js';
 import { InvalidationFeed, type InvalidationOp } from '../store/invalidation-feed.js';
 import { MemoryStore } from '../store/memory.js';
 import { DataEntry, serialize } from './entry.js';
@@ -17,8 +18,6 @@ import type { CallOptions, DataCacheConfig } from './options.js';
 
 /** The prefix of every data key, in L1 and in Redis (`cache::data:<namespace>:<key>`). */
 export const DATA_PREFIX = 'data:';
-/** Most entries whose reads wait to be added to Redis (past it, reads go uncounted until the flush). */
-const MAX_DIRTY = 50_000;
 
 /** A counter of a namespace, as the metrics read it. */
 export type SpaceCounter = 'hits' | 'misses' | 'stale' | 'refreshesAhead' | 'warmStarted' | 'evictions';
@@ -74,16 +73,14 @@ export class DataEngine {
   readonly spaces = new Map<string, Space>();
   /** Read counts are kept for Redis (warm starts) only with Redis. */
   readonly tracking: boolean;
-  /** Entries read since the last flush of the read counts. */
-  dirty: DataEntry[] = [];
+  /** The read counts (with Redis and `warmStart` > 0). */
+  readonly hot: HotKeys | undefined;
   /** Bumped by every invalidation: a fill that started before one is returned but not stored. */
   generation = 0;
   /** Without Redis: other caches of this process told about tag invalidations (the preset's tag bus). */
   readonly tagListeners = new Set<(tags: readonly string[]) => void>();
   readonly ready: Promise<number>;
   readonly #disposables: Disposable[] = [];
-  #flushTimer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
   closed = false;
 
   constructor(config: DataCacheConfig) {
@@ -94,11 +91,21 @@ export class DataEngine {
       this.l2 = undefined;
       this.feed = undefined;
       this.tracking = false;
+      this.hot = undefined;
       this.ready = Promise.resolve(0);
       return;
     }
     this.l2 = new DataL2(redis, config.redisTimeout);
     this.tracking = config.warmStart > 0;
+    this.hot = this.tracking
+      ? new HotKeys({
+          redis,
+          set: 'data',
+          timeout: config.redisTimeout,
+          flushInterval: config.accessFlushInterval,
+          onError: (error) => this.storeError(error),
+        })
+      : undefined;
     this.feed = new InvalidationFeed({
       redis,
       store: this.l2.store,
@@ -118,10 +125,6 @@ export class DataEngine {
         if (status === 'up') this.log.reset('DATA_CACHE_STORE_UNAVAILABLE');
       }),
     );
-    if (this.tracking) {
-      this.#flushTimer = setInterval(() => void this.flushReads(), config.accessFlushInterval);
-      this.#flushTimer.unref();
-    }
     this.ready = this.#warmStart();
   }
 
@@ -230,32 +233,12 @@ export class DataEngine {
 
   /** Counts a read for the warm-start ranking (batched: one increment here, one Redis batch per interval). */
   markRead(entry: DataEntry): void {
-    if (this.dirty.length < MAX_DIRTY) this.dirty.push(entry);
-    else entry.reads = 0;
+    this.hot?.markRead(entry);
   }
 
   /** Adds the reads counted since the last flush to Redis (`cache-hot:data`). */
   flushReads(): Promise<void> {
-    const l2 = this.l2;
-    if (l2 === undefined || this.dirty.length === 0 || this.#flushing !== undefined)
-      return this.#flushing ?? Promise.resolve();
-    const counts = new Map<string, number>();
-    for (const entry of this.dirty) {
-      counts.set(entry.key, (counts.get(entry.key) ?? 0) + entry.reads);
-      entry.reads = 0;
-    }
-    this.dirty = [];
-    if (!l2.available) return Promise.resolve();
-    this.#flushing = l2.addReads(counts).then(
-      () => {
-        this.#flushing = undefined;
-      },
-      (error: unknown) => {
-        this.#flushing = undefined;
-        this.storeError(error);
-      },
-    );
-    return this.#flushing;
+    return this.hot?.flush() ?? Promise.resolve();
   }
 
   // ------------------------------------------------------------------ writes
@@ -452,51 +435,38 @@ export class DataEngine {
   // ------------------------------------------------------------------ warm start
 
   /**
-   * Loads the hottest entries (by read counts in Redis) into L1. Waits for the connection
-   * up to its connect time; resolves with how many entries were loaded.
+   * Loads the hottest entries (by read counts in Redis) into L1, fresh ones only
+   * (store/hot-keys.ts: bounded wait for the connection, re-read after an invalidation);
+   * resolves with how many entries were loaded.
    */
-  async #warmStart(): Promise<number> {
-    const redis = this.config.redis;
+  #warmStart(): Promise<number> {
     const l2 = this.l2;
-    if (redis === undefined || l2 === undefined || this.config.warmStart === 0) return 0;
-    if (!(await this.#waitUp(5000))) return 0;
-    try {
-      const keys = await l2.hottest(this.config.warmStart);
-      const entries = await l2.readMany(keys, this.config.serializer, this.config.refreshAhead);
-      const now = this.now();
-      let loaded = 0;
-      for (const entry of entries) {
-        if (entry === undefined || now >= entry.expiresAt || this.closed) continue;
-        const at = entry.key.indexOf(':', DATA_PREFIX.length);
-        if (!entry.key.startsWith(DATA_PREFIX) || at === -1) continue;
-        const space = this.space(entry.key.slice(DATA_PREFIX.length, at));
-        space.store.put(entry.key.slice(at + 1), entry.asStored);
-        space.warmStarted++;
-        loaded++;
-      }
-      return loaded;
-    } catch (error) {
-      this.storeError(error);
-      return 0;
-    }
-  }
-
-  #waitUp(ms: number): Promise<boolean> {
-    const redis = this.config.redis;
-    if (redis === undefined) return Promise.resolve(false);
-    if (redis.isUp) return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        subscription.dispose();
-        resolve(false);
-      }, ms);
-      timer.unref();
-      const subscription = redis.onStatusChange((status) => {
-        if (status !== 'up') return;
-        clearTimeout(timer);
-        subscription.dispose();
-        resolve(true);
-      });
+    const hot = this.hot;
+    if (l2 === undefined || hot === undefined) return Promise.resolve(0);
+    const { serializer, refreshAhead } = this.config;
+    return warmStart(hot, {
+      count: this.config.warmStart,
+      read: (keys) => l2.readMany(keys, serializer, refreshAhead),
+      load: (entries) => {
+        const now = this.now();
+        let loaded = 0;
+        // The least read first: when they are more than L1 holds, the most read stay.
+        for (const entry of entries.reverse()) {
+          if (entry === undefined || now >= entry.expiresAt) continue;
+          const at = entry.key.indexOf(':', DATA_PREFIX.length);
+          if (!entry.key.startsWith(DATA_PREFIX) || at === -1) continue;
+          const space = this.space(entry.key.slice(DATA_PREFIX.length, at));
+          const key = entry.key.slice(at + 1);
+          // A value stored here since the start is newer than Redis's copy read for the warm start.
+          if (space.store.peek(key) !== undefined) continue;
+          space.store.put(key, entry.asStored);
+          space.warmStarted++;
+          loaded++;
+        }
+        return loaded;
+      },
+      generation: () => this.generation,
+      closed: () => this.closed,
     });
   }
 
@@ -530,9 +500,8 @@ export class DataEngine {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer);
     // The reads counted since the last flush still rank the next start.
-    await this.flushReads();
+    await this.hot?.close();
     this.closed = true;
     await this.feed?.close();
     for (const d of this.#disposables.splice(0)) d.dispose();

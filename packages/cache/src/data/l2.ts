@@ -7,8 +7,8 @@
  * - `cache-tag:<tag>` — the response cache's tag sets, which list data keys too: an
  *   invalidation by tag from either cache resolves and deletes both kinds of record.
  * - `cache-lock:data:<namespace>:<key>` — fill locks (the response cache's `SET NX PX`).
- * - `cache-hot:data` — a sorted set of read counts per key, added in batches, that a
- *   starting instance reads to load the hottest entries (warm start).
+ * - `cache-hot:data` — the read counts a starting instance loads the hottest entries by
+ *   (store/hot-keys.ts, shared with the response cache's `cache-hot:responses`).
  *
  * Every call has a time limit and fails instead of waiting (the caller treats it as a miss).
  */
@@ -17,24 +17,17 @@ import { isClusterClient, RedisStore, withTimeout } from '../store/redis.js';
 import { type DataEntry, decode } from './entry.js';
 import type { Serializer } from './serializer.js';
 
-/** Most keys the read-count set keeps (the least read are trimmed at each flush). */
-export const MAX_HOT_KEYS = 10_000;
-/** How long the read-count set lives without a flush. */
-const HOT_TTL_MS = 7 * 24 * 3600 * 1000;
-
 /** The Redis (L2) side of the data cache. */
 export class DataL2 {
   readonly redis: SharedRedis;
   /** The response cache's store over the same key space: tags, deletes, prefix scans and fill locks. */
   readonly store: RedisStore;
   readonly #timeout: number;
-  readonly #hotKey: string;
 
   constructor(redis: SharedRedis, timeout: number) {
     this.redis = redis;
     this.store = new RedisStore(redis, timeout);
     this.#timeout = timeout;
-    this.#hotKey = `${redis.keyPrefix}cache-hot:data`;
   }
 
   get available(): boolean {
@@ -100,26 +93,5 @@ export class DataL2 {
     }
     if (queued > 0) work.push(multi.exec());
     if (work.length > 0) await withTimeout(Promise.all(work), this.#timeout, 'SET');
-  }
-
-  /** Adds read counts (one `MULTI`: `ZINCRBY` per key, then trims the set to {@link MAX_HOT_KEYS}). */
-  async addReads(counts: ReadonlyMap<string, number>): Promise<void> {
-    if (counts.size === 0) return;
-    const multi = this.redis.client.multi();
-    for (const [key, count] of counts) multi.zIncrBy(this.#hotKey, count, key);
-    multi.zRemRangeByRank(this.#hotKey, 0, -(MAX_HOT_KEYS + 1));
-    multi.pExpire(this.#hotKey, HOT_TTL_MS);
-    await withTimeout(multi.exec(), this.#timeout, 'ZINCRBY');
-  }
-
-  /** The `count` most read keys, most read first. */
-  async hottest(count: number): Promise<string[]> {
-    if (count <= 0) return [];
-    const keys = await withTimeout(
-      this.redis.client.zRange(this.#hotKey, 0, count - 1, { REV: true }),
-      this.#timeout * 4,
-      'ZRANGE',
-    );
-    return keys.map(String);
   }
 }
