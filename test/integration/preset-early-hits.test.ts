@@ -202,6 +202,25 @@ async function compare(gated: Side, chain: Side, gatedViaChain?: () => boolean):
   expect(logged(gated.lines)).toEqual(logged(chain.lines));
 }
 
+/** The routes of STEPS on an Express 4 or 5 app; `onRevalidate` hears each call of /revalidate. */
+function expressRoutes(app: ReturnType<typeof express>, onRevalidate: () => void = () => {}): void {
+  app.get('/fresh', (_req, res) => {
+    res.set(ROUTES.fresh()).send(BODY);
+  });
+  app.get('/vary', (req, res) => {
+    res.set(ROUTES.vary()).send(`lang ${req.get('accept-language')}`);
+  });
+  app.get('/revalidate', (req, res) => {
+    onRevalidate();
+    res.set(ROUTES.revalidate());
+    if (req.get('if-none-match') === '"r1"') res.status(304).end();
+    else res.send('revalidated');
+  });
+  app.get('/plain', (_req, res) => {
+    res.send('plain');
+  });
+}
+
 /** Counts Express's dispatches (`app.handle`): every request the gate leaves to Express. */
 function spyDispatch(app: object): { count: number } {
   const spied = app as { handle: (...args: unknown[]) => unknown };
@@ -226,21 +245,7 @@ describe.each([
     if (!poweredBy) app.disable('x-powered-by');
     let revalidations = 0;
     app.use(stack);
-    app.get('/fresh', (_req, res) => {
-      res.set(ROUTES.fresh()).send(BODY);
-    });
-    app.get('/vary', (req, res) => {
-      res.set(ROUTES.vary()).send(`lang ${req.get('accept-language')}`);
-    });
-    app.get('/revalidate', (req, res) => {
-      revalidations++;
-      res.set(ROUTES.revalidate());
-      if (req.get('if-none-match') === '"r1"') res.status(304).end();
-      else res.send('revalidated');
-    });
-    app.get('/plain', (_req, res) => {
-      res.send('plain');
-    });
+    expressRoutes(app, () => revalidations++);
     const dispatched = spyDispatch(app);
     const server = await serve(app);
     let seen = 0;
@@ -315,20 +320,7 @@ describe('early hits inside the stack', () => {
         next();
       });
       app.use(stack);
-      app.get('/fresh', (_req, res) => {
-        res.set(ROUTES.fresh()).send(BODY);
-      });
-      app.get('/vary', (req, res) => {
-        res.set(ROUTES.vary()).send(`lang ${req.get('accept-language')}`);
-      });
-      app.get('/revalidate', (req, res) => {
-        res.set(ROUTES.revalidate());
-        if (req.get('if-none-match') === '"r1"') res.status(304).end();
-        else res.send('revalidated');
-      });
-      app.get('/plain', (_req, res) => {
-        res.send('plain');
-      });
+      expressRoutes(app);
       const server = await serve(app);
       return { url: server.url, stack, lines, closeListeners };
     }
