@@ -67,10 +67,13 @@ export {
   type BodySink,
   captureBody,
   isHeadSent,
+  isUncacheable,
+  markUncacheable,
   onBeforeHead,
   serverTimingEntry,
 } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { LOOP_DELAY_RESOLUTION_MS, type LoopDelayFigures, LoopDelayMonitor, loopDelayMs } from './loop-delay.js';
 export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export {
   AggregatorRegistry,
@@ -127,13 +130,26 @@ export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH 
 export {
   captureRoute,
   getRoute,
+  MAX_PREFIX_ROUTES,
   pathOf,
   pathPrefixMatcher,
+  pathPrefixRoute,
   resolveRoute,
   routeLabel,
   setRoute,
   UNMATCHED_ROUTE,
 } from './route.js';
+export {
+  durationText,
+  isSettingsError,
+  type SettingChange,
+  type SettingInfo,
+  type SettingKind,
+  type SettingsActor,
+  type SettingsAuditEntry,
+  SettingsError,
+  type SettingsSource,
+} from './settings.js';
 export {
   declarableValue,
   declareShapeKeys,
