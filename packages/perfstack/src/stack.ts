@@ -456,8 +456,9 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const endpointChain = compose(
     order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
   );
-  // Refusals (429, an open breaker's 503) decided and written before the chain, and before
-  // Express itself where the stack is the app's first middleware (refusal-gate.ts).
+  // Cache hits from fresh entries and refusals (429, an open breaker's 503) answered before
+  // the chain, and before Express itself where the stack is the app's first middleware
+  // (refusal-gate.ts).
   const gate =
     order === DEFAULT_ORDER
       ? RefusalGate.build({
@@ -489,7 +490,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         gateSeen = server;
         gateServer(gate, stack, req);
       }
-      if (!isGated(server) && gate.refuse(req, res, undefined)) return;
+      if (!isGated(server) && gate.answer(req, res, undefined)) return;
     }
     chain(req, res, next);
   } as PerformanceStack;
