@@ -53,6 +53,9 @@ const USAGE = `Usage: node benchmarks/instructions.js --scenarios <list> [option
                        Node's HTTP code and the main-thread share of GC, without V8's
                        background compiler and concurrent-marking threads, whose work
                        lands in whichever batch they happen to run in
+  --children           count the server's child processes too (callgrind
+                       --trace-children=yes): for node:cluster scenarios, the primary and
+                       every worker, each reported apart per request (primary, workers)
   --keep <dir>         keep every batch's callgrind dump as <dir>/<scenario>.<batch>.callgrind
                        (read them with callgrind_annotate)
   --help               this text`;
@@ -83,6 +86,7 @@ function parse(argv) {
       keep: { type: 'string' },
       idle: { type: 'string', default: '0' },
       threads: { type: 'boolean', default: false },
+      children: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -107,6 +111,7 @@ function parse(argv) {
     keep: values.keep,
     idle: nonNegative('idle', values.idle),
     threads: values.threads,
+    children: values.children,
   };
 }
 
@@ -159,6 +164,25 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+/** `pid` and every process below it (from /proc: the node:cluster workers of a primary). */
+function processTree(pid) {
+  const parents = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
+
 function control(pid, ...args) {
   execFileSync('callgrind_control', [...args, String(pid)], { stdio: 'ignore', timeout: 60_000 });
 }
@@ -167,7 +191,8 @@ async function measure(scenario, options, context) {
   const dir = mkdtempSync(join(tmpdir(), `perfstack-cg-${scenario.name}-`));
   // BENCH_OVERLOAD_DELAY: under valgrind the loop lags past the stack's shedding
   // threshold; see lib/stack-options.js.
-  const env = { ...scenario.env, BENCH_OVERLOAD_DELAY: '1h' };
+  // BENCH_METRICS_INTERVAL: the same for node:cluster's primary gathering every worker's metrics.
+  const env = { ...scenario.env, BENCH_OVERLOAD_DELAY: '1h', BENCH_METRICS_INTERVAL: '3600000' };
   if (scenario.logFile) env.BENCH_LOG_FILE = join(dir, 'access.log');
   if (scenario.redis) {
     if (!context.redis || context.redis.unavailable) return { name: scenario.name, unavailable: 'no Redis' };
@@ -183,7 +208,10 @@ async function measure(scenario, options, context) {
       '--tool=callgrind',
       '--instr-atstart=no',
       ...(options.threads ? ['--separate-threads=yes'] : []),
-      `--callgrind-out-file=${out}`,
+      // With --children every process writes its own dumps: callgrind.out.<pid>.<n>.
+      ...(options.children
+        ? ['--trace-children=yes', `--callgrind-out-file=${out}.%p`]
+        : [`--callgrind-out-file=${out}`]),
     ],
     // Under valgrind on a loaded machine a scenario that warms itself (20 variants) or loads
     // many modules (NestJS) needs minutes; BENCH_READY_TIMEOUT_MS overrides.
@@ -204,26 +232,46 @@ async function measure(scenario, options, context) {
      * Dumps the counters (which zeroes them); returns the new dump files (one, or one per
      * thread with --threads, the main thread's ending in `-01`) and their instructions.
      */
+    // With --children: the primary and every process below it (node:cluster's workers),
+    // known once warm; each is turned on and dumped apart, `primary` is the server's own.
+    const pids = options.children ? processTree(server.pid) : [server.pid];
     const dump = (what) => {
       const before = new Set(readdirSync(dir));
-      control(server.pid, '-d');
+      for (const pid of pids) control(pid, '-d');
       const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
-      if (files.length === 0 || (!options.threads && files.length !== 1)) {
+      const expected = options.children ? pids.length : 1;
+      if (files.length === 0 || (!options.threads && files.length !== expected)) {
         throw new Error(
-          `expected ${options.threads ? 'new dumps' : 'one new dump'} after ${what}, found ${files.length}`,
+          `expected ${options.threads ? 'new dumps' : `${expected} new dump(s)`} after ${what}, found ${files.length}`,
         );
       }
       let total = 0;
-      let main;
+      let main = 0;
+      let mainFound = false;
+      let primary = 0;
+      let primaryMain = 0;
       for (const f of files) {
         const n = instructionsIn(join(dir, f));
+        const ofPrimary = !options.children || f.startsWith(`callgrind.out.${server.pid}.`);
+        const isMain = /-0*1$/.test(f);
         total += n;
-        if (/-0*1$/.test(f)) main = n;
+        if (ofPrimary) primary += n;
+        if (isMain) {
+          main += n;
+          mainFound = true;
+          if (ofPrimary) primaryMain += n;
+        }
       }
-      if (options.threads && main === undefined) throw new Error(`no main-thread dump after ${what}`);
-      return { files, total, main };
+      if (options.threads && !mainFound) throw new Error(`no main-thread dump after ${what}`);
+      return {
+        files,
+        total,
+        main: mainFound ? main : undefined,
+        primary: options.children ? primary : undefined,
+        primaryMain: options.children && mainFound ? primaryMain : undefined,
+      };
     };
-    control(server.pid, '-i', 'on');
+    for (const pid of pids) control(pid, '-i', 'on');
     let counting = performance.now();
     // Background instructions per second: what the server runs with no request at all
     // (timers, event-loop-delay samplers, GC). Under valgrind a batch takes ~50x its native
@@ -241,11 +289,15 @@ async function measure(scenario, options, context) {
     const net = [];
     const seconds = [];
     const mainThread = [];
+    const primaryShare = [];
+    const primaryMainThread = [];
     for (let i = 0; i < options.intervals; i++) {
       const statuses = await send({ ...options, url: server.url, request, agent, count: options.requests });
       const wrong = unexpected(statuses);
       if (wrong.length > 0) throw new Error(`batch ${i + 1} answered ${JSON.stringify(wrong)}`);
-      const { files, total, main } = dump(`batch ${i + 1}`);
+      const { files, total, main, primary, primaryMain } = dump(`batch ${i + 1}`);
+      if (primary !== undefined) primaryShare.push(primary / options.requests);
+      if (primaryMain !== undefined) primaryMainThread.push(primaryMain / options.requests);
       const now = performance.now();
       const elapsed = (now - counting) / 1000;
       counting = now;
@@ -257,7 +309,8 @@ async function measure(scenario, options, context) {
         mkdirSync(options.keep, { recursive: true });
         for (const file of files) {
           const thread = /-(\d+)$/.exec(file)?.[1];
-          const name = `${scenario.name}.${i + 1}${thread === undefined ? '' : `-${thread}`}.callgrind`;
+          const pid = options.children ? `.${/^callgrind\.out\.(\d+)\./.exec(file)?.[1]}` : '';
+          const name = `${scenario.name}${pid}.${i + 1}${thread === undefined ? '' : `-${thread}`}.callgrind`;
           copyFileSync(join(dir, file), join(options.keep, name));
         }
       }
@@ -274,6 +327,30 @@ async function measure(scenario, options, context) {
       batches: perRequest,
       seconds,
     };
+    /** `row[name]`, `row[nameMin]`, `row[nameMax]`: median, min and max of `values`. */
+    const put = (name, values) => {
+      row[name] = median(values);
+      row[`${name}Min`] = Math.min(...values);
+      row[`${name}Max`] = Math.max(...values);
+    };
+    if (primaryShare.length > 0) {
+      // Per batch: the primary's instructions and the workers' (the rest), per request.
+      row.processes = pids.length;
+      row.primaryBatches = primaryShare;
+      put('primary', primaryShare);
+      put(
+        'workers',
+        perRequest.map((t, j) => t - primaryShare[j]),
+      );
+    }
+    if (primaryMainThread.length > 0) {
+      // With --threads too: the main threads alone (the primary's, and the workers' summed).
+      put('primaryMain', primaryMainThread);
+      put(
+        'workersMain',
+        mainThread.map((t, j) => t - primaryMainThread[j]),
+      );
+    }
     if (mainThread.length > 0) {
       row.main = median(mainThread);
       row.mainMin = Math.min(...mainThread);
@@ -331,9 +408,10 @@ async function main() {
   const byName = new Map(rows.filter((r) => !r.unavailable).map((r) => [r.name, r]));
   const withIdle = options.idle > 0;
   const withMain = options.threads;
+  const withChildren = options.children;
   const lines = [
-    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''}${withMain ? ' | main thread (k, median) | main min–max (k) | main spread' : ''} |`,
-    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}${withMain ? '|---:|---:|---:' : ''}|`,
+    `| scenario | instructions/request (k, median) | min–max (k) | spread | s/batch (median)${withIdle ? ' | idle (M/s) | net of idle (k, median) | net min–max (k)' : ''}${withMain ? ' | main thread (k, median) | main min–max (k) | main spread' : ''}${withChildren ? ' | processes | primary (k, median) | primary min–max (k) | workers (k, median) | workers min–max (k)' : ''}${withChildren && withMain ? ' | primary main thread (k, median) | min–max (k) | workers main threads (k, median) | min–max (k)' : ''} |`,
+    `|---|---:|---:|---:|---:${withIdle ? '|---:|---:|---:' : ''}${withMain ? '|---:|---:|---:' : ''}${withChildren ? '|---:|---:|---:|---:|---:' : ''}${withChildren && withMain ? '|---:|---:|---:|---:' : ''}|`,
     ...rows
       .filter((r) => !r.unavailable)
       .map(
@@ -345,6 +423,14 @@ async function main() {
           }${
             withMain
               ? ` | ${thousands(r.main)} | ${thousands(r.mainMin)}–${thousands(r.mainMax)} | ${(((r.mainMax - r.mainMin) / r.main) * 100).toFixed(1)}%`
+              : ''
+          }${
+            withChildren
+              ? ` | ${r.processes} | ${thousands(r.primary)} | ${thousands(r.primaryMin)}–${thousands(r.primaryMax)} | ${thousands(r.workers)} | ${thousands(r.workersMin)}–${thousands(r.workersMax)}`
+              : ''
+          }${
+            withChildren && withMain
+              ? ` | ${thousands(r.primaryMain)} | ${thousands(r.primaryMainMin)}–${thousands(r.primaryMainMax)} | ${thousands(r.workersMain)} | ${thousands(r.workersMainMin)}–${thousands(r.workersMainMax)}`
               : ''
           } |`,
       ),

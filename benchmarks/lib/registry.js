@@ -379,6 +379,26 @@ for (const framework of ['express', 'koa', 'node']) {
   }
 }
 
+// Continuous profiling (issue 20): the full stack on Express with its dashboard mounted,
+// continuous profiling off; on at a 10-second CPU profile every 30 seconds (a one-third duty
+// cycle, ten times the default 10 s every 5 min); and 29 s every 30 s (97 %: the cost while a
+// profile records, which the duty cycle then scales).
+for (const [suffix, setting] of [
+  ['off', 'off'],
+  ['on', '10s/30s'],
+  ['always', '29s/30s'],
+]) {
+  add({
+    name: `stack-express-profiling-${suffix}`,
+    group: 'perfstack full stack',
+    title: `performanceStack() on express with its dashboard, continuous profiling ${setting === 'off' ? 'off' : `${setting.replace('/', ' every ')}`}, uncached`,
+    file: 'perfstack-profiling.js',
+    env: { BENCH_PROFILING: setting },
+    logFile: true,
+    checks: fullStackChecks(),
+  });
+}
+
 // perfstack/fastify (issue 17): the plugin on Fastify 5, every layer on; compare stack-fastify
 // with fastify-stack (the Fastify plugin stack, same features) and stack-fastify-hit with
 // fastify-bare.
@@ -426,6 +446,19 @@ for (const workers of [1, 2]) {
     checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
   });
 }
+// One worker whose limiter decides on its own (memory store) instead of in the primary: with
+// `instructions.js --children` against stack-cluster-1, what the IPC store costs the whole
+// machine per request (the worker's side and the primary's), everything else alike.
+add({
+  name: 'stack-cluster-1-memory',
+  group: 'perfstack cluster',
+  title: 'performanceStack() on Express, node:cluster 1 worker, rate limits in the worker (memory store), uncached',
+  file: 'perfstack-cluster.js',
+  env: { CLUSTER_WORKERS: '1', BENCH_RATE_LIMIT_STORE: 'memory' },
+  unpinned: true,
+  logFile: true,
+  checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+});
 // The same single process as stack-express, but its limiter decides in the cluster hub (the
 // arrangement PM2 cluster mode gets: PERFSTACK_CLUSTER=hub, a detached hub process on a Unix
 // socket): with instructions.js, the worker's own CPU per request with the hub store against

@@ -28,6 +28,11 @@ export async function buildStack(factory) {
     cors: { origin: '*' },
     ...REFUSAL_OPTIONS[process.env.BENCH_REFUSE ?? ''],
   };
+  // BENCH_RATE_LIMIT_STORE=memory: a cluster worker that limits on its own (the baseline the
+  // cluster store's cost is measured against; see the stack-cluster-1-memory scenario).
+  if (process.env.BENCH_RATE_LIMIT_STORE) {
+    options.rateLimit = { ...options.rateLimit, store: process.env.BENCH_RATE_LIMIT_STORE };
+  }
   // instructions.js runs the server under valgrind, ~50x slower: the event loop lags past
   // the 1 s shedding threshold although nothing is overloaded. Shedding stays on (its
   // per-request check still runs); only the threshold moves.

@@ -15,7 +15,10 @@ const workers = Number(process.env.CLUSTER_WORKERS ?? 2);
 
 if (cluster.isPrimary) {
   const { clusterPrimary } = await requireExports('perfstack/cluster', ['clusterPrimary']);
-  const primary = clusterPrimary({ workers, logger: { warn() {}, error() {} } });
+  // BENCH_METRICS_INTERVAL (instructions.js: 1 h): under valgrind the primary's 5-second
+  // gathering of every worker's registry would land on a handful of requests.
+  const metricsInterval = Number(process.env.BENCH_METRICS_INTERVAL) || 5000;
+  const primary = clusterPrimary({ workers, metricsInterval, logger: { warn() {}, error() {} } });
   let listening = 0;
   cluster.on('listening', (_worker, address) => {
     if (++listening === workers) process.stdout.write(`READY ${address.port}\n`);

@@ -28,6 +28,8 @@ interface Probe {
   readonly pid: number;
   readonly entries: number;
   readonly invalidatedAt: number;
+  readonly limit: number;
+  readonly audit: readonly string[];
 }
 
 const workers = async () => (await request(`${control}/workers`)).json<Array<{ id: number; pid: number }>>();
@@ -152,6 +154,40 @@ describe('node:cluster, 4 workers, no Redis', () => {
     for (const p of probes) expect(p.entries, `worker ${p.pid}`).toBe(0);
     const lag = Math.max(...probes.filter((p) => p.pid !== pid).map((p) => p.invalidatedAt - at));
     expect(lag).toBeLessThan(100);
+  });
+
+  it('a runtime setting made on one worker reaches all four, and the hub counts at it; undo restores all', async () => {
+    const set = await request(`${app}/settings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ 'rateLimit.limit': 300 }),
+    });
+    expect(set.status).toBe(200);
+    const entry = set.json<{ id: string; changes: unknown[] }>();
+    expect(entry.changes).toEqual([{ path: 'rateLimit.limit', before: 100, after: 300 }]);
+    let probes: Probe[] = [];
+    await waitFor(async () => {
+      probes = await probe();
+      return probes.length === 4 && probes.every((p) => p.limit === 300);
+    }, 5000);
+    for (const p of probes) expect(p.audit, `worker ${p.pid}`).toEqual([entry.id]);
+    // The shared count in the primary runs at the new limit: exactly 300 of 400 admitted.
+    const tuned = await pool.burst(
+      Array.from({ length: 400 }, () => ({ path: '/', headers: { 'x-client': 'tuned' } })),
+    );
+    sentToRoot += 400;
+    expect(countBy(tuned, (r) => r.status)).toEqual({ 200: 300, 429: 100 });
+    const undo = await request(`${app}/settings/undo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: entry.id }),
+    });
+    expect(undo.status).toBe(200);
+    await waitFor(async () => {
+      probes = await probe();
+      return probes.length === 4 && probes.every((p) => p.limit === 100);
+    }, 5000);
+    for (const p of probes) expect(p.audit).toHaveLength(2);
   });
 
   it('a killed worker is replaced; the limits stay exact and /metrics does not go back', async () => {

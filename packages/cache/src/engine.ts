@@ -32,12 +32,24 @@ import { REFRESH_HEADER } from './revalidate.js';
 import { tryServe } from './serve.js';
 import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } from './state.js';
 import { CacheCounters } from './stats.js';
+import type { TunedTtls } from './storability.js';
 import { HotKeys, warmStart } from './store/hot-keys.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import { restoreClientConditionals } from './validate.js';
 
 export { INSTANCE, type RequestState, requestInstance, requestState, SKIPPED, STATE } from './state.js';
+
+/** Most `cache()` routes remembered for the settings API. */
+const MAX_NOTED_ROUTES = 500;
+
+/** A `cache()` route as the settings API sees it. */
+export interface CachedRoute {
+  /** Its own `ttl` option (ms), if any. */
+  readonly ttl: number | undefined;
+  /** Whether it declares tags (it can be invalidated precisely). */
+  readonly tags: boolean;
+}
 
 /** One cache instance. Fields are shared by the stage modules; none is part of the public API. */
 export class CacheEngine {
@@ -70,6 +82,37 @@ export class CacheEngine {
   generation = 0;
   /** Resolves with how many entries the warm start loaded (0 at once without Redis). */
   readonly ready: Promise<number>;
+  /** Runtime ttl settings ({@link CacheEngine.setTtl}); `undefined` until one is made, so misses read one field. */
+  tuned: TunedTtls | undefined;
+  /** The `cache()` routes seen so far (by route label): their own ttl and whether they have tags. */
+  readonly cachedRoutes = new Map<string, CachedRoute>();
+
+  /** Remembers a `cache()` route (first miss): the settings API lists its ttl. Bounded like the stats' routes. */
+  noteRoute(route: string, config: RouteConfig): void {
+    if (this.cachedRoutes.size >= MAX_NOTED_ROUTES) return;
+    this.cachedRoutes.set(route, { ttl: config.ttl, tags: config.tags.length > 0 });
+  }
+
+  /**
+   * Sets the freshness lifetime of one route's responses stored from now on (`route`, its
+   * label such as `/products/:id`), or of the layer's default `ttl`; `undefined` goes back to
+   * the configured value. Entries already stored keep theirs.
+   */
+  setTtl(ms: number | undefined, route?: string): void {
+    const routes = new Map(this.tuned?.routes ?? []);
+    let ttl = this.tuned?.ttl;
+    if (route === undefined) ttl = ms;
+    else if (ms === undefined) routes.delete(route);
+    else routes.set(route, ms);
+    this.tuned = routes.size === 0 && ttl === undefined ? undefined : { routes, ttl };
+  }
+
+  /** The ttl (ms) a route's responses get now (without `route`: the default's). */
+  ttlOf(route?: string): number {
+    const tuned = this.tuned;
+    if (route === undefined) return tuned?.ttl ?? this.config.ttl;
+    return tuned?.routes.get(route) ?? this.cachedRoutes.get(route)?.ttl ?? tuned?.ttl ?? this.config.ttl;
+  }
 
   /** Remembers `key` as not storable for `hitForPass` (nothing when hit-for-pass is off). */
   markPass(key: string): void {

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import {
   addServerTiming,
   captureBody,
+  markUncacheable,
   type NextFunction,
   onBeforeHead,
   routeLabel,
@@ -122,13 +123,20 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
         config,
         requestTime: state.requestTime,
         responseTime: config.now(),
+        tuned: engine.tuned,
       });
+  if (routeConfig !== undefined && !engine.cachedRoutes.has(route)) engine.noteRoute(route, routeConfig);
   // Targeted fields (RFC 9213) are for this cache: removed before the response leaves.
   if (!config.forwardTargeted) for (const name of config.targeted) res.removeHeader(name);
   const outcome: Outcome = plan === undefined && state.credentialed ? 'bypass' : 'miss';
   res.setHeader('X-Cache', outcome === 'bypass' ? 'BYPASS' : 'MISS');
   addServerTiming(res, 'cache', performance.now() - state.start, outcome);
-  engine.counters.route(route).count(outcome);
+  // Hit ratios count cacheable lookups only: a miss whose response may not be stored (a route
+  // without cache() answering without freshness, a 429, a 5xx, `private`) could never have
+  // been a hit. For HTTP it stays a MISS (RFC 9211 `fwd=miss`, not `stored`); it is counted
+  // with the bypasses, apart from the hit ratio.
+  if (plan === undefined) markUncacheable(res);
+  engine.counters.route(route).count(plan === undefined ? 'bypass' : outcome);
   spanEvent(req, 'cache', { 'perfstack.cache.outcome': outcome, 'perfstack.route': route });
   if (plan === undefined) {
     if (!state.passed && !state.credentialed && req.method === 'GET') engine.markPass(state.key);

@@ -6,9 +6,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheSource, CacheStats, ClosableMiddleware, HealthCheck, NextFunction } from '@perfstack/core';
-import { warmShapes } from '@perfstack/core';
+import { parseDuration, warmShapes } from '@perfstack/core';
 import { CacheEngine } from './engine.js';
-import { type ResponseCacheOptions, resolveOptions } from './options.js';
+import { PKG, type ResponseCacheOptions, resolveOptions } from './options.js';
 import { type WarmTarget, warmUrls } from './warm.js';
 
 /** Where `cache({ store })` finds the engine of an instance. */
@@ -41,6 +41,18 @@ export interface ResponseCache extends ClosableMiddleware, CacheSource {
   readonly ready: Promise<number>;
   /** `ok`, or `degraded` while a configured Redis is down. */
   health(): HealthCheck;
+  /**
+   * Runtime ttl (the dashboard's settings): of one route (its pattern, `/products/:id`) or,
+   * without `route`, the layer's default; for responses stored from now on. `undefined` goes
+   * back to the configured ttl. Validated like the option (ms or `'5m'`).
+   *
+   * @throws {TypeError|RangeError} on a bad duration or route
+   */
+  setTtl(ttl: number | string | undefined, route?: string): void;
+  /** The ttl (ms) now in force for `route` (a `cache()` route's own, else the default), or the default. */
+  ttlOf(route?: string): number;
+  /** The `cache()` routes seen so far (after their first miss): their own ttl (ms) and whether they have tags. */
+  cachedRoutes(): ReadonlyMap<string, { readonly ttl: number | undefined; readonly tags: boolean }>;
   /** Stops pub/sub listening and closes a Redis connection the cache made itself. */
   close(): Promise<void>;
   /** @internal */
@@ -76,6 +88,14 @@ export function responseCache(options?: ResponseCacheOptions): ResponseCache {
       warmUrls(engine, urls, options?.timeout ?? 10_000),
     ready: engine.ready,
     health: () => engine.health(),
+    setTtl: (ttl: number | string | undefined, route?: string) => {
+      if (route !== undefined && (typeof route !== 'string' || !route.startsWith('/') || route.length > 1024)) {
+        throw new TypeError(`${PKG}: a route must be a pattern starting with "/", got ${String(route).slice(0, 40)}`);
+      }
+      engine.setTtl(ttl === undefined ? undefined : parseDuration(ttl, 'ttl', { pkg: PKG, min: 1 }), route);
+    },
+    ttlOf: (route?: string) => engine.ttlOf(route),
+    cachedRoutes: () => engine.cachedRoutes,
     close: () => engine.close(),
     [ENGINE]: engine,
   });

@@ -71,7 +71,10 @@ export class CacheCounters {
       hit: make('hits', 'Responses served fresh from the cache'),
       miss: make('misses', 'Cacheable requests the origin answered'),
       stale: make('stale', 'Responses served stale (stale-while-revalidate or stale-if-error)'),
-      bypass: make('bypass', 'Requests that did not use the cache (unsafe method, credentials)'),
+      bypass: make(
+        'bypass',
+        'Requests that could not use the cache (unsafe method, credentials, a response that may not be stored)',
+      ),
     };
     this.#evictions = counter(registry, {
       name: 'perfstack_cache_evictions_total',

@@ -47,6 +47,14 @@ export interface PlanInput {
   readonly responseTime: number;
   /** The method the response is stored for, when not the request's (POST stored for GET). */
   readonly method?: string;
+  /** Runtime ttl settings (`setTtl`), when any: the route's, then the layer's default. */
+  readonly tuned?: TunedTtls;
+}
+
+/** Runtime ttl settings of a cache instance (the settings API): ms per route label, and the default. */
+export interface TunedTtls {
+  readonly routes: ReadonlyMap<string, number>;
+  readonly ttl: number | undefined;
 }
 
 /** must-revalidate, proxy-revalidate, no-cache, s-maxage: never served stale (§4.2.4, §5.2.2). */
@@ -78,7 +86,10 @@ export function planStorage(
       statuses: config.statuses,
       heuristic: config.heuristic,
       targeted: config.targeted,
-      routeTtl: routeConfig === undefined ? undefined : (routeConfig.ttl ?? config.ttl),
+      routeTtl:
+        routeConfig === undefined
+          ? undefined
+          : (input.tuned?.routes.get(route) ?? routeConfig.ttl ?? input.tuned?.ttl ?? config.ttl),
       overrideFreshness: routeConfig?.overrideFreshness === true,
       routeShares: routeConfig !== undefined && !routeConfig.private,
     },

@@ -70,3 +70,4 @@ export {
 export type { OverloadOptions } from './overload.js';
 export type { BreakerPolicyOptions } from './policy.js';
 export { fullJitterDelay, type RetryOptions } from './retry.js';
+export type { BreakerTunables, BreakerTuning } from './tuning.js';

@@ -50,6 +50,7 @@ import {
 import { OverloadMonitor } from './overload.js';
 import { RouteMatcher } from './route-keys.js';
 import { BreakerStateMachine, REJECTED } from './state-machine.js';
+import { type BreakerTunables, type BreakerTuning, resolveTuning } from './tuning.js';
 
 /** A breaker key: `METHOD /full/pattern`, or what the `key` option returned. */
 interface RequestKey {
@@ -72,6 +73,16 @@ export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBre
   readonly registry: Registry;
   /** Stops the overload sampler and answers queued requests with 503; later requests pass through. */
   close(): Promise<void>;
+  /**
+   * Changes, at runtime (the dashboard's settings), the default time budget and breaker policy
+   * (for every route without its own `routes` override, breakers already made included) and
+   * the event-loop shedding threshold. All or nothing: validated like the options first.
+   *
+   * @throws {TypeError|RangeError} naming the option
+   */
+  tune(tuning: BreakerTuning): void;
+  /** The tunable values in force. */
+  tunables(): BreakerTunables;
 }
 
 /** One guarded key: its state machine, bulkhead and settings. */
@@ -81,7 +92,8 @@ interface GuardedRoute {
   readonly bulkhead: Bulkhead | undefined;
   /** The adaptive concurrency limit (the route's own, or the global one). */
   readonly limiter: ConcurrencyLimiter | undefined;
-  readonly config: GuardConfig;
+  /** Replaced by runtime settings (`tune`) when the route runs on the defaults. */
+  config: GuardConfig;
 }
 
 type ExpressRequest = IncomingMessage & { originalUrl?: string };
@@ -122,6 +134,8 @@ class Engine {
   readonly matcher: RouteMatcher;
   readonly monitor: OverloadMonitor | undefined;
   readonly routes = new Map<string, GuardedRoute>();
+  /** The settings of routes without their own override: `config.defaults` until `tune()`. */
+  defaults: GuardConfig;
   readonly concurrency: ConcurrencyMetrics;
   /** The limit shared by every route under `adaptiveConcurrency: { scope: 'global' }`. */
   readonly globalLimiter: ConcurrencyLimiter | undefined;
@@ -138,6 +152,7 @@ class Engine {
 
   constructor(config: MiddlewareConfig) {
     this.config = config;
+    this.defaults = config.defaults;
     this.events = new TypedEvents(config.log);
     this.matcher = new RouteMatcher(config.maxRoutes + config.routes.size, config.log);
     for (const name of config.routes.keys()) {
@@ -245,7 +260,7 @@ class Engine {
     const config =
       this.config.routes.get(key) ??
       (pattern === undefined ? undefined : this.config.routes.get(pattern)) ??
-      this.config.defaults;
+      this.defaults;
     const machine = new BreakerStateMachine(key, config.policy, this.config.clock, (event) => {
       if (event.to === 'open') this.openBreakers++;
       else if (event.from === 'open') this.openBreakers--;
@@ -262,6 +277,19 @@ class Engine {
     const route: GuardedRoute = { name: key, machine, bulkhead, limiter, config };
     this.routes.set(key, route);
     return route;
+  }
+
+  /** See {@link CircuitBreakerMiddleware.tune}. */
+  tune(tuning: BreakerTuning): void {
+    const next = resolveTuning(tuning, this.defaults, this.monitor?.config);
+    const before = this.defaults;
+    this.defaults = next.defaults;
+    for (const route of this.routes.values()) {
+      if (route.config !== before) continue;
+      route.config = next.defaults;
+      route.machine.policy = next.defaults.policy;
+    }
+    if (this.monitor !== undefined && next.overload !== undefined) this.monitor.config = next.overload;
   }
 
   /**
@@ -675,6 +703,18 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
     },
     on(event, listener) {
       return engine.events.on(event, listener);
+    },
+    tune(tuning) {
+      engine.tune(tuning);
+    },
+    tunables() {
+      const d = engine.defaults;
+      return {
+        timeoutMs: d.timeoutMs,
+        failureThreshold: d.policy.failureThreshold,
+        resetTimeoutMs: d.policy.resetTimeoutMs,
+        maxEventLoopDelayMs: monitor?.config.maxEventLoopDelayMs,
+      };
     },
     async close() {
       if (engine.closed) return;

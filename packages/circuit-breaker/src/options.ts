@@ -120,7 +120,7 @@ const MIDDLEWARE_KEYS = [
 /** The default failure predicate: a 5xx status. */
 export const defaultIsFailure: FailurePredicate = (statusCode) => statusCode >= 500;
 
-function resolveGuard(options: RouteGuardOptions, base: GuardConfig | undefined, prefix: string): GuardConfig {
+export function resolveGuard(options: RouteGuardOptions, base: GuardConfig | undefined, prefix: string): GuardConfig {
   const policy = resolvePolicy(options, base?.policy, prefix);
   const timeoutMs =
     options.timeout === undefined

@@ -63,7 +63,8 @@ export function resolveOverload(value: OverloadOptions | false | undefined): Ove
 
 /** Samples process figures and keeps the verdict the request path reads. */
 export class OverloadMonitor {
-  readonly config: OverloadConfig;
+  /** Replaced by runtime settings (`tune`); read per sample. */
+  config: OverloadConfig;
   /** True while the last sample passed a threshold. */
   overloaded = false;
   reason: OverloadReason | undefined;

@@ -49,7 +49,8 @@ export const REJECTED = -1;
 
 export class BreakerStateMachine {
   readonly name: string;
-  readonly policy: BreakerPolicy;
+  /** Replaced by runtime settings (`tune`); read per call. */
+  policy: BreakerPolicy;
   readonly #clock: BreakerClock;
   readonly #onTransition: (event: StateChangeEvent) => void;
   readonly #window: RollingWindow | undefined;

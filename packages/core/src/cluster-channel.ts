@@ -22,7 +22,7 @@
  *
  * | type | direction | what |
  * |---|---|---|
- * | `rl-def` / `rl` / `rl-r` / `rl-reset` | both | the rate limiter's store in the hub (batched per loop turn) |
+ * | `rl-def` / `rl-b` / `rl-a` / `rl-reset` | both | the rate limiter's store in the hub (a batch per loop turn, its answer) |
  * | `bc` | both | a broadcast: relayed at once by the hub to every other worker |
  * | `req` / `res` | both | a request to the hub and its answer (aggregated `/metrics`) |
  * | `hb` | worker → hub | heartbeat: pid, memory |

@@ -36,6 +36,8 @@ interface ServerTimingEntry {
 
 interface HookState {
   headSent: boolean;
+  /** The cache looked the request up and found nothing, and the response may not be stored. */
+  uncacheable: boolean;
   readonly beforeHead: Array<(res: ServerResponse) => void>;
   readonly sinks: BodySink[];
   readonly timings: ServerTimingEntry[];
@@ -59,7 +61,7 @@ function hookState(res: ServerResponse): HookState {
   let state = hooked[HOOKS];
   if (state === undefined) {
     install();
-    state = { headSent: false, beforeHead: [], sinks: [], timings: [] };
+    state = { headSent: false, uncacheable: false, beforeHead: [], sinks: [], timings: [] };
     hooked[HOOKS] = state;
   }
   return state;
@@ -228,6 +230,21 @@ export function captureBody(res: ServerResponse, sink: BodySink): () => void {
  */
 export function addServerTiming(res: ServerResponse, name: string, dur?: number, desc?: string): void {
   hookState(res).timings.push({ name, dur, desc });
+}
+
+/**
+ * Marks a response the cache looked up but may not store (a refusal, a 5xx, `private`,
+ * `no-store`, a route without `cache()` whose response has no freshness): `X-Cache: MISS` for
+ * HTTP (RFC 9211's `fwd=miss` without `stored`), but not a cacheable lookup, so hit ratios
+ * leave it out (timing's per-route ratio reads this instead of parsing a header).
+ */
+export function markUncacheable(res: ServerResponse): void {
+  hookState(res).uncacheable = true;
+}
+
+/** True when the cache marked `res` with {@link markUncacheable}. */
+export function isUncacheable(res: ServerResponse): boolean {
+  return (res as HookedResponse)[HOOKS]?.uncacheable === true;
 }
 
 /** True when the head of `res` was written through the hooks or directly. */

@@ -62,8 +62,17 @@ export {
   requestErrorOf,
 } from './errors.js';
 export { type Fallback, markOriginStatus, originStatus, setFallback, tryFallback } from './fallback.js';
-export { addServerTiming, type BodySink, captureBody, isHeadSent, onBeforeHead } from './hooks.js';
+export {
+  addServerTiming,
+  type BodySink,
+  captureBody,
+  isHeadSent,
+  isUncacheable,
+  markUncacheable,
+  onBeforeHead,
+} from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
+export { LOOP_DELAY_RESOLUTION_MS, type LoopDelayFigures, LoopDelayMonitor, loopDelayMs } from './loop-delay.js';
 export { armDeadline, loopElapsed, loopNow, loopStalledMs, TICK_MS, useLoopTime } from './loop-time.js';
 export {
   AggregatorRegistry,
@@ -120,13 +129,26 @@ export { ensureRequestId, getRequestId, isValidRequestId, MAX_REQUEST_ID_LENGTH 
 export {
   captureRoute,
   getRoute,
+  MAX_PREFIX_ROUTES,
   pathOf,
   pathPrefixMatcher,
+  pathPrefixRoute,
   resolveRoute,
   routeLabel,
   setRoute,
   UNMATCHED_ROUTE,
 } from './route.js';
+export {
+  durationText,
+  isSettingsError,
+  type SettingChange,
+  type SettingInfo,
+  type SettingKind,
+  type SettingsActor,
+  type SettingsAuditEntry,
+  SettingsError,
+  type SettingsSource,
+} from './settings.js';
 export {
   declarableValue,
   declareShapeKeys,

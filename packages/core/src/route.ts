@@ -105,6 +105,36 @@ export function routeLabel(req: IncomingMessage): string {
   return captureRoute(req) ?? UNMATCHED_ROUTE;
 }
 
+/** Most distinct {@link pathPrefixRoute} labels per process; past it, {@link UNMATCHED_ROUTE}. */
+export const MAX_PREFIX_ROUTES = 64;
+const prefixRoutes = new Set<string>();
+const SEGMENT = /^[A-Za-z0-9._~-]{1,64}$/;
+
+/**
+ * The label of a request no router named — a refusal answered before any router ran, on
+ * plain `node:http` without a `route` option, or for a path no route matches: its path's first
+ * segment, `/api/*` for `/api/x/1`, `/health` for `/health`, `/` for `/`. Bounded: a segment
+ * that is not a plain token (percent-encoding, over 64 characters) and every prefix past the
+ * first {@link MAX_PREFIX_ROUTES} of the process are {@link UNMATCHED_ROUTE}, so a flood of
+ * random paths cannot crowd the real routes out of the tables.
+ *
+ * @param url the request URL (path and query)
+ * @returns a bounded label
+ */
+export function pathPrefixRoute(url: string | undefined): string {
+  const path = pathOf(url);
+  if (path === '/' || path === '') return '/';
+  const slash = path.indexOf('/', 1);
+  const segment = slash === -1 ? path.slice(1) : path.slice(1, slash);
+  if (!SEGMENT.test(segment) || segment === '.' || segment === '..') return UNMATCHED_ROUTE;
+  const label = slash === -1 || slash === path.length - 1 ? `/${segment}` : `/${segment}/*`;
+  if (!prefixRoutes.has(label)) {
+    if (prefixRoutes.size >= MAX_PREFIX_ROUTES) return UNMATCHED_ROUTE;
+    prefixRoutes.add(label);
+  }
+  return label;
+}
+
 /** The path of a request URL without its query string (no allocation when there is no query). */
 export function pathOf(url: string | undefined): string {
   if (url === undefined) return '/';

@@ -964,9 +964,6 @@
   }
 
   // ---------- profiling ----------
-  let flameRoot = null;
-  let flameZoom = null;
-  let flameBoxes = [];
   const FLAME_ROW = 18;
   const FLAME_MAX_ROWS = 48;
 
@@ -999,74 +996,92 @@
           .join('/')
       : '';
 
-  function drawFlame() {
-    const canvas = $('flame');
-    if (!flameRoot) {
-      canvas.hidden = true;
-      return;
-    }
-    canvas.hidden = false;
-    const root = flameZoom || flameRoot;
-    const rows = flameDepth(root);
-    const dpr = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth;
-    const height = rows * FLAME_ROW;
-    canvas.style.height = `${height}px`;
-    if (width === 0) return;
-    canvas.width = Math.round(width * dpr);
-    canvas.height = Math.round(height * dpr);
-    const ctx = canvas.getContext('2d');
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, width, height);
-    ctx.font = '11px system-ui, sans-serif';
-    ctx.textBaseline = 'middle';
-    flameBoxes = [];
-    const stack = [[root, 0, width, 0]];
-    while (stack.length > 0) {
-      const [node, x, w, level] = stack.pop();
-      if (w < 0.5 || level >= FLAME_MAX_ROWS) continue;
-      const y = level * FLAME_ROW;
-      ctx.fillStyle = flameColor(node);
-      ctx.fillRect(x, y, Math.max(0.5, w - 1), FLAME_ROW - 1);
-      flameBoxes.push({ x, y, w, node });
-      if (w > 40) {
-        ctx.save();
-        ctx.beginPath();
-        ctx.rect(x, y, w - 4, FLAME_ROW - 1);
-        ctx.clip();
-        ctx.fillStyle = '#0b1120';
-        ctx.fillText(node.n, x + 3, y + FLAME_ROW / 2);
-        ctx.restore();
+  /**
+   * A flame graph on `canvas` (hover: details in `info`; click: zoom in, top row: out).
+   * `show(root)` draws a summary's `flame` tree; `onDrawn(frames)` is told how many frames it drew.
+   */
+  function createFlame(canvas, info, onDrawn) {
+    let flameRoot = null;
+    let flameZoom = null;
+    let flameBoxes = [];
+    function drawFlame() {
+      if (!flameRoot) {
+        canvas.hidden = true;
+        return;
       }
-      const scale = node.t > 0 ? w / node.t : 0;
-      let cx = x;
-      for (const c of node.c) {
-        const cw = c.t * scale;
-        stack.push([c, cx, cw, level + 1]);
-        cx += cw;
+      canvas.hidden = false;
+      const root = flameZoom || flameRoot;
+      const rows = flameDepth(root);
+      const dpr = window.devicePixelRatio || 1;
+      const width = canvas.clientWidth;
+      const height = rows * FLAME_ROW;
+      canvas.style.height = `${height}px`;
+      if (width === 0) return;
+      canvas.width = Math.round(width * dpr);
+      canvas.height = Math.round(height * dpr);
+      const ctx = canvas.getContext('2d');
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, width, height);
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.textBaseline = 'middle';
+      flameBoxes = [];
+      const stack = [[root, 0, width, 0]];
+      while (stack.length > 0) {
+        const [node, x, w, level] = stack.pop();
+        if (w < 0.5 || level >= FLAME_MAX_ROWS) continue;
+        const y = level * FLAME_ROW;
+        ctx.fillStyle = flameColor(node);
+        ctx.fillRect(x, y, Math.max(0.5, w - 1), FLAME_ROW - 1);
+        flameBoxes.push({ x, y, w, node });
+        if (w > 40) {
+          ctx.save();
+          ctx.beginPath();
+          ctx.rect(x, y, w - 4, FLAME_ROW - 1);
+          ctx.clip();
+          ctx.fillStyle = '#0b1120';
+          ctx.fillText(node.n, x + 3, y + FLAME_ROW / 2);
+          ctx.restore();
+        }
+        const scale = node.t > 0 ? w / node.t : 0;
+        let cx = x;
+        for (const c of node.c) {
+          const cw = c.t * scale;
+          stack.push([c, cx, cw, level + 1]);
+          cx += cw;
+        }
       }
+      onDrawn(flameBoxes.length);
     }
-    document.body.dataset.flameFrames = String(flameBoxes.length);
-  }
-  window.addEventListener('resize', drawFlame);
+    window.addEventListener('resize', drawFlame);
 
-  function flameAt(event) {
-    const rect = $('flame').getBoundingClientRect();
-    const x = event.clientX - rect.left;
-    const y = event.clientY - rect.top;
-    return flameBoxes.find((b) => x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + FLAME_ROW);
+    function flameAt(event) {
+      const rect = canvas.getBoundingClientRect();
+      const x = event.clientX - rect.left;
+      const y = event.clientY - rect.top;
+      return flameBoxes.find((b) => x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + FLAME_ROW);
+    }
+    canvas.addEventListener('mousemove', (event) => {
+      const box = flameAt(event);
+      const total = (flameZoom || flameRoot)?.t || 0;
+      info.textContent = box
+        ? `${box.node.n} ${shortUrl(box.node.u)}${box.node.l ? `:${box.node.l}` : ''} · total ${fmtMs(box.node.t)} (${fmtPct(total ? box.node.t / total : 0)}) · self ${fmtMs(box.node.s)}`
+        : 'Hover a frame for details; click to zoom in, click the top row to zoom out.';
+    });
+    canvas.addEventListener('click', (event) => {
+      const box = flameAt(event);
+      flameZoom = !box || box.y === 0 ? null : box.node;
+      drawFlame();
+    });
+    return {
+      show(root) {
+        flameRoot = root;
+        flameZoom = null;
+        drawFlame();
+      },
+    };
   }
-  $('flame').addEventListener('mousemove', (event) => {
-    const box = flameAt(event);
-    const total = (flameZoom || flameRoot)?.t || 0;
-    $('flame-info').textContent = box
-      ? `${box.node.n} ${shortUrl(box.node.u)}${box.node.l ? `:${box.node.l}` : ''} · total ${fmtMs(box.node.t)} (${fmtPct(total ? box.node.t / total : 0)}) · self ${fmtMs(box.node.s)}`
-      : 'Hover a frame for details; click to zoom in, click the top row to zoom out.';
-  });
-  $('flame').addEventListener('click', (event) => {
-    const box = flameAt(event);
-    flameZoom = !box || box.y === 0 ? null : box.node;
-    drawFlame();
+  const flame = createFlame($('flame'), $('flame-info'), (frames) => {
+    document.body.dataset.flameFrames = String(frames);
   });
 
   function renderProfiles(p) {
@@ -1074,8 +1089,6 @@
     status.textContent = p.running ? `(${p.running} running…)` : '';
     $('profile-seconds').max = String(p.limits.maxSeconds);
     if (p.cpu) {
-      flameRoot = p.cpu.flame;
-      flameZoom = null;
       const body = $('top-functions').tBodies[0];
       clear(body);
       for (const f of p.cpu.top) {
@@ -1092,7 +1105,7 @@
       $('top-functions').hidden = false;
       $('flame-info').textContent =
         `${fmtInt(p.cpu.sampleCount)} samples over ${fmtMs(p.cpu.durationMs)} at ${new Date(p.cpu.at).toLocaleTimeString()}${p.cpu.aborted ? ' (stopped early)' : ''}`;
-      drawFlame();
+      flame.show(p.cpu.flame);
     }
     if (p.heapSampling) {
       const body = $('top-allocations').tBodies[0];
@@ -1187,4 +1200,18 @@
   loadReport();
   loadLeaks();
   loadProfiles();
+
+  // What the page's other modules (assets/profiles.js) share with this one.
+  window.perfstackPage = Object.freeze({
+    el,
+    clear,
+    cell,
+    fmtInt,
+    fmtMs,
+    fmtPct,
+    fmtBytes,
+    shortUrl,
+    getJson,
+    createFlame,
+  });
 })();

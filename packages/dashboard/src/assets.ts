@@ -15,6 +15,8 @@ export interface Asset {
 /** The files served under `assets/`, with their types. */
 const FILES: Readonly<Record<string, string>> = {
   'app.js': 'text/javascript; charset=utf-8',
+  'profiles.js': 'text/javascript; charset=utf-8',
+  'settings.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
   'icon.svg': 'image/svg+xml',
 };

@@ -14,11 +14,14 @@ import { History } from './history.js';
 import { type LeakReport, LeakWatch } from './leak-watch.js';
 import { type DashboardOptions, resolveOptions } from './options.js';
 import { ProcessSampler } from './process-sampler.js';
+import { ContinuousProfiler } from './profile/continuous.js';
 import { Profiling } from './profile/handlers.js';
+import { linkHotFunctions } from './profile/hot-functions.js';
 import { buildReport, type PerformanceReport } from './report.js';
 import { REPORT_HTML_CSP, REPORT_MEDIA_TYPES, renderReport, reportFormatOf } from './report-format.js';
 import { type ReportDelivery, ReportSchedule } from './report-schedule.js';
 import { methodNotAllowed, runProtected, sendBody, sendJson, setCommonHeaders } from './respond.js';
+import { actorOf, attachChanges, patchSettings, settingsView, undoSettings } from './settings.js';
 import { type DashboardSnapshot, SnapshotBuilder } from './snapshot.js';
 import { StreamHub } from './stream.js';
 
@@ -38,6 +41,11 @@ export interface DashboardMiddleware {
   deliverReport(): Promise<ReportDelivery | undefined>;
   /** The server-side history behind `GET /api/history` (`undefined` with `history: false`). */
   readonly history: History | undefined;
+  /**
+   * Continuous profiling (`undefined` unless `profiling.continuous` is given); `runOnce()`
+   * records one period now.
+   */
+  readonly profiles: ContinuousProfiler | undefined;
   /** Ends open streams, stops the fleet publication, the CSRF agreement and the timers. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -59,6 +67,7 @@ const GET_ROUTES = new Set([
   '/api/leaks',
   '/api/profile',
   '/api/history',
+  '/api/settings',
 ]);
 
 /** The profiling operations, by path under the dashboard (POST, behind CSRF). */
@@ -69,7 +78,7 @@ const PROFILE_ROUTES = new Set(['/api/profile/cpu', '/api/profile/heap-snapshot'
  *
  * Routes, relative to where it is mounted: `GET /` (the page), `GET /assets/<file>`,
  * `GET /api/snapshot`, `GET /api/stream` (Server-Sent Events), `GET /api/report`, `GET /api/leaks`,
- * `GET /api/profile`, the actions `POST /api/cache/invalidate`, `POST /api/rate-limit/reset`,
+ * `GET /api/profile`, `GET`/`PATCH /api/settings`, `POST /api/settings/undo`, the actions `POST /api/cache/invalidate`, `POST /api/rate-limit/reset`,
  * `POST /api/breakers/reset`, and the profiling operations `POST /api/profile/cpu`,
  * `POST /api/profile/heap-snapshot`, `POST /api/profile/heap-sampling`.
  *
@@ -89,6 +98,16 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   const leakWatch = config.leakWatch === undefined ? undefined : new LeakWatch(config.leakWatch, log);
   leakWatch?.start();
   const profiling = config.profiling === undefined ? undefined : new Profiling(config.profiling, log);
+  const continuous =
+    config.profiling?.continuous === undefined
+      ? undefined
+      : new ContinuousProfiler({
+          config: config.profiling.continuous,
+          instanceId: config.instanceId,
+          log,
+          redis: config.redis,
+        });
+  continuous?.start();
   const builder = new SnapshotBuilder(
     config.sources,
     sampler,
@@ -160,7 +179,17 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     } catch {
       // Already logged once by the snapshot builder, whose cache section is then null.
     }
-    return buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
+    const built = buildReport(local, cacheRoutes, leakWatch?.alerts() ?? [], config.report, now());
+    return attachChanges(linkHotFunctions(built, lastCpuProfile(), now()), config.settings);
+  };
+  /** The newest CPU profile: continuous or on demand. */
+  const lastCpuProfile = () => {
+    const manual = profiling?.last().cpu ?? null;
+    const periodic = continuous?.latest();
+    if (manual !== null && (periodic === undefined || manual.at > periodic.summary.at)) {
+      return { id: null, summary: manual };
+    }
+    return periodic;
   };
   const history =
     config.history === undefined
@@ -189,6 +218,9 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     } else if (path === '/api/history') {
       if (history === undefined) throw notFound();
       sendJson(req, res, 200, history.report());
+    } else if (path === '/api/settings') {
+      // 200 without settings too: the page asks on every load, and a 404 would be a console error.
+      sendJson(req, res, 200, settingsView(config.settings));
     } else if (path === '/api/leaks') {
       sendJson(req, res, 200, leaks());
     } else if (path === '/api/profile') {
@@ -208,13 +240,20 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
     }
   }
 
-  async function runAction(req: IncomingMessage, res: ServerResponse, path: keyof typeof ACTIONS): Promise<void> {
-    const action = path.slice(5);
+  /**
+   * One JSON write (an action, a settings change): CSRF first, then the JSON body, then `work`;
+   * its result is sent as JSON and its outcome counted.
+   */
+  async function runWrite(
+    req: IncomingMessage,
+    res: ServerResponse,
+    action: string,
+    work: (body: unknown) => Promise<unknown>,
+  ): Promise<void> {
     try {
       csrf.touch();
       checkCsrf(req, csrf.accepted);
-      const body = await readJsonBody(req, config.bodyLimit);
-      const result = await ACTIONS[path](config.sources, body);
+      const result = await work(await readJsonBody(req, config.bodyLimit));
       actionCounter.inc({ action, outcome: 'ok' });
       sendJson(req, res, 200, result);
     } catch (error) {
@@ -224,6 +263,19 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       });
       throw error;
     }
+  }
+
+  function runAction(req: IncomingMessage, res: ServerResponse, path: keyof typeof ACTIONS): Promise<void> {
+    return runWrite(req, res, path.slice(5), (body) => ACTIONS[path](config.sources, body));
+  }
+
+  /** `PATCH /api/settings` and `POST /api/settings/undo`: the same access and CSRF rules as every action. */
+  function runSettings(req: IncomingMessage, res: ServerResponse, undo: boolean): Promise<void> {
+    const settings = config.settings;
+    if (settings === undefined) throw notFound();
+    return runWrite(req, res, undo ? 'settings/undo' : 'settings', (body) =>
+      undo ? undoSettings(settings, body, actorOf(req)) : patchSettings(settings, body, actorOf(req)),
+    );
   }
 
   /** Runs a profiling operation: CSRF first, then an empty JSON body, then the operation (which takes the lock). */
@@ -291,8 +343,15 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
         }
         path = '/';
       }
+      if (path === '/api/settings' && method === 'PATCH') return runSettings(req, res, false);
+      if (path === '/api/settings/undo') {
+        if (method !== 'POST') throw methodNotAllowed('POST');
+        return runSettings(req, res, true);
+      }
       if (GET_ROUTES.has(path)) {
-        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        if (method !== 'GET' && method !== 'HEAD') {
+          throw methodNotAllowed(path === '/api/settings' ? 'GET, HEAD, PATCH' : 'GET, HEAD');
+        }
         serveRead(req, res, path);
         return;
       }
@@ -303,6 +362,14 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       if (profiling !== undefined && PROFILE_ROUTES.has(path)) {
         if (method !== 'POST') throw methodNotAllowed('POST');
         return runProfile(req, res, path, profiling);
+      }
+      if (profiling !== undefined && (path === '/api/profiles' || path.startsWith('/api/profiles/'))) {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        const query = new URLSearchParams(queryOf(req.url));
+        if (continuous !== undefined) return continuous.serve(req, res, path, query);
+        if (path !== '/api/profiles') throw notFound();
+        sendJson(req, res, 200, { enabled: false, profiles: [] });
+        return;
       }
       if (path.startsWith('/assets/')) {
         // Exact names only: the map is fixed, the URL never becomes a file path.
@@ -322,6 +389,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
   (middleware as { leakWatch: LeakWatch | undefined }).leakWatch = leakWatch;
   middleware.deliverReport = async () => schedule?.deliver();
   (middleware as { history: History | undefined }).history = history;
+  (middleware as { profiles: ContinuousProfiler | undefined }).profiles = continuous;
   middleware.close = () => {
     closed ??= (async () => {
       await schedule?.close();
@@ -330,6 +398,7 @@ export function dashboard(options?: DashboardOptions): DashboardMiddleware {
       sampler?.stop();
       leakWatch?.stop();
       profiling?.close();
+      await continuous?.close();
       csrf.close();
       await fleet?.close();
     })();

@@ -5,8 +5,8 @@
  */
 import { HttpProblemError } from '@perfstack/core';
 
-/** What a profiling operation records. */
-export type ProfileKind = 'cpu' | 'heap-snapshot' | 'heap-sampling';
+/** What a profiling operation records (`continuous-cpu`: a recording of continuous profiling). */
+export type ProfileKind = 'cpu' | 'heap-snapshot' | 'heap-sampling' | 'continuous-cpu';
 
 /**
  * **429 `RATE_LIMITED`**, `reason: 'profiler-busy'`: another profiling or heap operation is

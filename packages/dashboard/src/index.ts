@@ -41,6 +41,7 @@ export {
 } from './leak-watch.js';
 export { type MetricsHandler, type MetricsHandlerOptions, metricsHandler } from './metrics-handler.js';
 export type {
+  ContinuousProfilingOptions,
   DashboardOptions,
   FleetBus,
   LeakWatchOptions,
@@ -48,9 +49,13 @@ export type {
   ReportOptions,
   ReportScheduleOptions,
 } from './options.js';
-export type { CpuFunction, CpuProfile, CpuProfileSummary, FlameNode } from './profile/cpu.js';
+export type { ContinuousProfiler, ContinuousProfilesReport, PeriodOutcome } from './profile/continuous.js';
+export type { CpuFunction, CpuProfile, CpuProfileSummary, CpuRecording, FlameNode } from './profile/cpu.js';
+export type { FunctionSelfTime, FunctionTable, ProfileDiff, ProfileDiffRow } from './profile/diff.js';
 export type { LastProfiles } from './profile/handlers.js';
 export type { AllocationSite, HeapSamplingSummary, SamplingHeapProfile } from './profile/heap.js';
+export type { HotFunction, LinkedRecommendation } from './profile/hot-functions.js';
+export type { ProfileEntry } from './profile/ring.js';
 export {
   type PerformanceReport,
   type Recommendation,

@@ -18,12 +18,14 @@ import {
   readFunction,
   readInteger,
   readNumber,
+  type SettingsSource,
   type SharedRedis,
 } from '@perfstack/core';
 import { type DashboardAuth, readAuth } from './access.js';
 import type { HealthReport } from './health.js';
 import { DEFAULT_HISTORY, type HistoryConfig } from './history.js';
 import type { LeakSample, LeakWatchConfig } from './leak-watch.js';
+import { type CpuProfile, type CpuRecording, recordCpuProfile } from './profile/cpu.js';
 import type { ReportConfig } from './report.js';
 import type { ReportFormat } from './report-format.js';
 import type { DashboardSources, ResolvedSources } from './snapshot.js';
@@ -66,6 +68,11 @@ export interface DashboardOptions {
   readonly csrfSecret?: string;
   /** This instance's name in the fleet view. @default `<hostname>:<pid>:<random>` */
   readonly instanceId?: string;
+  /**
+   * The runtime settings behind `GET`/`PATCH /api/settings` and `POST /api/settings/undo`
+   * (perfstack's `stack.settings`). @default none (those routes answer 404)
+   */
+  readonly settings?: SettingsSource;
   /** Time between snapshots on `/api/stream`. @default 1000 (ms) */
   readonly streamInterval?: number | string;
   /** Time between heartbeat comments on `/api/stream`. @default '15s' */
@@ -149,6 +156,44 @@ export interface ProfilingOptions {
   readonly maxHeapShare?: number;
   /** A heap snapshot's estimated cost, as a multiple of the heap in use (0 – 10). @default 2 */
   readonly snapshotCostFactor?: number;
+  /**
+   * Continuous profiling: a CPU profile of `duration` every `every`, kept in a bounded ring
+   * (and, with `redis`, in Redis for the fleet); `true` for the defaults. Off unless given.
+   * @default false
+   */
+  readonly continuous?: boolean | ContinuousProfilingOptions;
+}
+
+/** `profiling.continuous` options. */
+export interface ContinuousProfilingOptions {
+  /** Time from the start of one recording to the start of the next (1 s – 24 h; tests: ≥ 100 ms). @default '5m' */
+  readonly every?: number | string;
+  /** Length of each recording, shorter than `every`. @default '10s' */
+  readonly duration?: number | string;
+  /** CPU sampling interval in microseconds (50 – 100000). @default `profiling.samplingIntervalUs` (1000) */
+  readonly samplingIntervalUs?: number;
+  /** Profiles kept in memory (and per instance in Redis), newest first (1 – 1000). @default 12 */
+  readonly keep?: number;
+  /**
+   * Most bytes the in-memory ring holds (each profile's `.cpuprofile` JSON + summary + function
+   * table); the oldest are dropped first. @default '16mb'
+   */
+  readonly maxBytes?: number | string;
+  /** Expiry of this instance's profiles in Redis (refreshed on each write). @default keep × every (at least 1 minute) */
+  readonly redisTtl?: number | string;
+  /** Replaces V8 recording (tests inject synthetic profiles). @default the in-process inspector */
+  readonly record?: (recording: CpuRecording) => Promise<CpuProfile>;
+}
+
+/** Resolved `profiling.continuous`. */
+export interface ContinuousProfilingConfig {
+  readonly every: number;
+  readonly duration: number;
+  readonly samplingIntervalUs: number;
+  readonly keep: number;
+  readonly maxBytes: number;
+  readonly redisTtl: number;
+  readonly record: (recording: CpuRecording) => Promise<CpuProfile>;
 }
 
 /** `report` options: the targets the rules score against. */
@@ -199,6 +244,8 @@ export interface ProfilingConfig {
   readonly heapSamplingInterval: number;
   readonly maxHeapShare: number;
   readonly snapshotCostFactor: number;
+  /** `undefined`: continuous profiling off. */
+  readonly continuous: ContinuousProfilingConfig | undefined;
 }
 
 /** Resolved options. */
@@ -210,6 +257,7 @@ export interface DashboardConfig {
   readonly fleetBus: FleetBus | undefined;
   readonly csrfSecret: string | undefined;
   readonly instanceId: string;
+  readonly settings: SettingsSource | undefined;
   readonly streamInterval: number;
   readonly heartbeatInterval: number;
   readonly maxStreams: number;
@@ -243,6 +291,7 @@ const KNOWN: readonly (keyof DashboardOptions)[] = [
   'fleetBus',
   'csrfSecret',
   'instanceId',
+  'settings',
   'streamInterval',
   'heartbeatInterval',
   'maxStreams',
@@ -405,8 +454,10 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
       'heapSamplingInterval',
       'maxHeapShare',
       'snapshotCostFactor',
+      'continuous',
     ],
   );
+  const samplingIntervalUs = readInteger(PKG, 'profiling.samplingIntervalUs', o.samplingIntervalUs, 1000, 50, 100_000);
   const maxSeconds = readInteger(PKG, 'profiling.maxSeconds', o.maxSeconds, 60, 1, 300);
   return {
     defaultSeconds: readInteger(
@@ -418,7 +469,7 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
       maxSeconds,
     ),
     maxSeconds,
-    samplingIntervalUs: readInteger(PKG, 'profiling.samplingIntervalUs', o.samplingIntervalUs, 1000, 50, 100_000),
+    samplingIntervalUs,
     heapSamplingInterval: parseBytes(o.heapSamplingInterval ?? 32 * 1024, 'profiling.heapSamplingInterval', {
       pkg: PKG,
       min: 512,
@@ -426,6 +477,44 @@ function readProfiling(value: unknown): ProfilingConfig | undefined {
     }),
     maxHeapShare: readNumber(PKG, 'profiling.maxHeapShare', o.maxHeapShare, 0.9, 0.05, 1),
     snapshotCostFactor: readNumber(PKG, 'profiling.snapshotCostFactor', o.snapshotCostFactor, 2, 0, 10),
+    continuous: readContinuous(o.continuous, samplingIntervalUs),
+  };
+}
+
+function readContinuous(value: unknown, samplingIntervalUs: number): ContinuousProfilingConfig | undefined {
+  if (value === undefined || value === false) return undefined;
+  const o = checkOptionsObject<ContinuousProfilingOptions>(
+    PKG,
+    'dashboard({ profiling: { continuous } })',
+    value === true ? undefined : (value as ContinuousProfilingOptions),
+    ['every', 'duration', 'samplingIntervalUs', 'keep', 'maxBytes', 'redisTtl', 'record'],
+  );
+  const name = 'profiling.continuous.';
+  const every = parseDuration(o.every ?? '5m', `${name}every`, { pkg: PKG, min: 100, max: 86_400_000 });
+  const duration = parseDuration(o.duration ?? '10s', `${name}duration`, { pkg: PKG, min: 10, max: 300_000 });
+  if (duration >= every) {
+    throw optionRangeError(PKG, `${name}duration`, o.duration ?? duration, `shorter than every (${every} ms)`);
+  }
+  const keep = readInteger(PKG, `${name}keep`, o.keep, 12, 1, 1000);
+  return {
+    every,
+    duration,
+    samplingIntervalUs: readInteger(
+      PKG,
+      `${name}samplingIntervalUs`,
+      o.samplingIntervalUs,
+      samplingIntervalUs,
+      50,
+      100_000,
+    ),
+    keep,
+    maxBytes: parseBytes(o.maxBytes ?? 16 * 1024 * 1024, `${name}maxBytes`, { pkg: PKG, min: 1024, max: 1024 ** 3 }),
+    redisTtl: parseDuration(o.redisTtl ?? Math.max(60_000, keep * every), `${name}redisTtl`, {
+      pkg: PKG,
+      min: 1000,
+      max: 30 * 86_400_000,
+    }),
+    record: readFunction(PKG, `${name}record`, o.record, recordCpuProfile),
   };
 }
 
@@ -510,6 +599,7 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     fleetBus: o.fleetBus === undefined ? undefined : (readRedis(o.fleetBus) as unknown as FleetBus),
     csrfSecret: readCsrfSecret(o.csrfSecret),
     instanceId: readInstanceId(o.instanceId),
+    settings: readSettings(o.settings),
     streamInterval: duration('streamInterval', o.streamInterval, 1000, 100, 60_000),
     heartbeatInterval: duration('heartbeatInterval', o.heartbeatInterval, 15_000, 1000, 300_000),
     maxStreams: readInteger(PKG, 'maxStreams', o.maxStreams, 10, 1, 1000),
@@ -525,6 +615,24 @@ export function resolveOptions(options: DashboardOptions | undefined): Dashboard
     reportSchedule: readReportSchedule(o.reportSchedule),
     history: readHistory(o.history),
   };
+}
+
+function readSettings(value: unknown): SettingsSource | undefined {
+  if (value === undefined) return undefined;
+  const v = value as Partial<SettingsSource> | null;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    ['list', 'set', 'undo', 'audit'].some((m) => typeof (v as Record<string, unknown>)[m] !== 'function')
+  ) {
+    throw optionTypeError(
+      PKG,
+      'settings',
+      value,
+      'a settings API with list(), set(), undo() and audit() (stack.settings)',
+    );
+  }
+  return v as SettingsSource;
 }
 
 function readHistory(value: unknown): HistoryConfig | undefined {

@@ -4,14 +4,13 @@
  * costly measurements are sampled off the request path).
  */
 
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { ProcessStats } from '@perfstack/core';
+import { LoopDelayMonitor, type ProcessStats } from '@perfstack/core';
 
 /** Samples the process every `interval` ms while it is running. */
 export class ProcessSampler {
   readonly #interval: number;
-  #histogram: IntervalHistogram | undefined;
+  #loop: LoopDelayMonitor | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastCpu = process.cpuUsage();
   #lastAt = process.hrtime.bigint();
@@ -25,8 +24,7 @@ export class ProcessSampler {
   /** Starts sampling (idempotent). */
   start(): void {
     if (this.#timer !== undefined) return;
-    this.#histogram = monitorEventLoopDelay({ resolution: 20 });
-    this.#histogram.enable();
+    this.#loop = new LoopDelayMonitor();
     this.#timer = setInterval(() => this.#sample(), this.#interval);
     this.#timer.unref();
   }
@@ -38,15 +36,9 @@ export class ProcessSampler {
     this.#cpuPercent = elapsedUs > 0 ? Math.round(((cpu.user + cpu.system) / elapsedUs) * 1000) / 10 : 0;
     this.#lastCpu = process.cpuUsage();
     this.#lastAt = now;
-    const h = this.#histogram;
-    if (h !== undefined && h.count > 0) {
-      this.#delay = {
-        p50: round(h.percentile(50) / 1e6),
-        p99: round(h.percentile(99) / 1e6),
-        max: round(h.max / 1e6),
-      };
-      h.reset();
-    }
+    const delay = this.#loop?.take();
+    // Event-loop delay net of the monitor's 1 ms period (core's LoopDelayMonitor).
+    if (delay !== undefined) this.#delay = { p50: round(delay.p50), p99: round(delay.p99), max: round(delay.max) };
   }
 
   /** The latest figures (memory is read now; CPU and delay come from the last sample). */
@@ -67,8 +59,8 @@ export class ProcessSampler {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#histogram?.disable();
-    this.#histogram = undefined;
+    this.#loop?.close();
+    this.#loop = undefined;
   }
 }
 

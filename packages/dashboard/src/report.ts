@@ -39,6 +39,13 @@ export interface Recommendation {
   /** Score points this would win back at most (the ranking key). */
   readonly impact: number;
   readonly rule: string;
+  /** The concrete setting change it maps to, when the dashboard has runtime settings (settings.ts). */
+  readonly change?: {
+    readonly path: string;
+    readonly from: number | string | null;
+    readonly to: number | string | null;
+    readonly text: string;
+  };
 }
 
 /** `GET /api/report`. */
@@ -54,7 +61,11 @@ export interface PerformanceReport {
 
 /** The figures the rules used. */
 export interface ReportInputs {
-  /** The timing window the latency and error rules read (`'1m'`, or `'5m'` when the last minute is too quiet). */
+  /**
+   * The timing window the latency and error rules read: `'1m'`, or `'5m'` when the last minute
+   * has fewer than `minRequests`; when both have fewer, the latest one with any request (then
+   * only a rule already over its target is scored).
+   */
   readonly window: '1m' | '5m' | null;
   readonly requests: number;
   readonly rps: number;
@@ -100,6 +111,12 @@ export const RULE_WEIGHTS = {
 /** Routes with fewer requests in the 5-minute table are not singled out. */
 const MIN_ROUTE_REQUESTS = 5;
 
+/**
+ * The highest score while a scored rule has no points left: a rule that fails outright (an
+ * open breaker, a 5xx rate at 5× its target, a blocked loop) never leaves the grade at A.
+ */
+export const FAILED_RULE_SCORE_CAP = 89;
+
 const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
 const r2 = (v: number) => Math.round(v * 100) / 100;
 const pct = (v: number) => `${(v * 100).toFixed(v < 0.1 && v > 0 ? 1 : 0)}%`;
@@ -131,9 +148,11 @@ interface RuleContext {
   readonly cacheRoutes: CacheStats['routes'] | null;
   readonly leakAlerts: readonly Alert[];
   readonly config: ReportConfig;
-  /** The timing window the latency and error rules read, or `null` when too quiet. */
+  /** The timing window the latency and error rules read, or `null` when it had no request. */
   readonly window: '1m' | '5m' | null;
   readonly stats: WindowStats | null;
+  /** True when that window has at least `minRequests` requests (else only failing rules score). */
+  readonly enough: boolean;
   readonly rules: RuleResult[];
   readonly recs: Recommendation[];
 }
@@ -157,17 +176,34 @@ export function buildReport(
 ): PerformanceReport {
   const w = snapshot.windows;
   const quiet = (n: number) => n < config.minRequests;
-  const window = w === null ? null : !quiet(w['1m'].requests) ? '1m' : !quiet(w['5m'].requests) ? '5m' : null;
+  const enough = w !== null && (!quiet(w['1m'].requests) || !quiet(w['5m'].requests));
+  // Too quiet for a verdict either way: the latest window with requests still shows a failure.
+  const window =
+    w === null
+      ? null
+      : !quiet(w['1m'].requests)
+        ? '1m'
+        : !quiet(w['5m'].requests)
+          ? '5m'
+          : w['1m'].requests > 0
+            ? '1m'
+            : w['5m'].requests > 0
+              ? '5m'
+              : null;
   const stats = window === null || w === null ? null : w[window];
-  const c: RuleContext = { snapshot, cacheRoutes, leakAlerts, config, window, stats, rules: [], recs: [] };
+  const c: RuleContext = { snapshot, cacheRoutes, leakAlerts, config, window, stats, enough, rules: [], recs: [] };
   for (const rule of [latencyRule, errorsRule, cacheRule, rateLimitRule, breakersRule, eventLoopRule, memoryRule])
     rule(c);
   retryRecommendations(c);
   const scored = c.rules.filter((r) => r.points !== null);
   const weight = scored.reduce((sum, r) => sum + r.weight, 0);
   const points = scored.reduce((sum, r) => sum + (r.points ?? 0), 0);
-  const score = weight > 0 ? Math.round((100 * points) / weight) : 100;
-  c.recs.sort((a, b) => b.impact - a.impact);
+  const raw = weight > 0 ? Math.round((100 * points) / weight) : 100;
+  const failed = scored.some((r) => r.points === 0);
+  const score = failed ? Math.min(raw, FAILED_RULE_SCORE_CAP) : raw;
+  // A recommendation that wins nothing back is noise (the retry-rate ones are not scored by design).
+  const recs = c.recs.filter((r) => r.impact > 0 || r.rule === 'retry-rate');
+  recs.sort((a, b) => b.impact - a.impact);
   return {
     version: 1,
     score,
@@ -175,7 +211,7 @@ export function buildReport(
     generatedAt: new Date(now).toISOString(),
     inputs: inputsOf(c),
     rules: c.rules,
-    recommendations: c.recs,
+    recommendations: recs,
   };
 }
 
@@ -231,7 +267,7 @@ function inputsOf(c: RuleContext): ReportInputs {
 function latencyRule(c: RuleContext): void {
   const { snapshot, config, stats, window, rules, recs } = c;
   const T = config.latencyTargetMs;
-  if (stats === null) {
+  if (stats === null || !c.enough) {
     rules.push({
       name: 'latency',
       weight: RULE_WEIGHTS.latency,
@@ -283,12 +319,17 @@ function latencyRule(c: RuleContext): void {
 function errorsRule(c: RuleContext): void {
   const { snapshot, config, stats, window, rules, recs } = c;
   const E = config.errorRateTarget;
-  if (stats === null) {
+  // Fewer than minRequests: too few to award the points, enough to take them (a failure is a
+  // failure, and the page shows the same rate).
+  if (stats === null || (!c.enough && stats.errorRate <= E)) {
     rules.push({
       name: 'errors',
       weight: RULE_WEIGHTS.errors,
       points: null,
-      explanation: 'Not enough requests: not scored.',
+      explanation:
+        stats === null
+          ? 'No requests (or no timing source): not scored.'
+          : `Only ${num(stats.requests)} requests, 5xx rate ${pct(stats.errorRate)} within the ${pct(E)} target: not scored until ${config.minRequests}.`,
     });
   } else {
     const rate = stats.errorRate;
@@ -297,7 +338,7 @@ function errorsRule(c: RuleContext): void {
       name: 'errors',
       weight: RULE_WEIGHTS.errors,
       points,
-      explanation: `5xx rate ${pct(rate)} over the last ${window}; the rule loses its points linearly up to 5× the ${pct(E)} target.`,
+      explanation: `5xx rate ${pct(rate)} over the last ${window}${c.enough ? '' : ` (only ${num(stats.requests)} requests: scored because it is over the target)`}; the rule loses its points linearly up to 5× the ${pct(E)} target.`,
     });
     const lost = RULE_WEIGHTS.errors - points;
     const failing = snapshot.routes.filter((r) => r.count >= MIN_ROUTE_REQUESTS && r.errorRate > E);
@@ -396,7 +437,8 @@ function rateLimitRule(c: RuleContext): void {
   const decided = rl === null ? 0 : rl.allowed + rl.blocked;
   const blockedShare = rl === null || decided === 0 ? 0 : rl.blocked / decided;
   const B = config.blockedShareTarget;
-  if (rl === null || decided < config.minRequests) {
+  // Like the errors rule: too few decisions award nothing, but blocks over the target count.
+  if (rl === null || decided === 0 || (decided < config.minRequests && blockedShare <= B)) {
     rules.push({
       name: 'rateLimit',
       weight: RULE_WEIGHTS.rateLimit,
@@ -404,7 +446,7 @@ function rateLimitRule(c: RuleContext): void {
       explanation:
         rl === null
           ? 'No rate limiter: not scored.'
-          : `Fewer than ${config.minRequests} rate-limit decisions: not scored.`,
+          : `Fewer than ${config.minRequests} rate-limit decisions, none over the target: not scored.`,
     });
   } else {
     const points = r2(RULE_WEIGHTS.rateLimit * clamp01(1 - Math.max(0, blockedShare - B) / (9 * B)));

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { LeakSample } from '@perfstack/dashboard';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listen, request, type TestServer } from '../../../test/helpers/http.js';
-import { gradeOf, type PerformanceReport, RULE_WEIGHTS } from '../src/report.js';
+import { FAILED_RULE_SCORE_CAP, gradeOf, type PerformanceReport, RULE_WEIGHTS } from '../src/report.js';
 import { buildApp } from './app.js';
 
 let server: TestServer | undefined;
@@ -197,6 +197,53 @@ describe('GET /api/report', () => {
     // Breakers, event loop and memory are scored: 30 of 30.
     expect(r.score).toBe(100);
     expect(r.inputs.window).toBeNull();
+  });
+
+  it('a rule with no points left caps the score at 89: an open breaker alone is never an A', async () => {
+    const sources = await start();
+    healthy(sources);
+    for (let i = 0; i < 3; i++) sources.circuitBreaker.result('GET /fast', false);
+    const r = await report();
+    expect(r.rules.map((x) => [x.name, x.points])).toEqual([
+      ['latency', 25],
+      ['errors', 20],
+      ['cache', 15],
+      ['rateLimit', 10],
+      ['breakers', 0],
+      ['eventLoop', 10],
+      ['memory', 10],
+    ]);
+    // 90 of 100 points would read "A 90" next to an open breaker.
+    expect(FAILED_RULE_SCORE_CAP).toBe(89);
+    expect(r.score).toBe(89);
+    expect(r.grade).toBe('B');
+    expect(r.recommendations.map((x) => [x.rule, x.route, x.impact])).toEqual([['breakers', 'GET /fast', 10]]);
+  });
+
+  it('too few requests award no error points, but a 5xx rate over the target costs them (1 in 13: not "A 100")', async () => {
+    const sources = await start();
+    for (let i = 0; i < 12; i++) sources.timing.record({ method: 'GET', route: '/fast', status: 200, ms: 20 });
+    sources.timing.record({ method: 'GET', route: '/boom', status: 500, ms: 20 });
+    const r = await report();
+    expect(r.inputs.window).toBe('1m');
+    expect(r.inputs.requests).toBe(13);
+    expect(r.inputs.errorRate).toBe(1 / 13);
+    expect(rule(r, 'latency').points).toBeNull();
+    expect(rule(r, 'errors').points).toBe(0);
+    // errors 0 of 20, breakers, event loop and memory 30 of 30 (no breaker: not scored): 30 of 50.
+    expect(r.score).toBe(60);
+    expect(r.grade).toBe('D');
+  });
+
+  it('too few requests, none failing: the errors rule is not scored (too few to award points)', async () => {
+    const sources = await start();
+    for (let i = 0; i < 12; i++) sources.timing.record({ method: 'GET', route: '/fast', status: 200, ms: 20 });
+    const r = await report();
+    expect(rule(r, 'errors').points).toBeNull();
+    expect(rule(r, 'errors').explanation).toBe(
+      'Only 12 requests, 5xx rate 0% within the 1.0% target: not scored until 20.',
+    );
+    expect(r.score).toBe(100);
   });
 
   it('a leak alert halves the memory points and comes with its recommendation', async () => {

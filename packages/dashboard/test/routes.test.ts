@@ -60,7 +60,11 @@ describe('page and assets', () => {
     expect(res.text).toContain('<script src="assets/app.js" defer></script>');
     expect(res.text).toContain('<link rel="stylesheet" href="assets/app.css">');
     // No inline script, no inline handlers, no style attributes: works under script-src 'self'.
-    expect(res.text.match(/<script\b[^>]*>/g)).toEqual(['<script src="assets/app.js" defer>']);
+    expect(res.text.match(/<script\b[^>]*>/g)).toEqual([
+      '<script src="assets/app.js" defer>',
+      '<script src="assets/profiles.js" defer>',
+      '<script src="assets/settings.js" defer>',
+    ]);
     expect(res.text).not.toMatch(/\son[a-z]+=/i);
     expect(res.text).not.toMatch(/\sstyle=/i);
     expect(res.text).not.toMatch(/https?:\/\//);
@@ -89,6 +93,8 @@ describe('page and assets', () => {
 
   it.each([
     ['app.js', 'text/javascript; charset=utf-8'],
+    ['profiles.js', 'text/javascript; charset=utf-8'],
+    ['settings.js', 'text/javascript; charset=utf-8'],
     ['app.css', 'text/css; charset=utf-8'],
     ['icon.svg', 'image/svg+xml'],
   ])('serves assets/%s as %s, never cached', async (name, type) => {
@@ -103,7 +109,14 @@ describe('page and assets', () => {
   it('keeps the page plus its assets under 100 KB', async () => {
     const { url } = await start();
     let total = 0;
-    for (const path of ['/', '/assets/app.js', '/assets/app.css', '/assets/icon.svg']) {
+    for (const path of [
+      '/',
+      '/assets/app.js',
+      '/assets/profiles.js',
+      '/assets/settings.js',
+      '/assets/app.css',
+      '/assets/icon.svg',
+    ]) {
       const res = await request(`${url}/dashboard${path}`);
       expect(res.status).toBe(200);
       total += res.body.length;
@@ -112,12 +125,18 @@ describe('page and assets', () => {
     expect(total).toBeLessThan(100 * 1024);
   });
 
-  it('the script uses no eval, no innerHTML and no remote URL', async () => {
-    const { url } = await start();
-    const js = (await request(`${url}/dashboard/assets/app.js`)).text;
-    expect(js).not.toMatch(/\beval\(|new Function|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
-    expect(js).not.toMatch(/https?:\/\//);
-  });
+  it.each(['app.js', 'profiles.js', 'settings.js'])(
+    'the script %s uses no eval, no innerHTML and no remote URL',
+    async (name) => {
+      const { url } = await start();
+      const res = await request(`${url}/dashboard/assets/${name}`);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('text/javascript; charset=utf-8');
+      const js = res.text;
+      expect(js).not.toMatch(/\beval\(|new Function|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+      expect(js).not.toMatch(/https?:\/\//);
+    },
+  );
 
   it.each([
     '/dashboard/assets/../package.json',

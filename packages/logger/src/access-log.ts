@@ -19,11 +19,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type ClosableMiddleware,
+  checkOptionsObject,
   ensureRequestId,
   type NextFunction,
   OnceLogger,
   optionRangeError,
   pathOf,
+  readNumber,
+  readString,
   refusalOf,
   requestErrorOf,
   routeLabel,
@@ -34,7 +37,7 @@ import type { Logger } from 'pino';
 import { type HttpLogger, pinoHttp } from 'pino-http';
 import { openDestination } from './destination.js';
 import { redactLogArguments } from './log-arguments.js';
-import { type AccessLogOptions, PKG, resolveAccessLogConfig } from './options.js';
+import { type AccessLogLevel, type AccessLogOptions, LOG_LEVELS, PKG, resolveAccessLogConfig } from './options.js';
 import { DeepRedactor } from './redact/deep.js';
 import { HeaderRedactor } from './redact/headers.js';
 import { SensitiveKeys } from './redact/keys.js';
@@ -104,6 +107,15 @@ export interface AccessLogger extends ClosableMiddleware {
   quietRefusal(req: IncomingMessage, code: string, client: string): boolean;
   /** An Express error-handling middleware that calls {@link recordError} and passes the error on. */
   readonly errorHandler: (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
+  /**
+   * Changes, at runtime (the dashboard's settings), the lowest level written and the share of
+   * successful requests logged, from the next request on. Validated like the options.
+   *
+   * @throws {TypeError|RangeError} naming the option
+   */
+  tune(tuning: { readonly level?: AccessLogLevel; readonly sampleRate?: number }): void;
+  /** The tunable values in force. */
+  tunables(): { readonly level: AccessLogLevel; readonly sampleRate: number };
 }
 
 /**
@@ -122,7 +134,9 @@ export interface AccessLogger extends ClosableMiddleware {
  */
 export function accessLog(options?: AccessLogOptions): AccessLogger {
   const config = resolveAccessLogConfig(options);
-  const { censor, sampleRate, logBody, requestIdHeader, ignoreExact, ignorePrefixes } = config;
+  const { censor, logBody, requestIdHeader, ignoreExact, ignorePrefixes } = config;
+  // Runtime settings (`tune`) replace it; read once per successful request.
+  let sampleRate = config.sampleRate;
   const keys = new SensitiveKeys(config.sensitiveKeys);
   const string = createStringRedactor({
     censor,
@@ -310,6 +324,14 @@ export function accessLog(options?: AccessLogOptions): AccessLogger {
   let closing: Promise<void> | undefined;
   Object.assign(middleware, {
     logger: root,
+    tune(tuning: { readonly level?: AccessLogLevel; readonly sampleRate?: number }): void {
+      const checked = checkOptionsObject(PKG, 'tune', tuning, ['level', 'sampleRate']);
+      const level = readString<AccessLogLevel>(PKG, 'level', checked.level, root.level as AccessLogLevel, LOG_LEVELS);
+      const rate = readNumber(PKG, 'sampleRate', checked.sampleRate, sampleRate, 0, 1);
+      root.level = level;
+      sampleRate = rate;
+    },
+    tunables: () => ({ level: root.level as AccessLogLevel, sampleRate }),
     recordError,
     quietRefusal,
     errorHandler: function accessLogErrorHandler(

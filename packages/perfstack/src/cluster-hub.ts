@@ -115,7 +115,7 @@ export class ClusterHub {
     if (typeof message !== 'object' || message === null || (message as ClusterMessage).ps !== 1) return;
     const m = message as ClusterMessage;
     switch (m.t) {
-      case 'rl':
+      case 'rl-b':
       case 'rl-def': {
         const answer = this.#store.handle(m);
         if (answer !== undefined) from.send(answer);

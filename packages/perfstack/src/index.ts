@@ -56,6 +56,7 @@ export { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/
 export { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
 export { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
 export { type Timing, type TimingOptions, timing } from '@perfstack/timing';
+export type { AutoTune, AutoTuneDecision, AutoTuneOptions } from './autotune.js';
 export type { StackClientOptions } from './client.js';
 export { DEFAULT_ROUTING, type EndpointName, type RoutingSettings } from './endpoints.js';
 export { ENV_NOT_READ, ENV_VARIABLES, type EnvVariable } from './env.js';
@@ -63,6 +64,7 @@ export { DEFAULT_ORDER, type LayerName } from './layers.js';
 export type { Monitoring, MonitoringOptions } from './monitoring.js';
 export { type OffloadHandler, type OffloadInput, type OffloadOptions, type OffloadStats, offload } from './offload.js';
 export { type ProtectServerOptions, protectServer, SERVER_TIMEOUTS } from './server.js';
+export { SETTINGS_CHANNEL, type SettingValue, type StackSettings } from './settings.js';
 export {
   DEFAULT_RATE_LIMIT,
   type InternalPaths,

@@ -50,6 +50,7 @@ import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/s
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
+import { type AutoTune, type AutoTuneOptions, resolveAutoTune, startAutoTune } from './autotune.js';
 import { outboundSource, type StackClientOptions, stackClient } from './client.js';
 import { clusterWorkerParts } from './cluster-worker.js';
 import { EndpointMatcher, type EndpointName } from './endpoints.js';
@@ -58,6 +59,7 @@ import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
 import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
 import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
+import { createSettings, type StackSettings } from './settings.js';
 import { staticCors, staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -129,6 +131,13 @@ export interface PerformanceStackOptions {
    * @default undefined (no second port)
    */
   readonly monitoring?: MonitoringOptions | false;
+  /**
+   * Opt-in auto-tuning over `stack.settings` (autotune.ts): only safe, reversible changes (a
+   * ttl raise on a tagged cached route, a rate-limit raise while every route is healthy),
+   * each rolled back when a route's p99 or error rate worsens within the window.
+   * @default false
+   */
+  readonly autoTune?: AutoTuneOptions | boolean;
 }
 
 /**
@@ -152,6 +161,7 @@ const KNOWN_OPTIONS = [
   'log',
   'env',
   'monitoring',
+  'autoTune',
 ];
 
 /** The layers the stack built (absent when turned off). */
@@ -196,6 +206,13 @@ export interface PerformanceStack extends Middleware {
   offload(modulePath: string | URL, options?: Omit<OffloadOptions, 'registry' | 'logger' | 'redis'>): OffloadHandler;
   /** The internal paths in force. */
   readonly paths: Required<InternalPaths>;
+  /**
+   * The runtime settings (settings.ts): `list()`, `get(path)`, `set({ 'rateLimit.limit': 300 })`,
+   * `undo(id)`, `audit()`; changes reach every instance through Redis (or the cluster hub).
+   */
+  readonly settings: StackSettings;
+  /** The auto-tuning loop (`autoTune` option): its decisions and `tick()`; `undefined` when off. */
+  readonly autoTune: AutoTune | undefined;
   /**
    * The stack's endpoint `req` is routed to, by the routing settings of the app handling it
    * (Express's `case sensitive routing` and `strict routing`; any case and one trailing slash
@@ -295,6 +312,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const dashboardEnabled = envBoolean(env, 'DASHBOARD_ENABLED') !== false;
   const cacheMiB = envInteger(env, 'MEMORY_CACHE_SIZE_MB', 1, 1024 * 1024);
   const monitoringOptions = readMonitoring(opts.monitoring, env);
+  const autoTuneConfig = resolveAutoTune(opts.autoTune);
   const log = opts.log ?? consoleLogger;
   const order = checkOrder(opts.order);
   const paths: Required<InternalPaths> = {
@@ -501,6 +519,15 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     return health;
   };
 
+  const settings = createSettings({
+    layers,
+    bus: redis ?? clusterParts?.fleetBus,
+    log,
+    ...(opts.dashboard?.instanceId === undefined ? {} : { instanceId: opts.dashboard.instanceId }),
+  });
+  const autoTune =
+    autoTuneConfig === undefined ? undefined : startAutoTune(autoTuneConfig, settings, layers, layers.timing, log);
+  if (autoTune !== undefined) Object.defineProperty(settings, 'autoTune', { value: autoTune });
   const opened: Array<{ close(): Promise<void> }> = [];
   let closing: Promise<void> | undefined;
   const outbound = stackClient({ registry, logger: log }, healthChecks, opened);
@@ -523,6 +550,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           },
           registry,
           logger: log,
+          settings,
           ...(redis ? { redis } : clusterParts ? { fleetBus: clusterParts.fleetBus } : {}),
         });
         opened.push(mw);
@@ -568,6 +596,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     redis: { value: redis, enumerable: true },
     registry: { value: registry, enumerable: true },
     paths: { value: Object.freeze(paths), enumerable: true },
+    settings: { value: settings, enumerable: true },
+    autoTune: { value: autoTune, enumerable: true },
     endpointOf: { value: (req: IncomingMessage) => endpoints.match(req) },
     errorHandler: {
       value: function perfstackErrorHandler(
@@ -586,6 +616,8 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           // The access log first: it waits for the requests in flight, which the other
           // layers (and Redis) still serve meanwhile, then flushes their lines.
           gate?.close();
+          autoTune?.close();
+          settings.close();
           await layers.logger?.close();
           await Promise.allSettled([...opened.map((o) => o.close()), ...closers.map((close) => close())]);
           await monitoring?.close();

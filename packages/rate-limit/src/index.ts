@@ -36,6 +36,7 @@ export {
   type ClusterStoreDefinition,
   ClusterStoreServer,
   ClusterStoreTimeoutError,
+  type DecisionCallback,
 } from './store/cluster.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
 export { type RedisKeyPlan, RedisStore } from './store/redis.js';

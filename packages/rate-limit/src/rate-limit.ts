@@ -30,9 +30,11 @@ import {
   type HealthSource,
   type NextFunction,
   OnceLogger,
+  optionTypeError,
   problemJson,
   type RateLimitSource,
   type RateLimitStats,
+  readInteger,
   type SharedRedis,
   sendProblem,
   spanEvent,
@@ -114,6 +116,18 @@ export interface RateLimiter extends ClosableMiddleware, RateLimitSource, Health
    * It counts in addition to this limiter, under its own keys and policy names.
    */
   route(options?: RateLimitOptions): RateLimiter;
+  /**
+   * Changes a limit's `limit` at runtime (the dashboard's settings): the headers, the local
+   * limiter, the Redis script's arguments and the cluster hub all take it from the next
+   * decision; counts already made are kept. Validated like the option.
+   *
+   * @param limit the new `limit`, a whole number of at least 1
+   * @param name the limit's name (default: the first limit)
+   * @throws {TypeError|RangeError} on a bad value or an unknown name
+   */
+  setLimit(limit: number, name?: string): void;
+  /** This limiter's own limits (not its route limiters') with the values in force. */
+  tunables(): ReadonlyArray<{ readonly name: string; readonly limit: number; readonly windowMs: number }>;
 }
 
 const STORE_DOWN = 'RATE_LIMIT_STORE_UNAVAILABLE';
@@ -227,14 +241,14 @@ class Limiter {
   readonly counters: LimiterCounters;
   readonly children = new Set<Limiter>();
   readonly #raw: RateLimitOptions;
-  readonly #plan: HeaderPlan;
+  #plan: HeaderPlan;
   readonly #address: ClientAddress;
   readonly #log: OnceLogger;
   readonly #memory: MemoryStore | undefined;
   readonly #redisStore: RedisStore | undefined;
   readonly #clusterStore: ClusterStore | undefined;
   readonly #names: readonly string[];
-  readonly #limits: readonly number[];
+  #limits: readonly number[];
   readonly #unregister: () => void;
   readonly #namespace: string | undefined;
   #failing = false;
@@ -242,7 +256,7 @@ class Limiter {
   #probing = false;
   #closed = false;
   /** The limits at full size; the local fallback may run with a share of them. */
-  readonly #specs: readonly LimitSpec[];
+  #specs: readonly LimitSpec[];
   /** The fleet size the local fallback's limits are divided by. */
   #shareOf = 1;
   /** Until then (clock ms), keys the local limiter decided during an outage stay local. */
@@ -473,23 +487,22 @@ class Limiter {
     const clock = this.config.clock;
     const probe = this.#failing;
     if (probe) this.#probing = true;
-    cluster.decide(key, cost, clock === undefined ? -1 : clock(), false).then(
-      (decision) => {
-        if (probe) this.#probing = false;
+    // A callback, not a promise: this runs on every request (issue 16's per-decision cost).
+    cluster.ask(key, cost, clock === undefined ? -1 : clock(), false, (error, decision) => {
+      if (probe) this.#probing = false;
+      if (error === undefined) {
         if (this.#failing) this.#recovered();
         this.#finish(req, res, next, key, decision, clock === undefined ? Date.now() : clock());
-      },
-      (error: unknown) => {
-        if (probe) this.#probing = false;
-        this.counters.storeErrors++;
-        this.#failing = true;
-        this.#log.warnOnce(
-          STORE_DOWN,
-          `The cluster hub did not decide (${error instanceof Error ? error.message : String(error)}); limiting locally in this worker to ceil(limit / ${cluster.liveWorkers}).`,
-        );
-        this.#local(req, res, next, key, cost);
-      },
-    );
+        return;
+      }
+      this.counters.storeErrors++;
+      this.#failing = true;
+      this.#log.warnOnce(
+        STORE_DOWN,
+        `The cluster hub did not decide (${error.message}); limiting locally in this worker to ceil(limit / ${cluster.liveWorkers}).`,
+      );
+      this.#local(req, res, next, key, cost);
+    });
   }
 
   /** True while `key` has local state from an outage (ends the reconcile period once past). */
@@ -722,7 +735,7 @@ class Limiter {
       name: l.name,
       algorithm: l.algorithm,
       scope: l.global ? 'global' : 'client',
-      limit: l.spec.limit,
+      limit: this.#limits[i] as number,
       windowMs: l.spec.windowMs,
       allowed: c.allowed[i] as number,
       blocked: c.blocked[i] as number,
@@ -777,6 +790,35 @@ class Limiter {
       };
     });
     return limits.every((l) => l.used === 0) ? undefined : { key, limits };
+  }
+
+  /** See {@link RateLimiter.tunables}. */
+  tunables(): ReadonlyArray<{ readonly name: string; readonly limit: number; readonly windowMs: number }> {
+    return this.#specs.map((s, i) => ({ name: this.#names[i] as string, limit: s.limit, windowMs: s.windowMs }));
+  }
+
+  /** See {@link RateLimiter.setLimit}. */
+  setLimit(limit: number, name?: string): void {
+    const index = name === undefined ? 0 : this.#names.indexOf(name);
+    if (index < 0) throw new RangeError(`${PKG}: no limit is named ${JSON.stringify(name)}`);
+    if (limit === undefined) throw optionTypeError(PKG, 'limit', limit, 'an integer from 1');
+    const value = readInteger(PKG, 'limit', limit, 1, 1);
+    const config = this.config;
+    this.#limits = this.#limits.map((l, i) => (i === index ? value : l));
+    this.#specs = this.#specs.map((s, i) => (i === index ? { ...s, limit: value } : s));
+    this.#plan = headerPlan(
+      config.limits.map((l, i) => ({ name: l.name, limit: this.#limits[i] as number, windowMs: l.spec.windowMs })),
+      config.draft,
+      config.legacyHeaders,
+    );
+    const n = this.#shareOf;
+    const local =
+      this.#redisStore !== undefined || this.#clusterStore !== undefined
+        ? this.#specs.map((s) => ({ ...s, limit: Math.ceil(s.limit / n) }))
+        : this.#specs;
+    this.#memory?.setSpecs(local);
+    this.#redisStore?.setSpecs(this.#specs);
+    this.#clusterStore?.setSpecs(this.#specs);
   }
 
   async resetKey(key: string): Promise<void> {
@@ -904,6 +946,8 @@ function makeRateLimiter(options: RateLimitOptions | undefined, parent?: Limiter
     await limiter.close();
   };
   middleware.route = (routeOptions) => makeRateLimiter(limiter.routeOptions(routeOptions), limiter);
+  middleware.setLimit = (limit, name) => limiter.setLimit(limit, name);
+  middleware.tunables = () => limiter.tunables();
   const early: EarlyLimiter = {
     wouldRefuse: (req, app) => limiter.earlyWouldRefuse(req, app),
     keyOf: (req, app) => limiter.earlyKey(req, app),

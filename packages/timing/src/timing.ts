@@ -16,12 +16,15 @@ import {
   type ClosableMiddleware,
   type Disposable,
   getRoute,
+  isUncacheable,
   OnceLogger,
   onBeforeHead,
   type ProcessStats,
   pathOf,
   pathPrefixMatcher,
+  pathPrefixRoute,
   type Registry,
+  refusalOf,
   UNMATCHED_ROUTE,
   warmShapes,
 } from '@perfstack/core';
@@ -79,13 +82,29 @@ const EMPTY_PROCESS: ProcessStats = {
   uptimeSeconds: 0,
 };
 
-/** Reads `X-Cache` as the cache layer sets it: HIT and STALE are hits, MISS a miss, BYPASS neither. */
-function cacheOutcome(header: unknown): CacheOutcome {
+/**
+ * Reads `X-Cache` as the cache layer sets it: HIT and STALE are hits, MISS a miss, BYPASS
+ * neither; a MISS whose response the cache may not store (core's `isUncacheable`) is no
+ * cacheable lookup either, so the per-route hit ratio counts cacheable lookups only.
+ */
+function cacheOutcome(res: ServerResponse): CacheOutcome {
+  const header = res.getHeader('x-cache');
   if (typeof header !== 'string') return CacheOutcome.None;
   // The cache layer writes these in capitals; anything else gets one case-folding.
   const value = header === 'HIT' || header === 'MISS' || header === 'STALE' ? header : header.trim().toUpperCase();
   if (value === 'HIT' || value === 'STALE') return CacheOutcome.Hit;
-  return value === 'MISS' ? CacheOutcome.Miss : CacheOutcome.None;
+  return value === 'MISS' && !isUncacheable(res) ? CacheOutcome.Miss : CacheOutcome.None;
+}
+
+/**
+ * The route a request is filed under: its pattern; for a refusal no router named (the stack
+ * refused it before any router ran, or no route matches), its path prefix (`/api/*`), never
+ * `unmatched` when the path can tell; otherwise {@link UNMATCHED_ROUTE}.
+ */
+function routeOf(req: IncomingMessage, res: ServerResponse): string {
+  const route = getRoute(req);
+  if (route !== undefined) return route;
+  return refusalOf(res) === undefined ? UNMATCHED_ROUTE : pathPrefixRoute(req.url);
 }
 
 /** A Content-Length header as a byte count, or -1 when absent or malformed. */
@@ -151,8 +170,8 @@ export function timing(options?: TimingOptions): Timing {
       if (responseTimeHeader !== undefined) res.setHeader(responseTimeHeader, `${ms.toFixed(3)}ms`);
     }
     // Express resets req.baseUrl once the route is done, so the pattern is read now.
-    state.kind = labels.kind(state.req.method ?? 'GET', getRoute(state.req) ?? UNMATCHED_ROUTE, res.statusCode);
-    state.cache = cacheOutcome(res.getHeader('x-cache'));
+    state.kind = labels.kind(state.req.method ?? 'GET', routeOf(state.req, res), res.statusCode);
+    state.cache = cacheOutcome(res);
     if (metrics !== undefined) state.responseBytes = contentLength(res.getHeader('content-length'));
   };
 
@@ -167,7 +186,7 @@ export function timing(options?: TimingOptions): Timing {
       // Aborted before any head: there is no status to file it under.
       if (!this.headersSent) return;
       // The head went out without passing the hooks (someone wrote to the socket directly).
-      kind = labels.kind(state.req.method ?? 'GET', getRoute(state.req) ?? UNMATCHED_ROUTE, this.statusCode);
+      kind = labels.kind(state.req.method ?? 'GET', routeOf(state.req, this), this.statusCode);
     }
     const now = clock.now();
     const ms = now - state.start;
@@ -248,7 +267,8 @@ export function timing(options?: TimingOptions): Timing {
     responseBytes: number,
   ): void => {
     if (closed) return;
-    const kind = labels.kind(req.method ?? 'GET', route, status);
+    // An early refusal whose route no router could name: filed under its path prefix.
+    const kind = labels.kind(req.method ?? 'GET', route === UNMATCHED_ROUTE ? pathPrefixRoute(req.url) : route, status);
     const now = clock.now();
     const ms = now - startedAt;
     if (metrics !== undefined) {

@@ -31,15 +31,15 @@ export interface LastProfiles {
 
 const bad = (detail: string) => new HttpProblemError({ code: 'BAD_REQUEST', detail });
 
-/** A file name stamp: `2026-11-22T17-32-36Z`. */
-function stamp(at: number): string {
+/** A file name stamp: `2026-11-22T17-32-36Z` (also used by continuous profiling). */
+export function stamp(at: number): string {
   return new Date(at)
     .toISOString()
     .replace(/\.\d+Z$/, 'Z')
     .replaceAll(':', '-');
 }
 
-function sendDownload(req: IncomingMessage, res: ServerResponse, name: string, body: string): void {
+export function sendDownload(req: IncomingMessage, res: ServerResponse, name: string, body: string): void {
   res.setHeader('Content-Disposition', `attachment; filename="${name}"`);
   sendBody(req, res, 200, 'application/json', body);
 }

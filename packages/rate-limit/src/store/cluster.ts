@@ -32,22 +32,61 @@ export interface ClusterStoreDefinition {
   readonly maxHeldKeys: number;
 }
 
-interface Pending {
+/**
+ * Called once with the hub's decision, or with an error when the hub will not decide (then the
+ * limiter decides locally). The decision array is the store's own and is reused: read it
+ * during the call, copy it to keep it.
+ */
+export type DecisionCallback = (error: Error | undefined, decision: Decision) => void;
+
+/** The decisions asked for during one event-loop turn, in order; answered by one message. */
+interface Batch {
+  readonly seq: number;
+  /** Loop time when the batch was opened (the watchdog's clock). */
   readonly at: number;
-  readonly resolve: (decision: Decision) => void;
-  readonly reject: (error: unknown) => void;
+  readonly callbacks: DecisionCallback[];
 }
 
-let nextId = 1;
+const NO_DECISION: Decision = [];
+/** Batch numbers, unique in the process: every store of a worker hears every `rl-a`. */
+let nextSeq = 1;
 
-/** The worker's side: decisions are asked of the primary, in batches. */
+/**
+ * Runs every callback even when one throws (as separate promise reactions did); the first
+ * exception is rethrown afterwards, outside the loop.
+ */
+function callAll(callbacks: readonly DecisionCallback[], error: Error | undefined, decision: Decision): void {
+  let thrown: unknown;
+  let threw = false;
+  for (const done of callbacks) {
+    try {
+      done(error, decision);
+    } catch (e) {
+      if (!threw) thrown = e;
+      threw = true;
+    }
+  }
+  if (threw) throw thrown;
+}
+
+/**
+ * The worker's side: decisions are asked of the primary, in batches. What one decision costs
+ * the worker (issue 16, measured in benchmarks/RESULTS.md): a callback and three array pushes;
+ * per event-loop turn one `setImmediate` and one message `{ t: 'rl-b', ns, s, b: [key, cost,
+ * now, ...] }` (`cost` −1: a dry read); per answer one message `{ t: 'rl-a', s, b: [n,
+ * ...n numbers, ...] }` read in place into one reused array — no promise, no id and no
+ * array per decision.
+ */
 export class ClusterStore implements DecisionStore {
   readonly #channel: ClusterChannel;
-  readonly #definition: ClusterStoreDefinition;
-  readonly #pending = new Map<number, Pending>();
-  /** Flat batch: `[id, key, cost, now, dry, ...]`. */
-  #batch: unknown[] = [];
-  #flushScheduled = false;
+  #definition: ClusterStoreDefinition;
+  /** The batch being filled this turn (flushed by `setImmediate`), and its entries. */
+  #open: Batch | undefined;
+  #entries: Array<string | number> = [];
+  /** Batches sent and not answered, oldest first. */
+  readonly #inflight = new Map<number, Batch>();
+  /** The decision handed to callbacks, refilled for each (see {@link DecisionCallback}). */
+  readonly #decision: number[] = [];
   readonly #timeout: number;
   readonly #listeners: Array<{ dispose(): void }>;
   #watchdog: NodeJS.Timeout | undefined;
@@ -69,10 +108,10 @@ export class ClusterStore implements DecisionStore {
     this.#channel = channel;
     this.#definition = definition;
     this.#timeout = timeout;
-    const define = () => channel.send({ t: 'rl-def', def: definition });
+    const define = () => channel.send({ t: 'rl-def', def: this.#definition });
     define();
     this.#listeners = [
-      channel.on('rl-r', (m) => this.#answer(m)),
+      channel.on('rl-a', (m) => this.#answer(m)),
       // Another worker reset a key: its counts in the hub are gone, and so must this worker's local ones.
       channel.on('rl-reset', (m) => {
         if (m.ns === definition.ns && typeof m.key === 'string') onRemoteReset(m.key);
@@ -82,8 +121,17 @@ export class ClusterStore implements DecisionStore {
       // The hub's roster (every second, and on every join): it runs, so stop deciding locally.
       channel.on('roster', () => onHubAlive()),
       // The hub is gone: nothing asked of it will be answered; decide those locally now.
-      channel.onDisconnect(() => this.#rejectAll(new Error('the cluster hub is gone'))),
+      channel.onDisconnect(() => this.#failAll(new Error('the cluster hub is gone'))),
     ];
+  }
+
+  /**
+   * New limits (runtime settings): kept for a new hub's definition and sent to the hub now,
+   * which applies them to the shared counts (`update`); the number of limits never changes.
+   */
+  setSpecs(specs: readonly LimitSpec[]): void {
+    this.#definition = { ...this.#definition, specs };
+    this.#channel.send({ t: 'rl-def', def: this.#definition, update: true });
   }
 
   /** True while the link to the hub is open. */
@@ -96,51 +144,78 @@ export class ClusterStore implements DecisionStore {
     return this.#channel.liveWorkers;
   }
 
+  /** The {@link DecisionStore} form of {@link ask} (a copy of the decision; `getKey`, tests). */
   decide(key: string, cost: number, now: number, dry: boolean): Promise<Decision> {
-    if (!this.#channel.connected) return Promise.reject(new Error('the cluster hub is unreachable'));
     return new Promise<Decision>((resolve, reject) => {
-      const id = nextId++;
-      this.#pending.set(id, { at: loopNow(), resolve, reject });
-      this.#batch.push(id, key, cost, now, dry ? 1 : 0);
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(this.#flush);
-      }
-      if (this.#watchdog === undefined) this.#startWatchdog();
+      this.ask(key, cost, now, dry, (error, decision) =>
+        error === undefined ? resolve([...decision]) : reject(error),
+      );
     });
   }
 
+  /**
+   * Asks the hub to decide; `done` is called once, later (with an error at once when the hub
+   * is unreachable). What the middleware calls on every request.
+   */
+  ask(key: string, cost: number, now: number, dry: boolean, done: DecisionCallback): void {
+    if (!this.#channel.connected) {
+      done(new Error('the cluster hub is unreachable'), NO_DECISION);
+      return;
+    }
+    let batch = this.#open;
+    if (batch === undefined) {
+      batch = { seq: nextSeq++, at: loopNow(), callbacks: [] };
+      this.#open = batch;
+      setImmediate(this.#flush);
+      if (this.#watchdog === undefined) this.#startWatchdog();
+    }
+    batch.callbacks.push(done);
+    this.#entries.push(key, dry ? -1 : cost, now);
+  }
+
   readonly #flush = (): void => {
-    this.#flushScheduled = false;
-    const batch = this.#batch;
-    this.#batch = [];
-    this.#channel.send({ t: 'rl', ns: this.#definition.ns, b: batch });
+    const batch = this.#open;
+    if (batch === undefined) return; // failed meanwhile (the hub went away)
+    this.#open = undefined;
+    const entries = this.#entries;
+    this.#entries = [];
+    this.#inflight.set(batch.seq, batch);
+    this.#channel.send({ t: 'rl-b', ns: this.#definition.ns, s: batch.seq, b: entries });
   };
 
   #answer(m: ClusterMessage): void {
-    const answers = m.b as unknown[];
-    // `[id, n, ...n numbers, id, n, ...]`
-    for (let i = 0; i < answers.length; ) {
-      const id = answers[i] as number;
-      const n = answers[i + 1] as number;
-      const pending = this.#pending.get(id);
-      if (pending !== undefined) {
-        this.#pending.delete(id);
-        pending.resolve(answers.slice(i + 2, i + 2 + n) as number[]);
+    const batch = this.#inflight.get(m.s as number);
+    if (batch === undefined) return; // another limiter's, or already given up on
+    this.#inflight.delete(batch.seq);
+    const answers = m.b as number[];
+    const decision = this.#decision;
+    let thrown: unknown;
+    let threw = false;
+    // `[n, ...n numbers, n, ...]`, one decision per entry of the batch, in order.
+    for (let i = 0, c = 0; c < batch.callbacks.length; c++) {
+      const n = answers[i] as number;
+      decision.length = n;
+      for (let j = 0; j < n; j++) decision[j] = answers[i + 1 + j] as number;
+      i += 1 + n;
+      try {
+        (batch.callbacks[c] as DecisionCallback)(undefined, decision);
+      } catch (e) {
+        if (!threw) thrown = e;
+        threw = true;
       }
-      i += 2 + n;
     }
+    if (threw) throw thrown;
   }
 
   #startWatchdog(): void {
     this.#watchdog = setInterval(() => {
       const now = loopNow();
-      for (const [id, pending] of this.#pending) {
-        if (now - pending.at < this.#timeout) break; // insertion order
-        this.#pending.delete(id);
-        pending.reject(new ClusterStoreTimeoutError(this.#timeout));
+      for (const batch of this.#inflight.values()) {
+        if (now - batch.at < this.#timeout) break; // insertion order
+        this.#inflight.delete(batch.seq);
+        callAll(batch.callbacks, new ClusterStoreTimeoutError(this.#timeout), NO_DECISION);
       }
-      if (this.#pending.size === 0 && this.#watchdog !== undefined) {
+      if (this.#inflight.size === 0 && this.#open === undefined && this.#watchdog !== undefined) {
         clearInterval(this.#watchdog);
         this.#watchdog = undefined;
       }
@@ -148,11 +223,14 @@ export class ClusterStore implements DecisionStore {
     this.#watchdog.unref();
   }
 
-  #rejectAll(error: Error): void {
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    this.#batch = [];
-    for (const p of pending) p.reject(error);
+  /** Fails every decision not answered yet (sent, or still in this turn's batch). */
+  #failAll(error: Error): void {
+    const batches = [...this.#inflight.values()];
+    if (this.#open !== undefined) batches.push(this.#open);
+    this.#inflight.clear();
+    this.#open = undefined;
+    this.#entries = [];
+    for (const batch of batches) callAll(batch.callbacks, error, NO_DECISION);
   }
 
   reset(key: string): void {
@@ -163,8 +241,7 @@ export class ClusterStore implements DecisionStore {
     for (const listener of this.#listeners) listener.dispose();
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#watchdog = undefined;
-    for (const pending of this.#pending.values()) pending.reject(new Error('rate limiter closed'));
-    this.#pending.clear();
+    this.#failAll(new Error('rate limiter closed'));
   }
 }
 
@@ -176,7 +253,9 @@ export class ClusterStoreServer {
   handle(message: ClusterMessage): ClusterMessage | undefined {
     if (message.t === 'rl-def') {
       const def = message.def as ClusterStoreDefinition;
-      if (!this.#stores.has(def.ns)) {
+      const known = this.#stores.get(def.ns);
+      if (known !== undefined && message.update === true) known.setSpecs(def.specs);
+      else if (known === undefined) {
         this.#stores.set(
           def.ns,
           new MemoryStore({
@@ -195,25 +274,21 @@ export class ClusterStoreServer {
       this.#stores.get(message.ns as string)?.reset(message.key as string);
       return undefined;
     }
-    if (message.t !== 'rl') return undefined;
+    if (message.t !== 'rl-b') return undefined;
     const store = this.#stores.get(message.ns as string);
-    const batch = message.b as unknown[];
+    if (store === undefined) return undefined; // never defined: the worker's watchdog falls back
+    // `[key, cost, now, ...]` in; `[n, ...n numbers, ...]` out, in the same order.
+    const batch = message.b as Array<string | number>;
     const out: number[] = [];
     const wallNow = Date.now();
-    for (let i = 0; i < batch.length; i += 5) {
-      const id = batch[i] as number;
-      if (store === undefined) continue; // never defined: the worker's watchdog falls back
-      const now = batch[i + 3] as number;
-      const decision = store.decide(
-        batch[i + 1] as string,
-        batch[i + 2] as number,
-        now < 0 ? wallNow : now,
-        batch[i + 4] === 1,
-      );
-      out.push(id, decision.length);
+    for (let i = 0; i < batch.length; i += 3) {
+      const cost = batch[i + 1] as number;
+      const now = batch[i + 2] as number;
+      const decision = store.decide(batch[i] as string, Math.max(cost, 0), now < 0 ? wallNow : now, cost < 0);
+      out.push(decision.length);
       for (let j = 0; j < decision.length; j++) out.push(decision[j] as number);
     }
-    return { ps: 1, t: 'rl-r', b: out };
+    return { ps: 1, t: 'rl-a', s: message.s, b: out };
   }
 
   /** Limiter namespaces and keys held (for the primary's own health). */

@@ -91,7 +91,7 @@ export class RedisStore implements DecisionStore {
   readonly #redis: SharedRedis;
   readonly #plan: RedisKeyPlan;
   readonly #n: string;
-  readonly #specArgs: readonly string[];
+  #specArgs: readonly string[];
   readonly #commandOptions: { readonly timeout: number };
   readonly #statusListener: Disposable;
   readonly #timeout: number;
@@ -116,6 +116,13 @@ export class RedisStore implements DecisionStore {
       if (status === 'up') this.#load();
     });
     if (redis.isUp) this.#load();
+  }
+
+  /** New limits from the next decision (runtime settings); the number of limits never changes. */
+  setSpecs(specs: readonly LimitSpec[]): void {
+    const args: string[] = [];
+    for (const s of specs) args.push(String(s.algorithm), String(s.limit), String(s.windowMs), String(s.blockMs));
+    this.#specArgs = args;
   }
 
   /** The Redis keys of `key`, one per limit. */
