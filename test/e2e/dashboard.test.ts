@@ -66,6 +66,8 @@ describe('the example dashboard (full preset) in chromium', () => {
 
     for (let i = 0; i < 30; i++) expect((await request(`${server.url}/products/${(i % 3) + 1}`)).status).toBe(200);
     for (let i = 0; i < 5; i++) expect((await request(`${server.url}/products`)).status).toBe(200);
+    // `/` has no cache(): its requests are not cacheable lookups, so they change no hit ratio.
+    for (let i = 0; i < 5; i++) expect((await request(`${server.url}/`)).status).toBe(200);
 
     await expect.poll(() => page.locator('[data-kpi="rps"] .sub').textContent(), { timeout: 10_000 }).not.toBe(before);
     await expect
@@ -76,6 +78,16 @@ describe('the example dashboard (full preset) in chromium', () => {
       .poll(() => page.locator('[data-kpi="hit"] .value').textContent(), { timeout: 10_000 })
       .toBe(`${((31 / 35) * 100).toFixed(1)}%`);
     expect(built.stack.cache.stats().hits).toBe(31);
+    // The route table: a ratio for the cached route, "–" (not 0%) for the route with no lookups.
+    const lastCell = (route: string) =>
+      page
+        .locator('#routes tbody tr')
+        .filter({ has: page.locator('td.route', { hasText: new RegExp(`^${route}$`) }) })
+        .locator('td')
+        .last()
+        .textContent();
+    await expect.poll(() => lastCell('/'), { timeout: 10_000 }).toBe('–');
+    expect(await lastCell('/products/:id')).toMatch(/^\d+\.\d%$/);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}example-dashboard.png`, fullPage: true });

@@ -483,7 +483,8 @@
           cell(fmtMs(r.p95), `num${r.p95 > 200 ? ' warn' : ''}`),
           cell(fmtMs(r.p99), 'num'),
           cell(fmtPct(r.errorRate), `num${r.errorRate > 0.05 ? ' bad' : ''}`),
-          cell(fmtPct(r.cacheHitRatio), 'num'),
+          // no cacheable lookup on this route: no ratio to show (not 0%)
+          cell(r.cacheHits + r.cacheMisses > 0 ? fmtPct(r.cacheHitRatio) : '–', 'num'),
         ]),
       );
     }
