@@ -282,6 +282,37 @@ describe.each([
     });
   }
 
+  it.each([
+    ['helmet on: no X-Powered-By on the miss or on either hit', {}, [undefined, undefined, undefined]],
+    [
+      "helmet off: Express's X-Powered-By on every answer, as bare Express",
+      { helmet: false },
+      ['Express', 'Express', 'Express'],
+    ],
+  ] as const)('%s (early hit and chain hit alike)', async (_label, extra, expected) => {
+    const seen: Array<string | string[] | undefined> = [];
+    for (const chain of [false, true]) {
+      const lines = new Lines();
+      const stack = performanceStack(options(lines, chain, extra));
+      stacks.push(stack);
+      const app = framework();
+      app.use(stack);
+      app.get('/fresh', (_req, res) => {
+        res.set(ROUTES.fresh()).send(BODY);
+      });
+      const server = await serve(app);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const miss = await send(`${server.url}/fresh`, agent, 'GET', {});
+      const hit = await send(`${server.url}/fresh`, agent, 'GET', {});
+      agent.destroy();
+      expect([miss.headers['x-cache'], hit.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      if (!chain) seen.push(miss.headers['x-powered-by']);
+      seen.push(hit.headers['x-powered-by']);
+    }
+    // the miss, the early hit, the chain's hit
+    expect(seen).toEqual(expected);
+  });
+
   it('a forwarded host before Express (proxy trust unknown there) goes down the chain, which answers the hit', async () => {
     const lines = new Lines();
     const stack = performanceStack(options(lines, false));

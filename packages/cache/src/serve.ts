@@ -159,9 +159,26 @@ export function serveHitRaw(
   const headers = answer.headers;
   const stored = headers === entry.headers || headers === entry.encodedHeaders;
   const out = lead.slice();
+  // A lead header the entry stored too (Express's X-Powered-By on an app without helmet): the
+  // chain's setHeader replaces the earlier value in its place, so the stored one goes there.
+  let replaced: Set<string> | undefined;
+  for (let i = 0; i < out.length; i += 2) {
+    const name = (out[i] as string).toLowerCase();
+    const own = (headers as OutgoingHttpHeaders)[name];
+    if (own === undefined) continue;
+    out[i] = name;
+    out[i + 1] = own;
+    (replaced ??= new Set()).add(name);
+  }
   out.push('X-Cache', 'HIT', 'Age', ageText(age));
   const pairs = stored ? flatHeaders(headers) : flatten(headers);
-  for (let i = 0; i < pairs.length; i++) out.push(pairs[i]);
+  if (replaced === undefined) for (let i = 0; i < pairs.length; i++) out.push(pairs[i]);
+  else {
+    for (let i = 0; i < pairs.length; i += 2) {
+      if (replaced.has((pairs[i] as string).toLowerCase())) continue;
+      out.push(pairs[i], pairs[i + 1]);
+    }
+  }
   const last = tail(performance.now() - start);
   for (let i = 0; i < last.length; i++) out.push(last[i]);
   res.writeHead(answer.status, out as unknown as OutgoingHttpHeaders);

@@ -93,6 +93,8 @@ export interface GateParts {
   readonly circuitBreaker: Middleware | undefined;
   readonly endpoints: EndpointMatcher;
   readonly log: PerfstackLogger;
+  /** helmet is on with its `X-Powered-By` removal: the stack removes Express's header for every answer, hits included. */
+  readonly hidePoweredBy: boolean;
 }
 
 /** An Express app, as far as the gate reads it. */
@@ -132,6 +134,7 @@ export class RefusalGate {
   readonly #limiter: EarlyLimiter | undefined;
   readonly #breaker: EarlyBreaker | undefined;
   readonly #endpoints: EndpointMatcher;
+  readonly #hidePoweredBy: boolean;
   readonly #log: OnceLogger;
   /** helmet's and CORS's headers when they do not depend on the request, as flat pairs. */
   readonly #fixed: readonly string[];
@@ -200,6 +203,7 @@ export class RefusalGate {
     this.#limiter = refusals?.limiter;
     this.#breaker = refusals?.breaker;
     this.#endpoints = parts.endpoints;
+    this.#hidePoweredBy = parts.hidePoweredBy;
     this.#log = new OnceLogger(parts.log);
     this.#fixed = refusals?.fixed ?? [];
     this.#live = refusals?.live ?? [];
@@ -240,7 +244,8 @@ export class RefusalGate {
    * under the entry's route as a hit — what the chain does for a hit, since no layer behind
    * the cache runs for one (no rate-limit decision, breaker or access-log line: the
    * documented order). Before Express, the head is written in one `writeHead` with what the
-   * chain adds around the stored headers — Express's `X-Powered-By` when the app sends it,
+   * chain adds around the stored headers — Express's `X-Powered-By` when the app sends it and
+   * helmet does not hide it,
    * `X-Request-Id`, and the `Server-Timing` (`cache;dur;desc=hit`, `total;dur`) and
    * response-time header timing adds — in the chain's order. Inside the stack (Koa,
    * node:http, Express with middleware before the stack) the head goes through the response
@@ -261,10 +266,12 @@ export class RefusalGate {
       if (this.#endpoints.matchFor(req, routingOfApp(app)) !== undefined) return false;
       const incoming = req.headers['x-request-id'];
       const id = isValidRequestId(incoming) ? incoming : randomUUID();
-      // What Express's own dispatch sets first (`app.handle`/expressInit), then the stack's id.
-      const lead: unknown[] = app.get('x-powered-by')
-        ? ['X-Powered-By', 'Express', 'x-request-id', id]
-        : ['x-request-id', id];
+      // What Express's own dispatch sets first (`app.handle`/expressInit) and the stack leaves
+      // (it removes it when helmet hides it), then the stack's id.
+      const lead: unknown[] =
+        !this.#hidePoweredBy && app.get('x-powered-by')
+          ? ['X-Powered-By', 'Express', 'x-request-id', id]
+          : ['x-request-id', id];
       this.#hitStartedAt = startedAt;
       result = cache.serveEarly(req, res, hit, start, { lead, tail: this.#hitTail });
     } else {

@@ -281,6 +281,12 @@ function makeRedis(
   return { redis: createSharedRedis({ logger: log, ...input }), owned: true };
 }
 
+/** Whether helmet, with these options, removes `X-Powered-By` (its `xPoweredBy`/`hidePoweredBy`, on by default). */
+function helmetPoweredByRemoval(options: HelmetOptions): boolean {
+  const o = options as { xPoweredBy?: unknown; hidePoweredBy?: unknown };
+  return o.xPoweredBy !== false && o.hidePoweredBy !== false;
+}
+
 /**
  * Builds the whole stack: timing → cache → size limit → logger → helmet → CORS → rate
  * limit → circuit breaker, each on by default and configurable, sharing one registry,
@@ -337,6 +343,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   let data: DataCache | undefined;
   let corsKind: GateParts['corsKind'] = 'fixed';
   let corsMiddleware: Middleware | undefined;
+  let hidePoweredBy = false;
 
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
@@ -377,6 +384,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
       built.logger = layers.logger;
     }
     const helmetOptions = enabled<HelmetOptions>('helmet', opts.helmet);
+    hidePoweredBy = helmetOptions !== undefined && helmetPoweredByRemoval(helmetOptions);
     // helmet's headers worked out once and replayed per request (static-headers.ts).
     if (helmetOptions) built.helmet = staticHeaders(helmet(helmetOptions) as unknown as Middleware, helmetOptions);
     const corsOptions = enabled<CorsOptions>('cors', opts.cors);
@@ -476,12 +484,16 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           circuitBreaker: layers.circuitBreaker,
           endpoints,
           log,
+          hidePoweredBy,
         })
       : undefined;
   /** The server whose requests the stack saw last: the gate is put in front of Express once per server. */
   let gateSeen: unknown;
   const stack = function performanceStack(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     warmShapes(req, res);
+    // helmet removes Express's X-Powered-By, but sits behind the cache: removed here, before
+    // the cache, so a hit carries the stored headers without it, as the miss did.
+    if (hidePoweredBy) res.removeHeader('x-powered-by');
     ensureRequestId(req, res);
     if (endpoints.match(req) !== undefined) {
       endpointChain(req, res, next);
