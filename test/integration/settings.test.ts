@@ -336,7 +336,7 @@ describe('each layer reads its tunables live (more)', () => {
 
 describe('autoTune: detect → apply → validate, with a controllable clock', () => {
   /** An instance with autoTune looking only when the test says (`tick()`), on the test's clock. */
-  async function tuned(routes: (app: express.Express) => void) {
+  async function tuned(routes: (app: express.Express) => void, tune: { maxP99?: string } = {}) {
     const clock = { now: 1_000_000 };
     const lines: Array<Record<string, unknown>> = [];
     const stack = performanceStack({
@@ -347,7 +347,7 @@ describe('autoTune: detect → apply → validate, with a controllable clock', (
       rateLimit: { limit: 20, window: '1m', keyGenerator: (req) => String(req.headers['x-client'] ?? 'anon') },
       // The breaker would open on the injected errors; this test is about autoTune's own rollback.
       circuitBreaker: false,
-      autoTune: { interval: '1h', window: '5m', maxP99: '10s', now: () => clock.now },
+      autoTune: { interval: '1h', window: '5m', maxP99: '10s', ...tune, now: () => clock.now },
     });
     const app = express();
     app.use(stack);
@@ -406,6 +406,50 @@ describe('autoTune: detect → apply → validate, with a controllable clock', (
       ['rollback', 'rateLimit.limit'],
     ]);
     expect(t.lines.filter((l) => l.event === 'autoTune').map((l) => l.action)).toEqual(['apply', 'rollback']);
+  });
+
+  it('rolls the limit raise back when the route gets slow after it: the reason names the p99', async () => {
+    let slow = false;
+    const t = await tuned(
+      (app) => {
+        app.get('/api/items', (_req, res) => {
+          // After the raise the backend slows down (it cannot take the extra load): 600 ms a request.
+          if (slow) setTimeout(() => res.json({ ok: true }), 600);
+          else res.json({ ok: true });
+        });
+        // A first request warms the process up on a route autoTune does not judge (under minRequests).
+        app.get('/warm', (_req, res) => {
+          res.end('warm');
+        });
+      },
+      { maxP99: '200ms' },
+    );
+    expect((await request(`${t.url}/warm`)).status).toBe(200);
+    for (let i = 0; i < 40; i++) await request(`${t.url}/api/items`, { headers: { 'x-client': 'x' } });
+    const applied = await t.tune.tick();
+    expect(applied).toMatchObject({ action: 'apply', path: 'rateLimit.limit' });
+    expect(t.stack.settings.get('rateLimit.limit')).toBe(30);
+    expect(await t.tune.tick()).toBeUndefined();
+    slow = true;
+    // Twenty slow requests at once (one client, under the raised limit of 30): every answer 200.
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 20 },
+        async () => (await request(`${t.url}/api/items`, { headers: { 'x-client': 'y' } })).status,
+      ),
+    );
+    expect(statuses).toEqual(Array(20).fill(200));
+    const rolledBack = await t.tune.tick();
+    expect(rolledBack).toMatchObject({ action: 'rollback', path: 'rateLimit.limit' });
+    expect(rolledBack?.reason).toMatch(/^GET \/api\/items p99 \d+\.\d ms against \d+\.\d ms before the change$/);
+    expect(t.stack.settings.get('rateLimit.limit')).toBe(20);
+    const [apply, undo] = t.stack.settings.audit();
+    expect(undo).toMatchObject({
+      actor: 'autoTune',
+      undoOf: apply?.id,
+      reason: `rollback: ${rolledBack?.reason}`,
+      changes: [{ path: 'rateLimit.limit', before: 30, after: 20 }],
+    });
   });
 
   it('raises the ttl of a tagged route only, and keeps it once the window passes without a regression', async () => {
