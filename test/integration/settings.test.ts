@@ -57,9 +57,12 @@ async function instance(id: string, options: PerformanceStackOptions = {}): Prom
 }
 
 /** Two instances on one Redis (own key prefix), both subscribed to the settings channel. */
+/** The Redis of the last `fleet()`, for instances started later. */
+let fleetRedis = { url: '', keyPrefix: '' };
 async function fleet(options: PerformanceStackOptions = {}): Promise<[Instance, Instance]> {
   const url = await redisUrl();
   const keyPrefix = uniquePrefix('settings');
+  fleetRedis = { url, keyPrefix };
   cleanups.push(() => cleanPrefix(url, keyPrefix));
   const a = await instance('a', { redis: { url, keyPrefix }, ...options });
   const b = await instance('b', { redis: { url, keyPrefix }, ...options });
@@ -158,6 +161,58 @@ describe('runtime settings across two instances on Redis', () => {
     expect(await valuesOf(a)).toEqual(INITIAL);
     expect(await valuesOf(b)).toEqual(INITIAL);
     expect(await policyOf(b)).toBe('"100-in-1min"; q=100; w=60');
+  });
+
+  it('an instance started after a PATCH reads the new values; one started after the undo reads the configured ones', async () => {
+    const [a] = await fleet();
+    await loadToken(a);
+    const res = await write(a, '/api/settings', 'PATCH', {
+      'rateLimit.limit': 300,
+      'cache.routes./products/:id.ttl': '5m',
+    });
+    expect(res.status).toBe(200);
+    const { entry } = res.json<{ entry: { id: string } }>();
+    const key = `${fleetRedis.keyPrefix}settings:overrides`;
+    const hash = () => a.stack.redis?.client.hGetAll(key) as Promise<Record<string, string>>;
+    expect(await hash()).toEqual({ 'rateLimit.limit': '300', 'cache.routes./products/:id.ttl': '300000' });
+
+    // C starts after the change: it applies the stored overrides at start.
+    const c = await instance('c', { redis: fleetRedis });
+    await waitFor(() => c.stack.settings.get('rateLimit.limit') === 300);
+    expect(c.stack.settings.get('cache.routes./products/:id.ttl')).toBe(300_000);
+    expect(await policyOf(c)).toBe('"100-in-1min"; q=300; w=60');
+    expect(c.stack.cache.ttlOf('/products/:id')).toBe(300_000);
+    expect(c.stack.settings.audit()).toEqual([]);
+
+    const undo = await write(a, '/api/settings/undo', 'POST', { id: entry.id });
+    expect(undo.status).toBe(200);
+    // Back to the configured values: nothing is stored any more.
+    expect(await hash()).toEqual({});
+    await waitFor(() => c.stack.settings.get('rateLimit.limit') === 100);
+
+    // D starts after the undo. A bad stored value and an unknown path are logged and skipped;
+    // a good one (logger.level) applies.
+    await a.stack.redis?.client.hSet(key, {
+      'rateLimit.limit': '"lots"',
+      'no.such.setting': '1',
+      'logger.level': '"warn"',
+    });
+    const errors: Array<[string, unknown]> = [];
+    const d = await instance('d', {
+      redis: fleetRedis,
+      log: { warn() {}, error: (message, details) => errors.push([message, details]) },
+    });
+    await waitFor(() => d.stack.settings.get('logger.level') === 'warn');
+    // D has not served /products/:id yet, so it does not list that route's ttl.
+    const { 'cache.routes./products/:id.ttl': _route, ...configured } = INITIAL;
+    expect(await valuesOf(d)).toEqual({ ...configured, 'logger.level': 'warn' });
+    expect(await policyOf(d)).toBe('"100-in-1min"; q=100; w=60');
+    expect(errors.map(([message, details]) => [message, (details as { path: string }).path])).toEqual([
+      ['perfstack settings: a stored setting could not be applied; skipped', 'rateLimit.limit'],
+      ['perfstack settings: a stored setting could not be applied; skipped', 'no.such.setting'],
+    ]);
+    expect(errors[0]?.[1]).toMatchObject({ error: expect.stringContaining('@perfstack/rate-limit: option "limit"') });
+    expect(errors[1]?.[1]).toMatchObject({ error: 'not a tunable setting here' });
   });
 
   it('the audit is exact on both instances and in both logs: who, when, where, before/after, and the undo', async () => {
