@@ -113,8 +113,13 @@ const settingsOf = async (i: Instance) => {
     audit: Array<Record<string, unknown>>;
   }>();
 };
-const valuesOf = async (i: Instance) =>
-  Object.fromEntries((await settingsOf(i)).settings.map((s) => [s.path, s.value]));
+/** path → value; per-route breaker settings (one set per route served so far) only when `perRoute`. */
+const valuesOf = async (i: Instance, perRoute = false) =>
+  Object.fromEntries(
+    (await settingsOf(i)).settings
+      .filter((s) => perRoute || !s.path.startsWith('circuitBreaker.routes.'))
+      .map((s) => [s.path, s.value]),
+  );
 
 const INITIAL = {
   'cache.ttl': 60_000,
@@ -132,7 +137,13 @@ describe('runtime settings across two instances on Redis', () => {
   it('GET /api/settings lists every tunable setting with its value', async () => {
     const [a] = await fleet();
     const body = await settingsOf(a);
-    expect(Object.fromEntries(body.settings.map((s) => [s.path, s.value]))).toEqual(INITIAL);
+    // Per-route breaker settings for the route served so far (the dashboard's own are exempt).
+    expect(Object.fromEntries(body.settings.map((s) => [s.path, s.value]))).toEqual({
+      ...INITIAL,
+      'circuitBreaker.routes./products/:id.timeout': 10_000,
+      'circuitBreaker.routes./products/:id.failureThreshold': 5,
+      'circuitBreaker.routes./products/:id.resetTimeout': 30_000,
+    });
     const route = body.settings.find((s) => s.path === 'cache.routes./products/:id.ttl');
     expect(route).toMatchObject({ text: '30s', configured: 30_000, kind: 'duration', layer: 'cache' });
     expect(body.audit).toEqual([]);
@@ -386,6 +397,68 @@ describe('each layer reads its tunables live (more)', () => {
     const before = a.lines.filter((l) => l.msg === 'request completed').length;
     expect((await request(`${server.url}/ok`)).status).toBe(200);
     expect(a.lines.filter((l) => l.msg === 'request completed').length).toBe(before);
+  });
+});
+
+describe('per-route breaker settings', () => {
+  it("PATCH a route's breaker timeout: that route answers 504 at it, another keeps the default; the report proposes the change", async () => {
+    const a = await instance('routes', { redis: false });
+    const app = express();
+    app.use(a.stack);
+    app.use('/dashboard', a.stack.dashboard());
+    // Both routes answer after 150 ms: well inside the default 10 s budget.
+    const late = (_req: express.Request, res: express.Response) => {
+      setTimeout(() => res.end('late'), 150);
+    };
+    app.get('/slow/:id', late);
+    app.get('/other', late);
+    const server = await listen(app);
+    cleanups.push(() => server.close());
+    const i = { ...a, url: server.url };
+    expect((await request(`${server.url}/slow/1`)).status).toBe(200);
+    expect((await request(`${server.url}/other`)).status).toBe(200);
+    await loadToken(i);
+    const res = await write(i, '/api/settings', 'PATCH', {
+      'circuitBreaker.routes./slow/:id.timeout': '50ms',
+      'circuitBreaker.routes./slow/:id.failureThreshold': 1,
+    });
+    expect(res.status).toBe(200);
+    expect(res.json<{ entry: { changes: unknown } }>().entry.changes).toEqual([
+      { path: 'circuitBreaker.routes./slow/:id.timeout', before: 10_000, after: 50 },
+      { path: 'circuitBreaker.routes./slow/:id.failureThreshold', before: 5, after: 1 },
+    ]);
+    const timedOut = await request(`${server.url}/slow/2`);
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.json()).toMatchObject({ code: 'TIMEOUT' });
+    expect((await request(`${server.url}/other`)).status).toBe(200);
+    const values = await valuesOf(i, true);
+    expect(values).toMatchObject({
+      'circuitBreaker.timeout': 10_000,
+      'circuitBreaker.routes./slow/:id.timeout': 50,
+      'circuitBreaker.routes./other.timeout': 10_000,
+      'circuitBreaker.routes./other.failureThreshold': 5,
+    });
+    // The one failure opened the route's breaker: the report's recommendation carries the change.
+    const report = await request(`${server.url}/dashboard/api/report`, { headers: { Authorization: BASIC } });
+    expect(report.status).toBe(200);
+    const rec = report
+      .json<{ recommendations: Array<{ rule: string; route: string; change?: unknown }> }>()
+      .recommendations.find((r) => r.rule === 'breakers');
+    expect(rec).toMatchObject({
+      route: 'GET /slow/:id',
+      change: {
+        path: 'circuitBreaker.routes./slow/:id.timeout',
+        from: 50,
+        to: 100,
+        text: 'circuitBreaker.routes./slow/:id.timeout: 50ms → 100ms',
+      },
+    });
+    // A bad value names the path; an unknown route is not tunable until it is served.
+    const bad = await write(i, '/api/settings', 'PATCH', { 'circuitBreaker.routes./other.timeout': 'soon' });
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toMatchObject({ path: 'circuitBreaker.routes./other.timeout' });
+    const unknown = await write(i, '/api/settings', 'PATCH', { 'circuitBreaker.routes./never.timeout': '1s' });
+    expect(unknown.status).toBe(400);
   });
 });
 

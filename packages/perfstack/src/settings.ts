@@ -151,6 +151,10 @@ const BREAKER_PKG = '@perfstack/circuit-breaker';
 const LOGGER_PKG = '@perfstack/logger';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const ROUTE_TTL = /^cache\.routes\.(\/.*)\.ttl$/;
+/** `circuitBreaker.routes.<pattern or "GET /pattern">.<field>`. */
+const BREAKER_ROUTE = /^circuitBreaker\.routes\.((?:[A-Z]+ )?\/.*)\.(timeout|failureThreshold|resetTimeout)$/;
+const BREAKER_FIELDS = ['timeout', 'failureThreshold', 'resetTimeout'] as const;
+type BreakerField = (typeof BREAKER_FIELDS)[number];
 
 /** `message` of a thrown validation error (the layers' TypeError/RangeError). */
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -262,6 +266,44 @@ function breakerTunables(breaker: CircuitBreakerMiddleware): Tunable[] {
   return list;
 }
 
+/** A route's breaker setting: its time budget, failure threshold or reset timeout. */
+function breakerRouteTunable(breaker: CircuitBreakerMiddleware, route: string, field: BreakerField): Tunable {
+  const read = (): SettingValue => {
+    const now = breaker.tunables(route);
+    if (field === 'timeout') return now.timeoutMs ?? null;
+    return field === 'failureThreshold' ? now.failureThreshold : now.resetTimeoutMs;
+  };
+  const base = { path: `circuitBreaker.routes.${route}.${field}`, layer: 'circuitBreaker', configured: read(), read };
+  if (field === 'timeout') {
+    return {
+      ...base,
+      kind: 'duration',
+      description: `Time budget of ${route} (504 TIMEOUT past it); none: no budget`,
+      check: (value) => (value === null || value === false ? null : duration(BREAKER_PKG, 'timeout')(value)),
+      apply: (value) => breaker.tune({ timeout: value === null ? false : (value as number) }, route),
+    };
+  }
+  if (field === 'failureThreshold') {
+    return {
+      ...base,
+      kind: 'integer',
+      description: `Consecutive failures that open ${route}'s breaker; 0: never on a count`,
+      check: (value) => {
+        if (value === undefined) throw new TypeError(`${BREAKER_PKG}: option "failureThreshold" must be an integer`);
+        return readInteger(BREAKER_PKG, 'failureThreshold', value, 0, 0);
+      },
+      apply: (value) => breaker.tune({ failureThreshold: value as number }, route),
+    };
+  }
+  return {
+    ...base,
+    kind: 'duration',
+    description: `How long ${route}'s open breaker waits before a trial request`,
+    check: duration(BREAKER_PKG, 'resetTimeout'),
+    apply: (value) => breaker.tune({ resetTimeout: value as number }, route),
+  };
+}
+
 function loggerTunables(logger: AccessLogger): Tunable[] {
   const now = logger.tunables();
   return [
@@ -318,6 +360,8 @@ export function createSettings(context: SettingsContext): StackSettings {
   const routeTtls = new Map<string, Tunable>();
   const cacheTtl = layers.cache ? cacheTunables(layers.cache)[0] : undefined;
   const configuredRouteTtl = new Map<string, SettingValue>();
+  /** Per-route breaker settings, made on first use (their `configured` is the value then). */
+  const breakerRoutes = new Map<string, Tunable>();
   /** Paths changed here or by the fleet since start: a stored value read later must not undo them. */
   const touched = new Set<string>();
 
@@ -326,6 +370,18 @@ export function createSettings(context: SettingsContext): StackSettings {
     const known = fixed.find((t) => t.path === path);
     if (known !== undefined) return known;
     if (path === 'cache.ttl') return cacheTtl;
+    const breaker = layers.circuitBreaker;
+    const breakerMatch = BREAKER_ROUTE.exec(path);
+    if (breaker !== undefined && breakerMatch !== null) {
+      const route = breakerMatch[1] as string;
+      let tunable = breakerRoutes.get(path);
+      if (tunable === undefined) {
+        if (!anyRoute && !breaker.tunables().routes.includes(route)) return undefined;
+        tunable = breakerRouteTunable(breaker, route, breakerMatch[2] as BreakerField);
+        breakerRoutes.set(path, tunable);
+      }
+      return tunable;
+    }
     const cache = layers.cache;
     const match = ROUTE_TTL.exec(path);
     if (cache === undefined || match === null) return undefined;
@@ -359,7 +415,17 @@ export function createSettings(context: SettingsContext): StackSettings {
       const routes = new Set([...layers.cache.cachedRoutes().keys(), ...configuredRouteTtl.keys()]);
       for (const route of [...routes].sort()) list.push(find(`cache.routes.${route}.ttl`, true) as Tunable);
     }
-    return [...list, ...fixed];
+    const breaker = layers.circuitBreaker;
+    const perRoute: Tunable[] = [];
+    if (breaker !== undefined) {
+      const routes = new Set(breaker.tunables().routes);
+      for (const path of breakerRoutes.keys()) routes.add(BREAKER_ROUTE.exec(path)?.[1] as string);
+      for (const route of [...routes].sort()) {
+        for (const field of BREAKER_FIELDS)
+          perRoute.push(find(`circuitBreaker.routes.${route}.${field}`, true) as Tunable);
+      }
+    }
+    return [...list, ...fixed, ...perRoute];
   };
 
   const info = (t: Tunable): SettingInfo => {
