@@ -13,8 +13,14 @@
  * `undici / perfstack` instructions is the throughput ratio the issue asks for (≥ 0.9), and
  * `fetch-opossum / perfstack` the one against the peer (≥ 2) — on CPU, the client's side.
  *
+ * `--threads` counts each thread apart (callgrind `--separate-threads=yes`) and also reports
+ * the main thread's instructions per call: the JavaScript (the client's, undici's, Node's
+ * net code) and the main thread's share of GC, without V8's background compiler and
+ * concurrent-marking threads, whose work lands in whichever batch they happen to run in
+ * (the reason whole-process batches spread by 40 % and more).
+ *
  * Usage: node benchmarks/client-instructions.js [--warmup 1500] [--calls 400] [--batches 5]
- *          [--impls undici,perfstack,fetch-opossum]
+ *          [--impls undici,perfstack,fetch-opossum] [--threads]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +36,7 @@ const { values } = parseArgs({
     calls: { type: 'string', default: '400' },
     batches: { type: 'string', default: '5' },
     impls: { type: 'string', default: 'undici,perfstack,fetch-opossum' },
+    threads: { type: 'boolean', default: false },
   },
 });
 const SCENARIO = fileURLToPath(new URL('./scenarios/micro-client.js', import.meta.url));
@@ -64,6 +71,7 @@ async function measure(impl) {
     [
       '--tool=callgrind',
       '--instr-atstart=no',
+      ...(values.threads ? ['--separate-threads=yes'] : []),
       `--callgrind-out-file=${join(dir, 'callgrind.out')}`,
       process.execPath,
       SCENARIO,
@@ -95,6 +103,7 @@ async function measure(impl) {
     }
   };
   const perCall = [];
+  const mainPerCall = [];
   try {
     await expect('READY');
     execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
@@ -104,8 +113,19 @@ async function measure(impl) {
       await expect('DONE');
       execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
       const dumped = readdirSync(dir).filter((f) => f.startsWith('callgrind.out') && !before.has(f));
-      if (dumped.length !== 1) throw new Error(`${impl}: expected one dump after batch ${i + 1}, got ${dumped.length}`);
-      perCall.push(instructionsIn(join(dir, dumped[0])) / Number(values.calls));
+      if (dumped.length === 0 || (!values.threads && dumped.length !== 1)) {
+        throw new Error(
+          `${impl}: expected ${values.threads ? 'new dumps' : 'one dump'} after batch ${i + 1}, got ${dumped.length}`,
+        );
+      }
+      let total = 0;
+      for (const f of dumped) {
+        const n = instructionsIn(join(dir, f));
+        total += n;
+        // With --separate-threads=yes the main thread's dump ends in -01.
+        if (values.threads && /-0*1$/.test(f)) mainPerCall.push(n / Number(values.calls));
+      }
+      perCall.push(total / Number(values.calls));
     }
     child.stdin.write('exit\n');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -114,7 +134,16 @@ async function measure(impl) {
     rmSync(dir, { recursive: true, force: true });
   }
   const mid = median(perCall);
-  return { impl, perCall: mid, min: Math.min(...perCall), max: Math.max(...perCall), batches: perCall };
+  const main =
+    mainPerCall.length === 0
+      ? undefined
+      : {
+          perCall: median(mainPerCall),
+          min: Math.min(...mainPerCall),
+          max: Math.max(...mainPerCall),
+          batches: mainPerCall,
+        };
+  return { impl, perCall: mid, min: Math.min(...perCall), max: Math.max(...perCall), batches: perCall, main };
 }
 
 const results = [];
@@ -127,15 +156,27 @@ try {
         `(min ${Math.round(r.min).toLocaleString('en-US')}, max ${Math.round(r.max).toLocaleString('en-US')}, ` +
         `spread ${(((r.max - r.min) / r.perCall) * 100).toFixed(1)} %)`,
     );
+    if (r.main) {
+      console.log(
+        `${''.padEnd(14)} main thread ${Math.round(r.main.perCall).toLocaleString('en-US')} instructions/call ` +
+          `(min ${Math.round(r.main.min).toLocaleString('en-US')}, max ${Math.round(r.main.max).toLocaleString('en-US')}, ` +
+          `spread ${(((r.main.max - r.main.min) / r.main.perCall) * 100).toFixed(1)} %)`,
+      );
+    }
   }
 } finally {
   origin.kill();
 }
-const by = Object.fromEntries(results.map((r) => [r.impl, r.perCall]));
-if (by.perfstack && by.undici)
-  console.log(`calls per CPU: perfstack / undici = ${(by.undici / by.perfstack).toFixed(2)}x (target ≥ 0.9)`);
-if (by.perfstack && by['fetch-opossum'])
-  console.log(
-    `calls per CPU: perfstack / fetch-opossum = ${(by['fetch-opossum'] / by.perfstack).toFixed(2)}x (target ≥ 2)`,
-  );
+const ratios = (label, by) => {
+  if (by.perfstack && by.undici)
+    console.log(`${label}: perfstack / undici = ${(by.undici / by.perfstack).toFixed(2)}x (target ≥ 0.9)`);
+  if (by.perfstack && by['fetch-opossum'])
+    console.log(
+      `${label}: perfstack / fetch-opossum = ${(by['fetch-opossum'] / by.perfstack).toFixed(2)}x (target ≥ 2)`,
+    );
+};
+ratios('calls per CPU', Object.fromEntries(results.map((r) => [r.impl, r.perCall])));
+if (values.threads) {
+  ratios('calls per CPU, main thread', Object.fromEntries(results.map((r) => [r.impl, r.main?.perCall])));
+}
 console.log(`RESULT ${JSON.stringify(results)}`);

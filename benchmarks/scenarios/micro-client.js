@@ -5,7 +5,8 @@
  * MICRO_IMPL=undici:           bare undici request() (its global keep-alive agent);
  * MICRO_IMPL=perfstack:        createClient() with every protection on (retries with
  *                              deadline and budget, breaker, bulkhead, per-attempt timeout,
- *                              trace propagation, metrics);
+ *                              active health checks, X-Request-Id and traceparent
+ *                              propagation, metrics);
  * MICRO_IMPL=fetch-opossum:    fetch() wrapped in an opossum breaker with axios-retry-style
  *                              retries (3 retries, exponential delay, on network errors and 5xx).
  * Every response is checked (status 200, body `{"ok":true}`). Prints `RESULT {json}`.
@@ -27,6 +28,7 @@ const CONCURRENCY = 16;
 /** Under valgrind everything runs ~50x slower: client-instructions.js stretches the timeouts. */
 const SCALE = Number(process.env.MICRO_TIMEOUT_SCALE ?? 1);
 const BODY = '{"ok":true}';
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 const external = process.env.MICRO_ORIGIN;
 const origin = external
@@ -65,9 +67,11 @@ if (impl === 'undici') {
     maxConcurrent: 64,
     maxQueue: 1024,
     breaker: { failureThreshold: 5, resetTimeout: 30_000 },
+    // Active health checks (every origin probed every 5 s; the origin answers any path 200).
+    healthCheck: { path: '/health', interval: 5000 * SCALE, timeout: 2000 * SCALE },
   });
   call = async () => {
-    const res = await client.request({ path: '/item', requestId: 'bench-1' });
+    const res = await client.request({ path: '/item', requestId: 'bench-1', traceparent: TRACEPARENT });
     if (res.statusCode !== 200) throw new Error(`perfstack: status ${res.statusCode}`);
     return res.body.text();
   };

@@ -18,15 +18,9 @@ import { performanceStack as koaStack } from 'perfstack/koa';
 import { createListener, performanceStack as nodeStack } from 'perfstack/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listen, request, type TestResponse, type TestServer } from '../helpers/http.js';
+import { Lines } from '../helpers/lines.js';
 
 const quiet = { warn() {}, error() {} };
-
-class Lines {
-  readonly all: Array<Record<string, unknown>> = [];
-  write(line: string): void {
-    this.all.push(JSON.parse(line) as Record<string, unknown>);
-  }
-}
 
 let servers: TestServer[] = [];
 let stacks: Array<{ close(): Promise<void> }> = [];

@@ -19,7 +19,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheStats, Disposable, HealthCheck, NextFunction } from '@perfstack/core';
-import { OnceLogger } from '@perfstack/core';
+import { OnceLogger, UNMATCHED_ROUTE } from '@perfstack/core';
 import { LRUCache } from 'lru-cache';
 import { settle } from './collapse.js';
 import type { Entry } from './entry.js';
@@ -29,7 +29,7 @@ import { boundKey, defaultKey, isUnkeyable } from './key.js';
 import type { CacheConfig, RouteConfig } from './options.js';
 import { isUnsafe, read } from './request.js';
 import { REFRESH_HEADER } from './revalidate.js';
-import { tryServe } from './serve.js';
+import { serveEntry, serveHitRaw, tryServe } from './serve.js';
 import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } from './state.js';
 import { CacheCounters } from './stats.js';
 import type { TunedTtls } from './storability.js';
@@ -39,6 +39,17 @@ import { RedisStore } from './store/redis.js';
 import { restoreClientConditionals } from './validate.js';
 
 export { INSTANCE, type RequestState, requestInstance, requestState, SKIPPED, STATE } from './state.js';
+
+/** What {@link CacheEngine.freshEntry} found: the key and the fresh entry under it. */
+export interface EarlyHit {
+  readonly key: string;
+  readonly entry: Entry;
+}
+
+/** True when the request carries credentials (RFC 9111 §3.5 and DESIGN.md: only shared entries answer it). */
+function isCredentialed(headers: IncomingMessage['headers']): boolean {
+  return headers.authorization !== undefined || headers.cookie !== undefined;
+}
 
 /** Most `cache()` routes remembered for the settings API. */
 const MAX_NOTED_ROUTES = 500;
@@ -249,6 +260,61 @@ export class CacheEngine {
     if (this.l1.select(key, headers) !== undefined) return true;
     if (this.flights.has(this.fleet.flightId(key, req))) return true;
     return this.l2 !== undefined && this.known?.has(key) === true;
+  }
+
+  /**
+   * @internal The fresh L1 entry this (global) layer would answer `req` with as a plain HIT —
+   * `handle` → `read` → `tryServe` with no skip hook, no refresh, no request directive, an
+   * entry the request may use and a trusted memory — or `undefined` when anything else might
+   * happen (stale, revalidation, `only-if-cached`, an L2-only entry, a hit whose route is
+   * unknown): perfstack's early hits then leave the request to the chain. The look is not
+   * counted as an access until {@link CacheEngine.serveEarly} serves it.
+   *
+   * @param beforeFramework true when the framework has not seen `req` yet: its proxy trust
+   *   (which decides whether `X-Forwarded-Host`/`-Proto` are in the key) is not known then
+   */
+  freshEntry(req: IncomingMessage, beforeFramework: boolean): EarlyHit | undefined {
+    const method = req.method;
+    if ((method !== 'GET' && method !== 'HEAD') || this.config.skip !== undefined) return undefined;
+    const headers = req.headers;
+    if (headers[REFRESH_HEADER] !== undefined) return undefined;
+    if (this.config.requestCacheControl && (headers['cache-control'] !== undefined || headers.pragma !== undefined)) {
+      return undefined;
+    }
+    if (beforeFramework && (headers['x-forwarded-host'] !== undefined || headers['x-forwarded-proto'] !== undefined)) {
+      return undefined;
+    }
+    const key = defaultKey(req);
+    if (key === undefined) return undefined;
+    const entry = this.l1.select(key, headers, false);
+    if (entry === undefined || entry.route === UNMATCHED_ROUTE || !(entry.shared || !isCredentialed(headers))) {
+      return undefined;
+    }
+    if (this.fleet.distrustStalled && this.fleet.memoryUntrusted) return undefined;
+    return this.config.now() < entry.expiresAt ? { key, entry } : undefined;
+  }
+
+  /**
+   * @internal Serves what {@link CacheEngine.freshEntry} found, as the chain's HIT would:
+   * with `raw`, in one `writeHead` without the response hooks (the caller's headers around the
+   * stored ones, see `serveHitRaw`), else through the hooks like the global layer.
+   *
+   * @param start when the lookup began (`performance.now()`), for the cache's Server-Timing entry
+   * @returns the status and Content-Length written (-1: none)
+   */
+  serveEarly(
+    req: IncomingMessage,
+    res: ServerResponse,
+    hit: EarlyHit,
+    start: number,
+    raw: { readonly lead: readonly unknown[]; readonly tail: (cacheMs: number) => readonly unknown[] } | undefined,
+  ): { readonly status: number; readonly length: number } {
+    // The access the look did not count (recency, W-TinyLFU frequency).
+    this.l1.get(hit.key);
+    if (raw !== undefined) return serveHitRaw(this, req, res, hit.entry, hit.key, start, raw.lead, raw.tail);
+    serveEntry(this, req, res, hit.entry, 'HIT', start, hit.key);
+    const length = res.getHeader('content-length');
+    return { status: res.statusCode, length: typeof length === 'string' && length !== '' ? Number(length) : -1 };
   }
 
   /** A `cache()` route with no global layer (or another instance than the global one). */

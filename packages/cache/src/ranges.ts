@@ -7,7 +7,7 @@
  * decompressed for them.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import rangeParser from 'range-parser';
 import { decompress } from './compression.js';
 import type { Entry } from './entry.js';
@@ -99,14 +99,4 @@ export function rangeAnswer(
   headers['content-type'] = `multipart/byteranges; boundary=${boundary}`;
   headers['content-length'] = String(payload.length);
   return { status: 206, headers, body: payload };
-}
-
-/** Answers `req`'s `Range` from `entry` when it applies; false to send the whole entry. */
-export function serveRange(req: IncomingMessage, res: ServerResponse, entry: Entry): boolean {
-  const answer = rangeAnswer(req.method, req.headers.range, req.headers['if-range'], entry);
-  if (answer === undefined) return false;
-  res.writeHead(answer.status, answer.headers);
-  if (answer.body === undefined) res.end();
-  else res.end(answer.body);
-  return true;
 }

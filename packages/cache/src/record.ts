@@ -21,6 +21,7 @@ import { compress } from './compression.js';
 import type { CacheEngine } from './engine.js';
 import { buildEntry, copyBody, deadAt, type Entry } from './entry.js';
 import { isCompressibleType, mergeVary } from './http-semantics.js';
+import type { RouteConfig } from './options.js';
 import { serveStale } from './serve.js';
 import { gateServerErrors } from './stale-if-error.js';
 import type { RequestState } from './state.js';
@@ -112,16 +113,18 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
     res.setHeader('Vary', mergeVary(res.getHeader('vary'), routeConfig.vary));
   }
   const config = engine.config;
-  const plan = planStorage(req, res.statusCode, res.getHeaders(), {
-    key: state.key,
-    route,
-    routeConfig: state.route,
-    tagHeader,
-    config,
-    requestTime: state.requestTime,
-    responseTime: config.now(),
-    tuned: engine.tuned,
-  });
+  const plan = lacksFreshness(res, routeConfig, config.targeted)
+    ? undefined
+    : planStorage(req, res.statusCode, res.getHeaders(), {
+        key: state.key,
+        route,
+        routeConfig: state.route,
+        tagHeader,
+        config,
+        requestTime: state.requestTime,
+        responseTime: config.now(),
+        tuned: engine.tuned,
+      });
   if (routeConfig !== undefined && !engine.cachedRoutes.has(route)) engine.noteRoute(route, routeConfig);
   // Targeted fields (RFC 9213) are for this cache: removed before the response leaves.
   if (!config.forwardTargeted) for (const name of config.targeted) res.removeHeader(name);
@@ -140,6 +143,23 @@ function onHead(engine: CacheEngine, req: IncomingMessage, res: ServerResponse, 
     settle(engine, state);
   }
   return plan;
+}
+
+/**
+ * True when nothing could make the response storable, read from a few names instead of a copy
+ * of every header (`getHeaders()`): no route opt-in (so no route ttl), and none of the fields
+ * freshness comes from — Cache-Control, a targeted field, Expires, Last-Modified (heuristic).
+ * `planStorage` would answer "no freshness" (RFC 9111 §3) or refuse earlier.
+ */
+function lacksFreshness(
+  res: ServerResponse,
+  routeConfig: RouteConfig | undefined,
+  targeted: readonly string[],
+): boolean {
+  if (routeConfig !== undefined) return false;
+  if (res.hasHeader('cache-control') || res.hasHeader('expires') || res.hasHeader('last-modified')) return false;
+  for (let i = 0; i < targeted.length; i++) if (res.hasHeader(targeted[i] as string)) return false;
+  return true;
 }
 
 /** Stores a recorded response in L1 (at once), then L2 (in the background). */

@@ -9,10 +9,10 @@ import { addServerTiming, markOriginStatus, setRoute, spanEvent, UNMATCHED_ROUTE
 import { settle } from './collapse.js';
 import { decompress } from './compression.js';
 import type { CacheEngine } from './engine.js';
-import type { Entry } from './entry.js';
+import type { Entry, StoredHeaders } from './entry.js';
 import { parseHttpDate } from './freshness.js';
 import { acceptsEncoding, type CacheControl, ifNoneMatchMatches, notModifiedSince } from './http-semantics.js';
-import { serveRange } from './ranges.js';
+import { rangeAnswer } from './ranges.js';
 import { sendRefresh } from './revalidate.js';
 import type { RequestState } from './state.js';
 import { restoreClientConditionals } from './validate.js';
@@ -107,20 +107,99 @@ export function serve(
   kind: 'HIT' | 'STALE',
 ): void {
   state.served = true;
-  // A read of the URL for the warm-start ranking (batched, store/hot-keys.ts).
-  engine.hot?.count(state.key);
-  // A hit never reaches the router: name its route for timing, logs and the dashboard.
-  if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
-  // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
-  const age = Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
+  serveEntry(engine, req, res, entry, kind, state.start, state.key);
+}
+
+/** {@link serve} without a request state: `start` is when the lookup began (`performance.now()`), `key` the entry's key. */
+export function serveEntry(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: Entry,
+  kind: 'HIT' | 'STALE',
+  start: number,
+  key: string,
+): void {
+  const age = countServed(engine, req, entry, kind, key);
   res.setHeader('X-Cache', kind);
   res.setHeader('Age', ageText(age));
-  addServerTiming(res, 'cache', performance.now() - state.start, kind === 'HIT' ? 'hit' : 'stale');
+  addServerTiming(res, 'cache', performance.now() - start, kind === 'HIT' ? 'hit' : 'stale');
+  const answer = answerOf(req, entry);
+  res.writeHead(answer.status, answer.headers as OutgoingHttpHeaders);
+  if (answer.body === undefined) res.end();
+  else res.end(answer.body);
+}
+
+/**
+ * A fresh entry served as a HIT without the response hooks, in one `writeHead` (perfstack's
+ * early hits, answered before the framework dispatches the request): the answer
+ * {@link serve} gives — 304, 206/416, HEAD, the stored or encoded headers, `Age`,
+ * `X-Cache: HIT`, the route and its hit count — with the caller's headers around the
+ * stored ones, in the order the hooks would have written them.
+ *
+ * @param key the entry's key (its warm-start read count)
+ * @param start when the lookup began (`performance.now()`), for the cache's Server-Timing entry
+ * @param lead header pairs written first (`X-Powered-By`, `X-Request-Id`)
+ * @param tail given the cache's time in ms just before the head goes out, the header pairs
+ *   written last (`Server-Timing`)
+ * @returns the status written and its Content-Length (-1 when none)
+ */
+export function serveHitRaw(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: Entry,
+  key: string,
+  start: number,
+  lead: readonly unknown[],
+  tail: (cacheMs: number) => readonly unknown[],
+): { readonly status: number; readonly length: number } {
+  const age = countServed(engine, req, entry, 'HIT', key);
+  const answer = answerOf(req, entry);
+  const headers = answer.headers;
+  const stored = headers === entry.headers || headers === entry.encodedHeaders;
+  const out = lead.slice();
+  out.push('X-Cache', 'HIT', 'Age', ageText(age));
+  const pairs = stored ? flatHeaders(headers) : flatten(headers);
+  for (let i = 0; i < pairs.length; i++) out.push(pairs[i]);
+  const last = tail(performance.now() - start);
+  for (let i = 0; i < last.length; i++) out.push(last[i]);
+  res.writeHead(answer.status, out as unknown as OutgoingHttpHeaders);
+  if (answer.body === undefined) res.end();
+  else res.end(answer.body);
+  const length = headers['content-length'];
+  return { status: answer.status, length: typeof length === 'string' && length !== '' ? Number(length) : -1 };
+}
+
+/** A hit's warm-start read, route (for timing, logs and the dashboard), count and span event; returns its `Age`. */
+function countServed(
+  engine: CacheEngine,
+  req: IncomingMessage,
+  entry: Entry,
+  kind: 'HIT' | 'STALE',
+  key: string,
+): number {
+  // A read of the URL for the warm-start ranking (batched, store/hot-keys.ts).
+  engine.hot?.count(key);
+  // A hit never reaches the router: name its route for timing, logs and the dashboard.
+  if (entry.route !== UNMATCHED_ROUTE) setRoute(req, entry.route);
   engine.counters.route(entry.route).count(kind === 'HIT' ? 'hit' : 'stale');
   spanEvent(req, 'cache', {
     'perfstack.cache.outcome': kind === 'HIT' ? 'hit' : 'stale',
     'perfstack.route': entry.route,
   });
+  // current_age (RFC 9111 §4.2.3): corrected initial age + resident time.
+  return Math.floor(entry.initialAge + Math.max(0, engine.config.now() - entry.storedAt) / 1000);
+}
+
+/** What a stored entry answers `req` with: status, headers, and the body (undefined: none). */
+interface HitAnswer {
+  readonly status: number;
+  readonly headers: StoredHeaders | OutgoingHttpHeaders;
+  readonly body: Buffer | undefined;
+}
+
+function answerOf(req: IncomingMessage, entry: Entry): HitAnswer {
   const headers = req.headers;
   const inm = headers['if-none-match'];
   const ims = headers['if-modified-since'];
@@ -133,20 +212,40 @@ export function serve(
       ? ifNoneMatchMatches(inm, entry.etag)
       : ims !== undefined && notModifiedSince(ims, entry.lastModified ?? parseHttpDate(entry.headers.date)))
   ) {
-    res.writeHead(304, entry.notModifiedHeaders as OutgoingHttpHeaders);
-    res.end();
-    return;
+    return { status: 304, headers: entry.notModifiedHeaders, body: undefined };
   }
-  if (headers.range !== undefined && serveRange(req, res, entry)) return;
+  if (headers.range !== undefined) {
+    const range = rangeAnswer(req.method, headers.range, headers['if-range'], entry);
+    if (range !== undefined) return range;
+  }
   let out = entry.headers;
   let body = entry.body;
   if (entry.encoding !== undefined) {
     if (acceptsEncoding(headers['accept-encoding'], entry.encoding)) out = entry.encodedHeaders ?? out;
     else body = decompress(body, entry.encoding);
   }
-  res.writeHead(entry.status, out as OutgoingHttpHeaders);
-  if (req.method === 'HEAD' || entry.status === 204) res.end();
-  else res.end(body);
+  return { status: entry.status, headers: out, body: req.method === 'HEAD' || entry.status === 204 ? undefined : body };
+}
+
+/** Stored headers as flat name/value pairs, made once per headers object (entries are immutable). */
+const FLAT = new WeakMap<object, readonly unknown[]>();
+
+function flatHeaders(headers: StoredHeaders | OutgoingHttpHeaders): readonly unknown[] {
+  let pairs = FLAT.get(headers);
+  if (pairs === undefined) {
+    pairs = flatten(headers);
+    FLAT.set(headers, pairs);
+  }
+  return pairs;
+}
+
+function flatten(headers: StoredHeaders | OutgoingHttpHeaders): unknown[] {
+  const pairs: unknown[] = [];
+  for (const name of Object.keys(headers)) {
+    const value = (headers as OutgoingHttpHeaders)[name];
+    if (value !== undefined) pairs.push(name, value);
+  }
+  return pairs;
 }
 
 /** Replaces a response under way with the stale entry (stale-if-error). */

@@ -23,6 +23,8 @@ export class TestOrigin {
   /** Requests other than health probes. */
   readonly seen: Seen[] = [];
   probes = 0;
+  /** TCP connections accepted (keep-alive reuse keeps this low). */
+  connections = 0;
   port = 0;
   #server: Server | undefined;
 
@@ -53,6 +55,9 @@ export class TestOrigin {
       }
       this.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, at: performance.now() });
       this.handler(req, res, this);
+    });
+    server.on('connection', () => {
+      this.connections++;
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -102,6 +102,22 @@ describe('load balancing and failover across three real origins', () => {
       a.hits,
     );
     expect(await metric(client, 'perfstack_client_calls_total{client="fleet"}')).toBe(170);
+    // The latency histogram: one observation per attempt, cumulative buckets up to +Inf.
+    expect(
+      await metric(client, `perfstack_client_request_duration_seconds_count{client="fleet",origin="${a.url}"}`),
+    ).toBe(a.hits);
+    expect(
+      await metric(
+        client,
+        `perfstack_client_request_duration_seconds_bucket{le="+Inf",client="fleet",origin="${a.url}"}`,
+      ),
+    ).toBe(a.hits);
+    expect(
+      await metric(
+        client,
+        `perfstack_client_request_duration_seconds_bucket{le="10",client="fleet",origin="${a.url}"}`,
+      ),
+    ).toBe(a.hits);
     expect(
       await metric(client, `perfstack_circuit_breaker_state{breaker="client:fleet@${a.url}",state="closed"}`),
     ).toBe(1);
@@ -251,6 +267,55 @@ describe('idempotency', () => {
     await (await client.request({ method: 'PUT', path: '/a', body: 'x' })).body.dump();
     await (await client.request({ method: 'DELETE', path: '/a' })).body.dump();
     expect(o.seen.map((s) => s.method)).toEqual(['PUT', 'PUT', 'PUT', 'DELETE', 'DELETE', 'DELETE']);
+  });
+});
+
+describe('connection pooling', () => {
+  it('reuses keep-alive connections: 28 calls (20 sequential, 8 concurrent) open at most 10 connections', async () => {
+    const [a] = (await startOrigins('pooled')) as [TestOrigin];
+    origins.push(a);
+    const client = track(createClient('pooled', { origins: a.url }));
+    for (let i = 0; i < 20; i++) expect(await get(client)).toMatchObject({ status: 200 });
+    // undici's Pool may open a second connection while the first is released after a body is read.
+    expect(a.connections).toBeLessThanOrEqual(2);
+    await Promise.all(Array.from({ length: 8 }, () => get(client)));
+    expect(a.hits).toBe(28);
+    // The concurrent calls reuse the idle connections and open one each for the rest.
+    expect(a.connections).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('presets', () => {
+  it("takes the named preset's values under the caller's: 'default' makes 3 attempts, 'critical' 4, an explicit maxAttempts wins", async () => {
+    const o = await new TestOrigin('p', (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    }).start();
+    origins.push(o);
+    const cases = [
+      [{}, 3],
+      [{ preset: 'default' }, 3],
+      [{ preset: 'critical' }, 4],
+      [{ preset: 'critical', retry: { maxAttempts: 2 } }, 2],
+    ] as const;
+    for (const [i, [options, attempts]] of cases.entries()) {
+      const before = o.hits;
+      // random 0: no backoff wait; the breaker stays closed through the 503s; no hedging
+      // ('critical' hedges after 100 ms: a slow machine would add a hedged attempt).
+      const client = track(
+        createClient(`preset-${i}`, {
+          origins: o.url,
+          random: () => 0,
+          breaker: { failureThreshold: 100 },
+          hedge: false,
+          ...options,
+        }),
+      );
+      const res = await client.request({ path: '/' });
+      expect(res.statusCode).toBe(503);
+      await res.body.dump();
+      expect(o.hits - before).toBe(attempts);
+    }
   });
 });
 

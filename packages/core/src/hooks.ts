@@ -95,13 +95,22 @@ function applyHeaders(res: ServerResponse, headers: OutgoingHttpHeaders | readon
   }
 }
 
+/**
+ * One `Server-Timing` entry as the header carries it (`cache;dur=0.13;desc=hit`). Exported
+ * for answers written without the hooks (perfstack's early cache hits), which must read the same.
+ */
+export function serverTimingEntry(name: string, dur?: number, desc?: string): string {
+  let out = name;
+  if (dur !== undefined) out += `;dur=${Math.round(dur * 100) / 100}`;
+  if (desc !== undefined) out += `;desc=${desc}`;
+  return out;
+}
+
 function formatServerTiming(entries: readonly ServerTimingEntry[]): string {
   let out = '';
   for (const entry of entries) {
     if (out !== '') out += ', ';
-    out += entry.name;
-    if (entry.dur !== undefined) out += `;dur=${Math.round(entry.dur * 100) / 100}`;
-    if (entry.desc !== undefined) out += `;desc=${entry.desc}`;
+    out += serverTimingEntry(entry.name, entry.dur, entry.desc);
   }
   return out;
 }

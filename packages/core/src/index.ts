@@ -70,6 +70,7 @@ export {
   isUncacheable,
   markUncacheable,
   onBeforeHead,
+  serverTimingEntry,
 } from './hooks.js';
 export { consoleLogger, OnceLogger, silentLogger } from './logger.js';
 export { LOOP_DELAY_RESOLUTION_MS, type LoopDelayFigures, LoopDelayMonitor, loopDelayMs } from './loop-delay.js';

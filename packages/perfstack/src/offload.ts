@@ -13,6 +13,7 @@
  * - Metrics: queue depth, threads, utilisation, wait and run time quantiles, tasks by outcome.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -54,10 +55,23 @@ export interface OffloadOptions extends SharedContext {
   readonly name?: string;
   /** Pool name in metrics. @default the module's file name */
   readonly pool?: string;
-  /** Worker threads at most. @default half the CPUs (at least 1) */
+  /**
+   * Worker threads at most. The default leaves the event loop's thread a core of its own:
+   * with as many CPU-bound workers as cores, the thread that answers every other request
+   * waits for a core (its tail latency becomes the scheduler's time slice).
+   * @default availableParallelism() - 1 (at least 1)
+   */
   readonly maxThreads?: number;
   /** Worker threads kept alive when idle. @default 1 */
   readonly minThreads?: number;
+  /**
+   * How much lower the worker threads' scheduling priority is than the process's (Unix
+   * `nice`, 0–19; piscina's `niceIncrement`): when the machine has no idle core, the event
+   * loop's thread is scheduled before the offloaded work, so cheap routes keep their latency
+   * and the CPU work absorbs the wait. 0 keeps the workers at the process's priority.
+   * @default 10
+   */
+  readonly niceIncrement?: number;
   /** Tasks that may wait for a thread; beyond it 503 `OVERLOADED`. @default 4 × maxThreads */
   readonly maxQueue?: number;
   /** Budget of one task, waiting included → 504 `TIMEOUT`; `false` for none. @default '30s' */
@@ -91,6 +105,7 @@ const KEYS = [
   'pool',
   'maxThreads',
   'minThreads',
+  'niceIncrement',
   'maxQueue',
   'timeout',
   'priority',
@@ -205,9 +220,9 @@ export function offload(modulePath: string | URL, options?: OffloadOptions): Off
   }
   const name = readString(PKG, 'name', opts.name, 'default');
   const poolName = readString(PKG, 'pool', opts.pool, filename.split(/[\\/]/).pop() ?? 'offload');
-  const cpus = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;
-  const maxThreads = readInteger(PKG, 'maxThreads', opts.maxThreads, Math.max(1, Math.floor(cpus / 2)), 1, 1024);
+  const maxThreads = readInteger(PKG, 'maxThreads', opts.maxThreads, Math.max(1, availableParallelism() - 1), 1, 1024);
   const minThreads = readInteger(PKG, 'minThreads', opts.minThreads, 1, 0, maxThreads);
+  const niceIncrement = readInteger(PKG, 'niceIncrement', opts.niceIncrement, 10, 0, 19);
   const maxQueue = readInteger(PKG, 'maxQueue', opts.maxQueue, 4 * maxThreads, 0, 1_000_000);
   const timeoutMs =
     opts.timeout === false ? undefined : parseDuration(opts.timeout ?? '30s', 'timeout', { pkg: PKG, min: 1 });
@@ -232,6 +247,7 @@ export function offload(modulePath: string | URL, options?: OffloadOptions): Off
     name,
     maxThreads,
     minThreads,
+    niceIncrement,
     // Only as many tasks as threads are ever handed to piscina; room for them while threads start.
     maxQueue: maxThreads,
     recordTiming: true,

@@ -1,7 +1,8 @@
 /**
- * Early refusals: the stack's 429 `RATE_LIMITED` and 503 `CIRCUIT_OPEN` decided and written
- * before anything else runs for the request — before Express dispatches it when the stack is
- * the app's first middleware, else first thing in the stack.
+ * Early answers: cache hits from fresh stored entries, and the stack's 429 `RATE_LIMITED` and
+ * 503 `CIRCUIT_OPEN`, decided and written before anything else runs for the request — before
+ * Express dispatches it when the stack is the app's first middleware, else first thing in the
+ * stack. Hits are described at {@link RefusalGate.answer}'s `#hit`; refusals below.
  *
  * A refused request needs none of what a served one does: no router, no cache lookup that
  * cannot hit, no hooks on the response, no per-request access-log state, no timing state. A
@@ -33,9 +34,11 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { ResponseCache } from '@perfstack/cache';
 import { EARLY_BREAKER, type EarlyBreaker } from '@perfstack/circuit-breaker';
 import {
+  addServerTiming,
   clearForProblem,
   expressRouterOf,
   getRequestId,
@@ -43,8 +46,10 @@ import {
   isValidRequestId,
   type Middleware,
   OnceLogger,
+  onBeforeHead,
   type PerfstackLogger,
   resolveExpressRouteIn,
+  serverTimingEntry,
   shapeWarmerOf,
   spanEvent,
   UNMATCHED_ROUTE,
@@ -56,9 +61,21 @@ import type { Timing } from '@perfstack/timing';
 import { type EndpointMatcher, routingOfApp } from './endpoints.js';
 import { recordedHeaders } from './static-headers.js';
 
-/** The cache engine's early question (packages/cache/src/engine.ts). */
+/** The cache engine's early questions and its early hit (packages/cache/src/engine.ts). */
 interface CacheEngineLike {
   mayAnswer(req: IncomingMessage): boolean;
+  freshEntry(req: IncomingMessage, beforeFramework: boolean): EarlyHit | undefined;
+  serveEarly(
+    req: IncomingMessage,
+    res: ServerResponse,
+    hit: EarlyHit,
+    start: number,
+    raw: { readonly lead: unknown[]; readonly tail: (cacheMs: number) => readonly unknown[] } | undefined,
+  ): { readonly status: number; readonly length: number };
+}
+interface EarlyHit {
+  readonly key: string;
+  readonly entry: { readonly route: string };
 }
 const CACHE_ENGINE = Symbol.for('perfstack.cache.engine');
 
@@ -100,10 +117,16 @@ const GATED = Symbol.for('perfstack.refusalGate');
 
 type GatedServer = Server & { [GATED]?: true };
 
-/** The stack's early refusals; {@link RefusalGate.refuse} is asked per request. */
+/** The stack's early answers (hits, refusals); {@link RefusalGate.answer} is asked per request. */
 export class RefusalGate {
   readonly #timing: Timing | undefined;
   readonly #cache: CacheEngineLike | undefined;
+  /** False when the layers leave the gate only cache hits to answer (see {@link RefusalGate.build}). */
+  readonly #refusals: boolean;
+  /** The current early hit's start on timing's clock, for {@link RefusalGate.#hitTail}. */
+  #hitStartedAt = 0;
+  /** The headers after the stored ones on an early hit (Server-Timing), made once. */
+  readonly #hitTail = (cacheMs: number): readonly unknown[] => this.#tail(cacheMs);
   readonly #sizeCheck: EarlySizeCheck | undefined;
   readonly #logger: AccessLogger | undefined;
   readonly #limiter: EarlyLimiter | undefined;
@@ -116,8 +139,30 @@ export class RefusalGate {
   readonly #live: readonly Middleware[];
   #closed = false;
 
-  /** The gate, or `undefined` when the stack's layers leave it nothing it could decide. */
+  /**
+   * The gate, or `undefined` when the stack's layers leave it nothing it could decide. Cache
+   * hits need only the cache (the layers behind it never run for a hit); refusals need every
+   * layer in front of the limiter to be one the gate can ask or replay.
+   */
   static build(parts: GateParts): RefusalGate | undefined {
+    const engine =
+      parts.cache === undefined ? undefined : (parts.cache as unknown as Record<symbol, unknown>)[CACHE_ENGINE];
+    const cache = engine as CacheEngineLike | undefined;
+    if (
+      parts.cache !== undefined &&
+      (typeof cache?.mayAnswer !== 'function' ||
+        typeof cache.freshEntry !== 'function' ||
+        typeof cache.serveEarly !== 'function')
+    ) {
+      return undefined;
+    }
+    const refusals = RefusalGate.#refusalParts(parts);
+    if (refusals === undefined && cache === undefined) return undefined;
+    return new RefusalGate(parts, cache, refusals);
+  }
+
+  /** What early refusals need, or `undefined` when the layers leave none the gate could decide. */
+  static #refusalParts(parts: GateParts): RefusalParts | undefined {
     const limiter = parts.rateLimit === undefined ? undefined : earlyOf<EarlyLimiter>(parts.rateLimit, EARLY_LIMITER);
     const breaker =
       parts.circuitBreaker === undefined ? undefined : earlyOf<EarlyBreaker>(parts.circuitBreaker, EARLY_BREAKER);
@@ -125,11 +170,6 @@ export class RefusalGate {
     // early 503 either (the limiter would have counted the request first).
     if (parts.rateLimit !== undefined && limiter === undefined) return undefined;
     if (limiter === undefined && breaker === undefined) return undefined;
-    const cache =
-      parts.cache === undefined ? undefined : (parts.cache as unknown as Record<symbol, unknown>)[CACHE_ENGINE];
-    if (parts.cache !== undefined && typeof (cache as CacheEngineLike | undefined)?.mayAnswer !== 'function') {
-      return undefined;
-    }
     const sizeCheck =
       parts.sizeLimit === undefined ? undefined : earlyOf<EarlySizeCheck>(parts.sizeLimit, EARLY_SIZE_CHECK);
     if (parts.sizeLimit !== undefined && sizeCheck === undefined) return undefined;
@@ -148,28 +188,21 @@ export class RefusalGate {
       if (cors === undefined) live.push(parts.cors);
       else fixed.push(...cors);
     }
-    return new RefusalGate(parts, cache as CacheEngineLike | undefined, sizeCheck, limiter, breaker, fixed, live);
+    return { sizeCheck, limiter, breaker, fixed, live };
   }
 
-  private constructor(
-    parts: GateParts,
-    cache: CacheEngineLike | undefined,
-    sizeCheck: EarlySizeCheck | undefined,
-    limiter: EarlyLimiter | undefined,
-    breaker: EarlyBreaker | undefined,
-    fixed: readonly string[],
-    live: readonly Middleware[],
-  ) {
+  private constructor(parts: GateParts, cache: CacheEngineLike | undefined, refusals: RefusalParts | undefined) {
     this.#timing = parts.timing;
     this.#cache = cache;
-    this.#sizeCheck = sizeCheck;
+    this.#refusals = refusals !== undefined;
+    this.#sizeCheck = refusals?.sizeCheck;
     this.#logger = parts.logger;
-    this.#limiter = limiter;
-    this.#breaker = breaker;
+    this.#limiter = refusals?.limiter;
+    this.#breaker = refusals?.breaker;
     this.#endpoints = parts.endpoints;
     this.#log = new OnceLogger(parts.log);
-    this.#fixed = fixed;
-    this.#live = live;
+    this.#fixed = refusals?.fixed ?? [];
+    this.#live = refusals?.live ?? [];
   }
 
   /** Stops answering early (the stack is closing: requests take the usual path). */
@@ -178,24 +211,93 @@ export class RefusalGate {
   }
 
   /**
-   * Answers `req` when the stack would refuse it with 429 or an open breaker's 503, and says
-   * so; `false` sends it on, untouched (or with the limiter's decision left for the chain).
+   * Answers `req` when the cache would answer it with a fresh entry (see early-hits below),
+   * or when the stack would refuse it with 429 or an open breaker's 503, and says so;
+   * `false` sends it on, untouched (or with the limiter's decision left for the chain).
    *
    * @param app the top-level Express app when Express has not dispatched the request yet;
    *   `undefined` inside the stack (where `req.app` is already set, or no Express at all)
    */
-  refuse(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
+  answer(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
     if (this.#closed) return false;
     try {
-      return this.#refuse(req, res, app);
+      if (this.#cache !== undefined && this.#hit(req, res, app)) return true;
+      return this.#refusals && this.#refuse(req, res, app);
     } catch (error) {
       // Never a request lost to the gate: log once, and stop asking.
       this.#closed = true;
-      this.#log.errorOnce('PERFSTACK_GATE_FAILED', 'the early refusal check threw; refusals take the usual path', {
+      this.#log.errorOnce('PERFSTACK_GATE_FAILED', 'the early answer check threw; requests take the usual path', {
         error: String(error),
       });
       return false;
     }
+  }
+
+  /**
+   * Early hits: a request the cache layer would answer from a fresh L1 entry is answered
+   * here, by the cache engine's own serving code (conditionals → 304, `Range` → 206/416,
+   * HEAD, `Age`, `X-Cache: HIT`, the stored headers, its hit count), and recorded by timing
+   * under the entry's route as a hit — what the chain does for a hit, since no layer behind
+   * the cache runs for one (no rate-limit decision, breaker or access-log line: the
+   * documented order). Before Express, the head is written in one `writeHead` with what the
+   * chain adds around the stored headers — Express's `X-Powered-By` when the app sends it,
+   * `X-Request-Id`, and the `Server-Timing` (`cache;dur;desc=hit`, `total;dur`) and
+   * response-time header timing adds — in the chain's order. Inside the stack (Koa,
+   * node:http, Express with middleware before the stack) the head goes through the response
+   * hooks like the chain's. Anything else the cache might do (stale, revalidation,
+   * directives, L2, skip hooks, forwarded hosts before Express knows its proxy trust) goes
+   * down the chain.
+   */
+  #hit(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
+    const cache = this.#cache as CacheEngineLike;
+    const timing = this.#timing;
+    const startedAt = timing === undefined ? 0 : timing.now();
+    const start = performance.now();
+    const hit = cache.freshEntry(req, app !== undefined);
+    if (hit === undefined) return false;
+    let result: { readonly status: number; readonly length: number };
+    if (app !== undefined) {
+      // The stack's endpoints are never cached by the stack, but an app's route at their path could be.
+      if (this.#endpoints.matchFor(req, routingOfApp(app)) !== undefined) return false;
+      const incoming = req.headers['x-request-id'];
+      const id = isValidRequestId(incoming) ? incoming : randomUUID();
+      // What Express's own dispatch sets first (`app.handle`/expressInit), then the stack's id.
+      const lead: unknown[] = app.get('x-powered-by')
+        ? ['X-Powered-By', 'Express', 'x-request-id', id]
+        : ['x-request-id', id];
+      this.#hitStartedAt = startedAt;
+      result = cache.serveEarly(req, res, hit, start, { lead, tail: this.#hitTail });
+    } else {
+      // Another Server-Timing already on the response, or hooks another layer set: the chain merges them its way.
+      if (res.hasHeader('server-timing')) return false;
+      if (timing !== undefined) onBeforeHead(res, this.#headListener(startedAt));
+      result = cache.serveEarly(req, res, hit, start, undefined);
+    }
+    timing?.recordAnswered(req, hit.entry.route, result.status, startedAt, result.length, true);
+    return true;
+  }
+
+  /** Timing's headers after the stored ones on an early hit before Express, as its hooks would add them. */
+  #tail(cacheMs: number): readonly unknown[] {
+    let serverTiming = serverTimingEntry('cache', cacheMs, 'hit');
+    const timing = this.#timing;
+    if (timing === undefined) return ['Server-Timing', serverTiming];
+    const fields = timing.headFields();
+    const ms = timing.now() - this.#hitStartedAt;
+    if (fields.serverTiming) serverTiming += `, ${serverTimingEntry('total', ms)}`;
+    if (fields.responseTimeHeader === undefined) return ['Server-Timing', serverTiming];
+    return [fields.responseTimeHeader, `${ms.toFixed(3)}ms`, 'Server-Timing', serverTiming];
+  }
+
+  /** Timing's head listener for an early hit inside the stack (what its own `onHead` adds). */
+  #headListener(startedAt: number): (res: ServerResponse) => void {
+    const timing = this.#timing as Timing;
+    return (res) => {
+      const fields = timing.headFields();
+      const ms = timing.now() - startedAt;
+      if (fields.serverTiming) addServerTiming(res, 'total', ms);
+      if (fields.responseTimeHeader !== undefined) res.setHeader(fields.responseTimeHeader, `${ms.toFixed(3)}ms`);
+    };
   }
 
   #refuse(req: IncomingMessage, res: ServerResponse, app: ExpressApp | undefined): boolean {
@@ -245,6 +347,13 @@ export class RefusalGate {
    */
   #passesLayers(req: IncomingMessage, app: ExpressApp | undefined): boolean {
     if (req.method === 'OPTIONS') return false;
+    // Before Express, the cache cannot key a forwarded host (its proxy trust is Express's): maybe a hit.
+    if (
+      app !== undefined &&
+      (req.headers['x-forwarded-host'] !== undefined || req.headers['x-forwarded-proto'] !== undefined)
+    ) {
+      return false;
+    }
     if (app !== undefined && this.#endpoints.matchFor(req, routingOfApp(app)) !== undefined) return false;
     if (this.#cache?.mayAnswer(req)) return false;
     return this.#sizeCheck === undefined || this.#sizeCheck(req);
@@ -294,6 +403,17 @@ export class RefusalGate {
     else res.end(body);
     timing?.recordAnswered(req, route ?? UNMATCHED_ROUTE, status, startedAt, length);
   }
+}
+
+/** What early refusals are built from. */
+interface RefusalParts {
+  readonly sizeCheck: EarlySizeCheck | undefined;
+  readonly limiter: EarlyLimiter | undefined;
+  readonly breaker: EarlyBreaker | undefined;
+  /** helmet's and CORS's headers when they do not depend on the request, as flat pairs. */
+  readonly fixed: readonly string[];
+  /** helmet or CORS when their headers depend on the request: run on the response itself. */
+  readonly live: readonly Middleware[];
 }
 
 /** A layer's early interface, or `undefined` when it has none. */
@@ -370,7 +490,7 @@ export function gateServer(gate: RefusalGate, stack: Middleware, req: IncomingMe
     if (
       type === 'request' &&
       this.listenerCount('request') === count &&
-      gate.refuse(a as IncomingMessage, b as ServerResponse, express)
+      gate.answer(a as IncomingMessage, b as ServerResponse, express)
     ) {
       return true;
     }

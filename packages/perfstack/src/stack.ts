@@ -60,7 +60,7 @@ import { type Monitoring, type MonitoringOptions, startMonitoring } from './moni
 import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
 import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
 import { createSettings, redisSettingsStore, type StackSettings } from './settings.js';
-import { staticHeaders } from './static-headers.js';
+import { staticCors, staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
 
@@ -336,6 +336,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const closers: Array<() => Promise<void>> = [];
   let data: DataCache | undefined;
   let corsKind: GateParts['corsKind'] = 'fixed';
+  let corsMiddleware: Middleware | undefined;
 
   try {
     const timingOptions = enabled<TimingOptions>('timing', opts.timing);
@@ -382,8 +383,10 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
     if (corsOptions) {
       const envOrigins = env.PERFSTACK_CORS_ORIGINS?.split(',').map((s) => s.trim());
       const resolvedCors: CorsOptions = { origin: envOrigins ?? false, ...corsOptions };
-      built.cors = cors(resolvedCors) as unknown as Middleware;
+      corsMiddleware = cors(resolvedCors) as unknown as Middleware;
       corsKind = corsKindOf(resolvedCors.origin);
+      // A fixed origin's headers recorded once and replayed on every non-preflight request.
+      built.cors = staticCors(corsMiddleware, corsKind === 'fixed');
     }
     const limitOptions = enabled<RateLimitOptions>('rateLimit', opts.rateLimit);
     if (limitOptions) {
@@ -456,8 +459,9 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const endpointChain = compose(
     order.flatMap((name) => (endpointLayers.has(name) && built[name] ? [built[name] as Middleware] : [])),
   );
-  // Refusals (429, an open breaker's 503) decided and written before the chain, and before
-  // Express itself where the stack is the app's first middleware (refusal-gate.ts).
+  // Cache hits from fresh entries and refusals (429, an open breaker's 503) answered before
+  // the chain, and before Express itself where the stack is the app's first middleware
+  // (refusal-gate.ts).
   const gate =
     order === DEFAULT_ORDER
       ? RefusalGate.build({
@@ -466,7 +470,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
           sizeLimit: layers.sizeLimit,
           logger: layers.logger,
           helmet: built.helmet,
-          cors: built.cors,
+          cors: corsMiddleware,
           corsKind,
           rateLimit: layers.rateLimit,
           circuitBreaker: layers.circuitBreaker,
@@ -489,7 +493,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
         gateSeen = server;
         gateServer(gate, stack, req);
       }
-      if (!isGated(server) && gate.refuse(req, res, undefined)) return;
+      if (!isGated(server) && gate.answer(req, res, undefined)) return;
     }
     chain(req, res, next);
   } as PerformanceStack;

@@ -166,3 +166,28 @@ export function recordedHeaders(middleware: Middleware, originIrrelevant = false
   if (!valid || !nextCalled) return undefined;
   return [...set.values()].flat();
 }
+
+/**
+ * Returns a middleware that, for every request but a preflight (`OPTIONS`), sets what the
+ * `cors` middleware sets from pairs recorded once (`recordedHeaders`), instead of running
+ * cors's per-request option merge and callbacks; `corsMiddleware` itself for preflights, for a
+ * `Vary` it would have to merge with one already on the response, and when its headers depend
+ * on the request (`fixed` false: an origin list, a RegExp, a function) or could not be recorded.
+ *
+ * @param corsMiddleware `cors(options)`
+ * @param fixed the `origin` setting gives the same headers whatever the request's `Origin`
+ */
+export function staticCors(corsMiddleware: Middleware, fixed: boolean): Middleware {
+  const pairs = fixed ? recordedHeaders(corsMiddleware, true) : undefined;
+  if (pairs === undefined) return corsMiddleware;
+  const count = pairs.length;
+  const setsVary = pairs.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'vary');
+  return function corsHeaders(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    if (req.method === 'OPTIONS' || (setsVary && res.hasHeader('vary'))) {
+      corsMiddleware(req, res, next);
+      return;
+    }
+    for (let i = 0; i < count; i += 2) res.setHeader(pairs[i] as string, pairs[i + 1] as string);
+    next();
+  };
+}

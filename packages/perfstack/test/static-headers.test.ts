@@ -5,11 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Middleware } from '@perfstack/core';
+import cors, { type CorsOptions } from 'cors';
 import express from 'express';
 import helmet, { type HelmetOptions } from 'helmet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listen, request, type TestServer } from '../../../test/helpers/http.js';
-import { staticHeaders } from '../src/static-headers.js';
+import { staticCors, staticHeaders } from '../src/static-headers.js';
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -17,16 +18,25 @@ afterEach(async () => {
 });
 
 /** The headers an Express app answers with behind `middleware` (without Date). */
-async function headersBehind(middleware: Middleware): Promise<Record<string, unknown>> {
+async function headersBehind(
+  middleware: Middleware,
+  init: { method?: string; headers?: Record<string, string>; vary?: string } = {},
+): Promise<Record<string, unknown>> {
   const app = express();
+  if (init.vary !== undefined) {
+    const vary = init.vary;
+    app.use((_req, res, next) => {
+      res.setHeader('Vary', vary);
+      next();
+    });
+  }
   app.use(middleware as express.RequestHandler);
-  app.get('/', (_req, res) => {
+  app.all('/', (_req, res) => {
     res.json({ ok: true });
   });
   const server = await listen(app as unknown as (req: IncomingMessage, res: ServerResponse) => void);
   servers.push(server);
-  const { status, headers } = await request(server.url);
-  expect(status).toBe(200);
+  const { headers } = await request(server.url, { method: init.method ?? 'GET', headers: init.headers ?? {} });
   const { date: _date, ...rest } = headers;
   return rest;
 }
@@ -67,5 +77,36 @@ describe('helmet replayed', () => {
     };
     expect(staticHeaders(readsRequest, {})).toBe(readsRequest);
     expect(staticHeaders(deferred, {})).toBe(deferred);
+  });
+});
+
+describe('CORS replayed for a fixed origin', () => {
+  it.each<[string, CorsOptions]>([
+    ["origin '*'", { origin: '*' }],
+    ['one origin (Vary: Origin)', { origin: 'https://app.test' }],
+    ['credentials and exposed headers', { origin: 'https://app.test', credentials: true, exposedHeaders: ['X-Cache'] }],
+    ['no origin allowed', { origin: false }],
+  ])(
+    'sets exactly what cors sets, with %s, on GET, POST, a preflight and after an app Vary',
+    async (_name, options) => {
+      const original = cors(options) as unknown as Middleware;
+      const replayed = staticCors(original, true);
+      expect(replayed).not.toBe(original);
+      const cases: { method: string; headers: Record<string, string>; vary?: string }[] = [
+        { method: 'GET', headers: { origin: 'https://other.test' } },
+        { method: 'POST', headers: { origin: 'https://app.test' } },
+        { method: 'OPTIONS', headers: { origin: 'https://app.test', 'access-control-request-method': 'PUT' } },
+        { method: 'GET', headers: { origin: 'https://app.test' }, vary: 'Accept-Encoding' },
+      ];
+      for (const init of cases) {
+        const expected = await headersBehind(original, init);
+        expect(await headersBehind(replayed, init)).toEqual(expected);
+      }
+    },
+  );
+
+  it('keeps cors itself when its headers depend on the request', () => {
+    const original = cors({ origin: ['https://a.test', 'https://b.test'] }) as unknown as Middleware;
+    expect(staticCors(original, false)).toBe(original);
   });
 });

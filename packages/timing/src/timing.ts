@@ -56,10 +56,24 @@ export interface Timing extends ClosableMiddleware {
    *
    * @param startedAt the time it arrived, from {@link Timing.now}
    * @param responseBytes the body's size, or -1
+   * @param cacheHit answered from the cache (perfstack's early hits): counted as a hit in the windows
    */
-  recordAnswered(req: IncomingMessage, route: string, status: number, startedAt: number, responseBytes: number): void;
+  recordAnswered(
+    req: IncomingMessage,
+    route: string,
+    status: number,
+    startedAt: number,
+    responseBytes: number,
+    cacheHit?: boolean,
+  ): void;
   /** @internal The clock `recordAnswered` takes its start from (ms). */
   now(): number;
+  /**
+   * @internal What this layer adds to a response head, for answers written without the hooks
+   * (perfstack's early hits): `Server-Timing: total;dur=` and the `X-Response-Time`-style
+   * header's name, if any; both off once closed (the layer then passes requests unmeasured).
+   */
+  headFields(): { readonly serverTiming: boolean; readonly responseTimeHeader: string | undefined };
 }
 
 /** Per-request state, in an instance-private WeakMap keyed by the response. */
@@ -265,6 +279,7 @@ export function timing(options?: TimingOptions): Timing {
     status: number,
     startedAt: number,
     responseBytes: number,
+    cacheHit = false,
   ): void => {
     if (closed) return;
     // An early refusal whose route no router could name: filed under its path prefix.
@@ -276,14 +291,17 @@ export function timing(options?: TimingOptions): Timing {
     }
     if (exclude.length === 0 || !isExcluded(req.url)) {
       totalRequests++;
-      windows.record(now, ms, status, CacheOutcome.None, kind.series);
+      windows.record(now, ms, status, cacheHit ? CacheOutcome.Hit : CacheOutcome.None, kind.series);
     }
   };
+  const headFields = { serverTiming, responseTimeHeader };
+  const closedHeadFields = { serverTiming: false, responseTimeHeader: undefined };
 
   Object.defineProperties(middleware, {
     registry: { value: config.registry, enumerable: true },
     recordAnswered: { value: recordAnswered },
     now: { value: () => clock.now() },
+    headFields: { value: () => (closed ? closedHeadFields : headFields) },
     snapshot: { value: () => build(clock.now()) },
     sample: { value: sample },
     on: { value: <E extends TimingEventName>(event: E, listener: TimingEvents[E]) => emitter.on(event, listener) },

@@ -134,9 +134,18 @@ export class MemoryStore implements CacheStore {
     return this.#map?.peek(key);
   }
 
-  /** The variant of `key` these request headers select. */
-  select(key: string, headers: Readonly<Record<string, string | string[] | undefined>>): Entry | undefined {
-    const stored = this.#map?.get(key);
+  /**
+   * The variant of `key` these request headers select.
+   *
+   * @param count count the access (false: a look that may not be followed by a use, as
+   *   perfstack's early hits take before deciding; they count it with {@link get} when they serve)
+   */
+  select(
+    key: string,
+    headers: Readonly<Record<string, string | string[] | undefined>>,
+    count = true,
+  ): Entry | undefined {
+    const stored = count ? this.#map?.get(key) : this.#map?.peek(key);
     if (stored === undefined) return undefined;
     if (!Array.isArray(stored))
       return stored.varyNames.length === 0 || matchesVariant(stored, headers) ? stored : undefined;
