@@ -57,9 +57,12 @@ async function instance(id: string, options: PerformanceStackOptions = {}): Prom
 }
 
 /** Two instances on one Redis (own key prefix), both subscribed to the settings channel. */
+/** The Redis of the last `fleet()`, for instances started later. */
+let fleetRedis = { url: '', keyPrefix: '' };
 async function fleet(options: PerformanceStackOptions = {}): Promise<[Instance, Instance]> {
   const url = await redisUrl();
   const keyPrefix = uniquePrefix('settings');
+  fleetRedis = { url, keyPrefix };
   cleanups.push(() => cleanPrefix(url, keyPrefix));
   const a = await instance('a', { redis: { url, keyPrefix }, ...options });
   const b = await instance('b', { redis: { url, keyPrefix }, ...options });
@@ -110,8 +113,13 @@ const settingsOf = async (i: Instance) => {
     audit: Array<Record<string, unknown>>;
   }>();
 };
-const valuesOf = async (i: Instance) =>
-  Object.fromEntries((await settingsOf(i)).settings.map((s) => [s.path, s.value]));
+/** path → value; per-route breaker settings (one set per route served so far) only when `perRoute`. */
+const valuesOf = async (i: Instance, perRoute = false) =>
+  Object.fromEntries(
+    (await settingsOf(i)).settings
+      .filter((s) => perRoute || !s.path.startsWith('circuitBreaker.routes.'))
+      .map((s) => [s.path, s.value]),
+  );
 
 const INITIAL = {
   'cache.ttl': 60_000,
@@ -129,7 +137,13 @@ describe('runtime settings across two instances on Redis', () => {
   it('GET /api/settings lists every tunable setting with its value', async () => {
     const [a] = await fleet();
     const body = await settingsOf(a);
-    expect(Object.fromEntries(body.settings.map((s) => [s.path, s.value]))).toEqual(INITIAL);
+    // Per-route breaker settings for the route served so far (the dashboard's own are exempt).
+    expect(Object.fromEntries(body.settings.map((s) => [s.path, s.value]))).toEqual({
+      ...INITIAL,
+      'circuitBreaker.routes./products/:id.timeout': 10_000,
+      'circuitBreaker.routes./products/:id.failureThreshold': 5,
+      'circuitBreaker.routes./products/:id.resetTimeout': 30_000,
+    });
     const route = body.settings.find((s) => s.path === 'cache.routes./products/:id.ttl');
     expect(route).toMatchObject({ text: '30s', configured: 30_000, kind: 'duration', layer: 'cache' });
     expect(body.audit).toEqual([]);
@@ -158,6 +172,58 @@ describe('runtime settings across two instances on Redis', () => {
     expect(await valuesOf(a)).toEqual(INITIAL);
     expect(await valuesOf(b)).toEqual(INITIAL);
     expect(await policyOf(b)).toBe('"100-in-1min"; q=100; w=60');
+  });
+
+  it('an instance started after a PATCH reads the new values; one started after the undo reads the configured ones', async () => {
+    const [a] = await fleet();
+    await loadToken(a);
+    const res = await write(a, '/api/settings', 'PATCH', {
+      'rateLimit.limit': 300,
+      'cache.routes./products/:id.ttl': '5m',
+    });
+    expect(res.status).toBe(200);
+    const { entry } = res.json<{ entry: { id: string } }>();
+    const key = `${fleetRedis.keyPrefix}settings:overrides`;
+    const hash = () => a.stack.redis?.client.hGetAll(key) as Promise<Record<string, string>>;
+    expect(await hash()).toEqual({ 'rateLimit.limit': '300', 'cache.routes./products/:id.ttl': '300000' });
+
+    // C starts after the change: it applies the stored overrides at start.
+    const c = await instance('c', { redis: fleetRedis });
+    await waitFor(() => c.stack.settings.get('rateLimit.limit') === 300);
+    expect(c.stack.settings.get('cache.routes./products/:id.ttl')).toBe(300_000);
+    expect(await policyOf(c)).toBe('"100-in-1min"; q=300; w=60');
+    expect(c.stack.cache.ttlOf('/products/:id')).toBe(300_000);
+    expect(c.stack.settings.audit()).toEqual([]);
+
+    const undo = await write(a, '/api/settings/undo', 'POST', { id: entry.id });
+    expect(undo.status).toBe(200);
+    // Back to the configured values: nothing is stored any more.
+    expect(await hash()).toEqual({});
+    await waitFor(() => c.stack.settings.get('rateLimit.limit') === 100);
+
+    // D starts after the undo. A bad stored value and an unknown path are logged and skipped;
+    // a good one (logger.level) applies.
+    await a.stack.redis?.client.hSet(key, {
+      'rateLimit.limit': '"lots"',
+      'no.such.setting': '1',
+      'logger.level': '"warn"',
+    });
+    const errors: Array<[string, unknown]> = [];
+    const d = await instance('d', {
+      redis: fleetRedis,
+      log: { warn() {}, error: (message, details) => errors.push([message, details]) },
+    });
+    await waitFor(() => d.stack.settings.get('logger.level') === 'warn');
+    // D has not served /products/:id yet, so it does not list that route's ttl.
+    const { 'cache.routes./products/:id.ttl': _route, ...configured } = INITIAL;
+    expect(await valuesOf(d)).toEqual({ ...configured, 'logger.level': 'warn' });
+    expect(await policyOf(d)).toBe('"100-in-1min"; q=100; w=60');
+    expect(errors.map(([message, details]) => [message, (details as { path: string }).path])).toEqual([
+      ['perfstack settings: a stored setting could not be applied; skipped', 'rateLimit.limit'],
+      ['perfstack settings: a stored setting could not be applied; skipped', 'no.such.setting'],
+    ]);
+    expect(errors[0]?.[1]).toMatchObject({ error: expect.stringContaining('@perfstack/rate-limit: option "limit"') });
+    expect(errors[1]?.[1]).toMatchObject({ error: 'not a tunable setting here' });
   });
 
   it('the audit is exact on both instances and in both logs: who, when, where, before/after, and the undo', async () => {
@@ -334,9 +400,71 @@ describe('each layer reads its tunables live (more)', () => {
   });
 });
 
+describe('per-route breaker settings', () => {
+  it("PATCH a route's breaker timeout: that route answers 504 at it, another keeps the default; the report proposes the change", async () => {
+    const a = await instance('routes', { redis: false });
+    const app = express();
+    app.use(a.stack);
+    app.use('/dashboard', a.stack.dashboard());
+    // Both routes answer after 150 ms: well inside the default 10 s budget.
+    const late = (_req: express.Request, res: express.Response) => {
+      setTimeout(() => res.end('late'), 150);
+    };
+    app.get('/slow/:id', late);
+    app.get('/other', late);
+    const server = await listen(app);
+    cleanups.push(() => server.close());
+    const i = { ...a, url: server.url };
+    expect((await request(`${server.url}/slow/1`)).status).toBe(200);
+    expect((await request(`${server.url}/other`)).status).toBe(200);
+    await loadToken(i);
+    const res = await write(i, '/api/settings', 'PATCH', {
+      'circuitBreaker.routes./slow/:id.timeout': '50ms',
+      'circuitBreaker.routes./slow/:id.failureThreshold': 1,
+    });
+    expect(res.status).toBe(200);
+    expect(res.json<{ entry: { changes: unknown } }>().entry.changes).toEqual([
+      { path: 'circuitBreaker.routes./slow/:id.timeout', before: 10_000, after: 50 },
+      { path: 'circuitBreaker.routes./slow/:id.failureThreshold', before: 5, after: 1 },
+    ]);
+    const timedOut = await request(`${server.url}/slow/2`);
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.json()).toMatchObject({ code: 'TIMEOUT' });
+    expect((await request(`${server.url}/other`)).status).toBe(200);
+    const values = await valuesOf(i, true);
+    expect(values).toMatchObject({
+      'circuitBreaker.timeout': 10_000,
+      'circuitBreaker.routes./slow/:id.timeout': 50,
+      'circuitBreaker.routes./other.timeout': 10_000,
+      'circuitBreaker.routes./other.failureThreshold': 5,
+    });
+    // The one failure opened the route's breaker: the report's recommendation carries the change.
+    const report = await request(`${server.url}/dashboard/api/report`, { headers: { Authorization: BASIC } });
+    expect(report.status).toBe(200);
+    const rec = report
+      .json<{ recommendations: Array<{ rule: string; route: string; change?: unknown }> }>()
+      .recommendations.find((r) => r.rule === 'breakers');
+    expect(rec).toMatchObject({
+      route: 'GET /slow/:id',
+      change: {
+        path: 'circuitBreaker.routes./slow/:id.timeout',
+        from: 50,
+        to: 100,
+        text: 'circuitBreaker.routes./slow/:id.timeout: 50ms → 100ms',
+      },
+    });
+    // A bad value names the path; an unknown route is not tunable until it is served.
+    const bad = await write(i, '/api/settings', 'PATCH', { 'circuitBreaker.routes./other.timeout': 'soon' });
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toMatchObject({ path: 'circuitBreaker.routes./other.timeout' });
+    const unknown = await write(i, '/api/settings', 'PATCH', { 'circuitBreaker.routes./never.timeout': '1s' });
+    expect(unknown.status).toBe(400);
+  });
+});
+
 describe('autoTune: detect → apply → validate, with a controllable clock', () => {
   /** An instance with autoTune looking only when the test says (`tick()`), on the test's clock. */
-  async function tuned(routes: (app: express.Express) => void) {
+  async function tuned(routes: (app: express.Express) => void, tune: { maxP99?: string } = {}) {
     const clock = { now: 1_000_000 };
     const lines: Array<Record<string, unknown>> = [];
     const stack = performanceStack({
@@ -347,7 +475,7 @@ describe('autoTune: detect → apply → validate, with a controllable clock', (
       rateLimit: { limit: 20, window: '1m', keyGenerator: (req) => String(req.headers['x-client'] ?? 'anon') },
       // The breaker would open on the injected errors; this test is about autoTune's own rollback.
       circuitBreaker: false,
-      autoTune: { interval: '1h', window: '5m', maxP99: '10s', now: () => clock.now },
+      autoTune: { interval: '1h', window: '5m', maxP99: '10s', ...tune, now: () => clock.now },
     });
     const app = express();
     app.use(stack);
@@ -406,6 +534,50 @@ describe('autoTune: detect → apply → validate, with a controllable clock', (
       ['rollback', 'rateLimit.limit'],
     ]);
     expect(t.lines.filter((l) => l.event === 'autoTune').map((l) => l.action)).toEqual(['apply', 'rollback']);
+  });
+
+  it('rolls the limit raise back when the route gets slow after it: the reason names the p99', async () => {
+    let slow = false;
+    const t = await tuned(
+      (app) => {
+        app.get('/api/items', (_req, res) => {
+          // After the raise the backend slows down (it cannot take the extra load): 600 ms a request.
+          if (slow) setTimeout(() => res.json({ ok: true }), 600);
+          else res.json({ ok: true });
+        });
+        // A first request warms the process up on a route autoTune does not judge (under minRequests).
+        app.get('/warm', (_req, res) => {
+          res.end('warm');
+        });
+      },
+      { maxP99: '200ms' },
+    );
+    expect((await request(`${t.url}/warm`)).status).toBe(200);
+    for (let i = 0; i < 40; i++) await request(`${t.url}/api/items`, { headers: { 'x-client': 'x' } });
+    const applied = await t.tune.tick();
+    expect(applied).toMatchObject({ action: 'apply', path: 'rateLimit.limit' });
+    expect(t.stack.settings.get('rateLimit.limit')).toBe(30);
+    expect(await t.tune.tick()).toBeUndefined();
+    slow = true;
+    // Twenty slow requests at once (one client, under the raised limit of 30): every answer 200.
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 20 },
+        async () => (await request(`${t.url}/api/items`, { headers: { 'x-client': 'y' } })).status,
+      ),
+    );
+    expect(statuses).toEqual(Array(20).fill(200));
+    const rolledBack = await t.tune.tick();
+    expect(rolledBack).toMatchObject({ action: 'rollback', path: 'rateLimit.limit' });
+    expect(rolledBack?.reason).toMatch(/^GET \/api\/items p99 \d+\.\d ms against \d+\.\d ms before the change$/);
+    expect(t.stack.settings.get('rateLimit.limit')).toBe(20);
+    const [apply, undo] = t.stack.settings.audit();
+    expect(undo).toMatchObject({
+      actor: 'autoTune',
+      undoOf: apply?.id,
+      reason: `rollback: ${rolledBack?.reason}`,
+      changes: [{ path: 'rateLimit.limit', before: 30, after: 20 }],
+    });
   });
 
   it('raises the ttl of a tagged route only, and keeps it once the window passes without a regression', async () => {

@@ -48,6 +48,7 @@ import {
   resolveMiddlewareOptions,
 } from './options.js';
 import { OverloadMonitor } from './overload.js';
+import { PKG } from './policy.js';
 import { RouteMatcher } from './route-keys.js';
 import { BreakerStateMachine, REJECTED } from './state-machine.js';
 import { type BreakerTunables, type BreakerTuning, resolveTuning } from './tuning.js';
@@ -78,11 +79,15 @@ export interface CircuitBreakerMiddleware extends ClosableMiddleware, CircuitBre
    * (for every route without its own `routes` override, breakers already made included) and
    * the event-loop shedding threshold. All or nothing: validated like the options first.
    *
+   * With `route` (a pattern, `/api/items`, or a breaker key, `GET /api/items`): that route's
+   * time budget and breaker policy only (`maxEventLoopDelay` is not per route), its breakers
+   * already made included; the route keeps them when the defaults change later.
+   *
    * @throws {TypeError|RangeError} naming the option
    */
-  tune(tuning: BreakerTuning): void;
-  /** The tunable values in force. */
-  tunables(): BreakerTunables;
+  tune(tuning: BreakerTuning, route?: string): void;
+  /** The tunable values in force (of `route` when given); `routes`: the routes known so far. */
+  tunables(route?: string): BreakerTunables;
 }
 
 /** One guarded key: its state machine, bulkhead and settings. */
@@ -136,6 +141,8 @@ class Engine {
   readonly routes = new Map<string, GuardedRoute>();
   /** The settings of routes without their own override: `config.defaults` until `tune()`. */
   defaults: GuardConfig;
+  /** Per-route settings changed at runtime (`tune(…, route)`), by pattern or key. */
+  readonly tuned = new Map<string, GuardConfig>();
   readonly concurrency: ConcurrencyMetrics;
   /** The limit shared by every route under `adaptiveConcurrency: { scope: 'global' }`. */
   readonly globalLimiter: ConcurrencyLimiter | undefined;
@@ -258,6 +265,8 @@ class Engine {
     }
     const pattern = requestKey.pattern;
     const config =
+      this.tuned.get(key) ??
+      (pattern === undefined ? undefined : this.tuned.get(pattern)) ??
       this.config.routes.get(key) ??
       (pattern === undefined ? undefined : this.config.routes.get(pattern)) ??
       this.defaults;
@@ -279,13 +288,38 @@ class Engine {
     return route;
   }
 
+  /** The settings a route runs on: its runtime ones, its `routes` override, or the defaults. */
+  configOf(name: string): GuardConfig {
+    return this.tuned.get(name) ?? this.config.routes.get(name) ?? this.defaults;
+  }
+
+  /** See {@link CircuitBreakerMiddleware.tune} with a route. */
+  tuneRoute(tuning: BreakerTuning, name: string): void {
+    if (typeof name !== 'string' || !/^(?:[A-Z]+ )?\//.test(name)) {
+      throw new TypeError(`${PKG}: a route is a pattern ('/api/items') or a key ('GET /api/items')`);
+    }
+    if (typeof tuning === 'object' && tuning !== null && tuning.maxEventLoopDelay !== undefined) {
+      throw new TypeError(`${PKG}: "maxEventLoopDelay" is not per route`);
+    }
+    const next = resolveTuning(tuning, this.configOf(name), undefined).defaults;
+    this.tuned.set(name, next);
+    const byKey = name.includes(' ');
+    for (const route of this.routes.values()) {
+      const pattern = route.name.slice(route.name.indexOf(' ') + 1);
+      // A key's own runtime settings win over its pattern's.
+      if (byKey ? route.name !== name : pattern !== name || this.tuned.has(route.name)) continue;
+      route.config = next;
+      route.machine.policy = next.policy;
+    }
+  }
+
   /** See {@link CircuitBreakerMiddleware.tune}. */
   tune(tuning: BreakerTuning): void {
     const next = resolveTuning(tuning, this.defaults, this.monitor?.config);
     const before = this.defaults;
     this.defaults = next.defaults;
     for (const route of this.routes.values()) {
-      if (route.config !== before) continue;
+      if (route.config !== before || this.tuned.has(route.name)) continue;
       route.config = next.defaults;
       route.machine.policy = next.defaults.policy;
     }
@@ -704,12 +738,16 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerM
     on(event, listener) {
       return engine.events.on(event, listener);
     },
-    tune(tuning) {
-      engine.tune(tuning);
+    tune(tuning, route) {
+      if (route === undefined) engine.tune(tuning);
+      else engine.tuneRoute(tuning, route);
     },
-    tunables() {
-      const d = engine.defaults;
+    tunables(route) {
+      const d = route === undefined ? engine.defaults : engine.configOf(route);
+      const routes = new Set([...engine.config.routes.keys(), ...engine.tuned.keys()]);
+      for (const key of engine.routes.keys()) routes.add(key.slice(key.indexOf(' ') + 1));
       return {
+        routes: [...routes].sort(),
         timeoutMs: d.timeoutMs,
         failureThreshold: d.policy.failureThreshold,
         resetTimeoutMs: d.policy.resetTimeoutMs,

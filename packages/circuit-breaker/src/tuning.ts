@@ -30,6 +30,8 @@ export interface BreakerTunables {
   readonly resetTimeoutMs: number;
   /** `undefined` when event-loop shedding is off (it cannot be turned on at runtime). */
   readonly maxEventLoopDelayMs: number | undefined;
+  /** The routes known so far (patterns, and the `routes` option's names), for per-route tuning. */
+  readonly routes: readonly string[];
 }
 
 const TUNING_KEYS = new Set(['timeout', 'failureThreshold', 'resetTimeout', 'maxEventLoopDelay']);

@@ -146,12 +146,21 @@ function proposeFor(r: Recommendation, byPath: ReadonlyMap<string, SettingInfo>)
     if (s === undefined || typeof s.value !== 'number') return undefined;
     return proposal(s, s.value * LIMIT_FACTOR);
   }
+  if (r.rule === 'breakers' && r.route !== null) {
+    // An open breaker: a longer time budget for that route only (`GET /x` is the breaker of `/x`).
+    const pattern = r.route.slice(r.route.indexOf(' ') + 1);
+    const s =
+      byPath.get(`circuitBreaker.routes.${r.route}.timeout`) ?? byPath.get(`circuitBreaker.routes.${pattern}.timeout`);
+    if (s === undefined || typeof s.value !== 'number') return undefined;
+    return proposal(s, s.value * 2);
+  }
   return undefined;
 }
 
 /**
  * Attaches to each recommendation the concrete setting change it maps to (`change`), e.g.
- * `cache.routes./products/:id.ttl: 30s → 5m` or `rateLimit.limit: 100 → 300`.
+ * `cache.routes./products/:id.ttl: 30s → 5m`, `rateLimit.limit: 100 → 300` or, for an open
+ * breaker, `circuitBreaker.routes./api/orders.timeout: 2s → 4s`.
  *
  * @param report the report as `buildReport` made it
  * @param settings the runtime settings, if any

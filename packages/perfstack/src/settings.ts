@@ -10,6 +10,11 @@
  * here, published on the fleet bus (Redis pub/sub, or the `perfstack/cluster` hub) so every
  * instance applies it too, and audited: who, when, where, before and after, in a bounded
  * trail and as one log line. Any entry can be undone: its `before` values become a new change.
+ *
+ * With Redis, the overrides in force (each path whose value differs from the configured one)
+ * are also stored, in one hash under the stack's key prefix, written with each change and
+ * undo; an instance started later applies them at start (each checked like any change; a bad
+ * stored value is logged and skipped), so the whole fleet runs on the same values.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -30,6 +35,7 @@ import {
   type SettingsAuditEntry,
   SettingsError,
   type SettingsSource,
+  type SharedRedis,
 } from '@perfstack/core';
 import type { AccessLogger } from '@perfstack/logger';
 import type { RateLimiter } from '@perfstack/rate-limit';
@@ -42,6 +48,50 @@ export interface SettingsBus {
   readonly isUp: boolean;
   publish(channel: string, message: string): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<Disposable>;
+}
+
+/** Where the overrides in force are kept: `path → JSON value`, written by each change and undo. */
+export interface SettingsStore {
+  /** The stored overrides; resolves once the store can answer. */
+  load(): Promise<Record<string, string>>;
+  /** Stores `set` (path → JSON value) and removes `removed` (paths back to their configured value). */
+  save(set: Readonly<Record<string, string>>, removed: readonly string[]): Promise<void>;
+}
+
+/** The overrides' hash, under the shared connection's key prefix. */
+export const SETTINGS_KEY = 'settings:overrides';
+
+/**
+ * The overrides kept in one Redis hash (`<keyPrefix>settings:overrides`).
+ *
+ * @param redis the stack's shared connection
+ */
+export function redisSettingsStore(redis: SharedRedis): SettingsStore {
+  const key = `${redis.keyPrefix}${SETTINGS_KEY}`;
+  const whenUp = async (): Promise<void> => {
+    await redis.connect();
+    if (redis.isUp) return;
+    await new Promise<void>((resolve) => {
+      const watch = redis.onStatusChange((status) => {
+        if (status !== 'up') return;
+        watch.dispose();
+        resolve();
+      });
+    });
+  };
+  return {
+    load: async () => {
+      await whenUp();
+      const stored = await redis.run((c) => c.hGetAll(key));
+      const out: Record<string, string> = {};
+      for (const [path, value] of Object.entries(stored)) out[path] = String(value);
+      return out;
+    },
+    save: async (set, removed) => {
+      if (Object.keys(set).length > 0) await redis.run((c) => c.hSet(key, { ...set }));
+      if (removed.length > 0) await redis.run((c) => c.hDel(key, [...removed]));
+    },
+  };
 }
 
 /** The fleet channel, under the shared connection's key prefix. */
@@ -76,6 +126,8 @@ export interface TunableLayers {
 export interface SettingsContext {
   readonly layers: TunableLayers;
   readonly bus: SettingsBus | undefined;
+  /** Where the overrides in force are kept for instances started later (Redis); none: not kept. */
+  readonly store?: SettingsStore;
   readonly log: PerfstackLogger;
   /** @default `${hostname}:${pid}:<random>` */
   readonly instanceId?: string;
@@ -99,6 +151,10 @@ const BREAKER_PKG = '@perfstack/circuit-breaker';
 const LOGGER_PKG = '@perfstack/logger';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const ROUTE_TTL = /^cache\.routes\.(\/.*)\.ttl$/;
+/** `circuitBreaker.routes.<pattern or "GET /pattern">.<field>`. */
+const BREAKER_ROUTE = /^circuitBreaker\.routes\.((?:[A-Z]+ )?\/.*)\.(timeout|failureThreshold|resetTimeout)$/;
+const BREAKER_FIELDS = ['timeout', 'failureThreshold', 'resetTimeout'] as const;
+type BreakerField = (typeof BREAKER_FIELDS)[number];
 
 /** `message` of a thrown validation error (the layers' TypeError/RangeError). */
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -210,6 +266,44 @@ function breakerTunables(breaker: CircuitBreakerMiddleware): Tunable[] {
   return list;
 }
 
+/** A route's breaker setting: its time budget, failure threshold or reset timeout. */
+function breakerRouteTunable(breaker: CircuitBreakerMiddleware, route: string, field: BreakerField): Tunable {
+  const read = (): SettingValue => {
+    const now = breaker.tunables(route);
+    if (field === 'timeout') return now.timeoutMs ?? null;
+    return field === 'failureThreshold' ? now.failureThreshold : now.resetTimeoutMs;
+  };
+  const base = { path: `circuitBreaker.routes.${route}.${field}`, layer: 'circuitBreaker', configured: read(), read };
+  if (field === 'timeout') {
+    return {
+      ...base,
+      kind: 'duration',
+      description: `Time budget of ${route} (504 TIMEOUT past it); none: no budget`,
+      check: (value) => (value === null || value === false ? null : duration(BREAKER_PKG, 'timeout')(value)),
+      apply: (value) => breaker.tune({ timeout: value === null ? false : (value as number) }, route),
+    };
+  }
+  if (field === 'failureThreshold') {
+    return {
+      ...base,
+      kind: 'integer',
+      description: `Consecutive failures that open ${route}'s breaker; 0: never on a count`,
+      check: (value) => {
+        if (value === undefined) throw new TypeError(`${BREAKER_PKG}: option "failureThreshold" must be an integer`);
+        return readInteger(BREAKER_PKG, 'failureThreshold', value, 0, 0);
+      },
+      apply: (value) => breaker.tune({ failureThreshold: value as number }, route),
+    };
+  }
+  return {
+    ...base,
+    kind: 'duration',
+    description: `How long ${route}'s open breaker waits before a trial request`,
+    check: duration(BREAKER_PKG, 'resetTimeout'),
+    apply: (value) => breaker.tune({ resetTimeout: value as number }, route),
+  };
+}
+
 function loggerTunables(logger: AccessLogger): Tunable[] {
   const now = logger.tunables();
   return [
@@ -266,12 +360,28 @@ export function createSettings(context: SettingsContext): StackSettings {
   const routeTtls = new Map<string, Tunable>();
   const cacheTtl = layers.cache ? cacheTunables(layers.cache)[0] : undefined;
   const configuredRouteTtl = new Map<string, SettingValue>();
+  /** Per-route breaker settings, made on first use (their `configured` is the value then). */
+  const breakerRoutes = new Map<string, Tunable>();
+  /** Paths changed here or by the fleet since start: a stored value read later must not undo them. */
+  const touched = new Set<string>();
 
   /** The tunable at `path`; a cache route not seen here yet only when `anyRoute` (a peer's change). */
   const find = (path: string, anyRoute: boolean): Tunable | undefined => {
     const known = fixed.find((t) => t.path === path);
     if (known !== undefined) return known;
     if (path === 'cache.ttl') return cacheTtl;
+    const breaker = layers.circuitBreaker;
+    const breakerMatch = BREAKER_ROUTE.exec(path);
+    if (breaker !== undefined && breakerMatch !== null) {
+      const route = breakerMatch[1] as string;
+      let tunable = breakerRoutes.get(path);
+      if (tunable === undefined) {
+        if (!anyRoute && !breaker.tunables().routes.includes(route)) return undefined;
+        tunable = breakerRouteTunable(breaker, route, breakerMatch[2] as BreakerField);
+        breakerRoutes.set(path, tunable);
+      }
+      return tunable;
+    }
     const cache = layers.cache;
     const match = ROUTE_TTL.exec(path);
     if (cache === undefined || match === null) return undefined;
@@ -305,7 +415,17 @@ export function createSettings(context: SettingsContext): StackSettings {
       const routes = new Set([...layers.cache.cachedRoutes().keys(), ...configuredRouteTtl.keys()]);
       for (const route of [...routes].sort()) list.push(find(`cache.routes.${route}.ttl`, true) as Tunable);
     }
-    return [...list, ...fixed];
+    const breaker = layers.circuitBreaker;
+    const perRoute: Tunable[] = [];
+    if (breaker !== undefined) {
+      const routes = new Set(breaker.tunables().routes);
+      for (const path of breakerRoutes.keys()) routes.add(BREAKER_ROUTE.exec(path)?.[1] as string);
+      for (const route of [...routes].sort()) {
+        for (const field of BREAKER_FIELDS)
+          perRoute.push(find(`circuitBreaker.routes.${route}.${field}`, true) as Tunable);
+      }
+    }
+    return [...list, ...fixed, ...perRoute];
   };
 
   const info = (t: Tunable): SettingInfo => {
@@ -351,6 +471,7 @@ export function createSettings(context: SettingsContext): StackSettings {
     try {
       for (const { tunable, value } of planned) {
         const before = tunable.read();
+        touched.add(tunable.path);
         tunable.apply(value);
         done.push({ path: tunable.path, before, after: tunable.read() });
       }
@@ -396,6 +517,42 @@ export function createSettings(context: SettingsContext): StackSettings {
     );
   };
 
+  /** Keeps the entry's values for instances started later: overrides stored, configured values removed. */
+  const persist = (entry: SettingsAuditEntry): Promise<void> => {
+    const store = context.store;
+    if (store === undefined) return Promise.resolve();
+    const set: Record<string, string> = {};
+    const removed: string[] = [];
+    for (const change of entry.changes) {
+      if (change.after === find(change.path, true)?.configured) removed.push(change.path);
+      else set[change.path] = JSON.stringify(change.after);
+    }
+    return store.save(set, removed).then(
+      () => log.reset('SETTINGS_STORE_SAVE'),
+      (error: unknown) =>
+        log.errorOnce('SETTINGS_STORE_SAVE', 'could not store a settings change for instances started later', {
+          error: messageOf(error),
+        }),
+    );
+  };
+
+  /** At start: the stored overrides, each checked like a change; a bad one logged and skipped. */
+  const restore = (stored: Record<string, string>): void => {
+    for (const [path, json] of Object.entries(stored)) {
+      if (touched.has(path)) continue;
+      try {
+        const tunable = find(path, true);
+        if (tunable === undefined) throw new Error('not a tunable setting here');
+        tunable.apply(tunable.check(JSON.parse(json)));
+      } catch (error) {
+        context.log.error('perfstack settings: a stored setting could not be applied; skipped', {
+          path: path.slice(0, 200),
+          error: messageOf(error),
+        });
+      }
+    }
+  };
+
   const commit = async (
     changes: Readonly<Record<string, unknown>>,
     who: SettingsActor | undefined,
@@ -412,7 +569,7 @@ export function createSettings(context: SettingsContext): StackSettings {
       ...(who?.reason === undefined ? {} : { reason: who.reason }),
     };
     record(entry);
-    await publish(entry);
+    await Promise.all([persist(entry), publish(entry)]);
     return entry;
   };
 
@@ -432,6 +589,7 @@ export function createSettings(context: SettingsContext): StackSettings {
       try {
         const tunable = find(String(change.path), true);
         if (tunable === undefined) continue;
+        touched.add(tunable.path);
         tunable.apply(tunable.check(change.after));
       } catch (error) {
         log.errorOnce('SETTINGS_FLEET_APPLY', 'a settings change from the fleet could not be applied here', {
@@ -445,6 +603,15 @@ export function createSettings(context: SettingsContext): StackSettings {
 
   let subscription: Promise<Disposable | undefined> | undefined;
   let closed = false;
+  context.store?.load().then(
+    (stored) => {
+      if (!closed) restore(stored);
+    },
+    (error: unknown) =>
+      log.errorOnce('SETTINGS_STORE_LOAD', 'could not read the stored settings; this instance starts on its own', {
+        error: messageOf(error),
+      }),
+  );
   if (bus !== undefined) {
     subscription = bus.subscribe(SETTINGS_CHANNEL, receive).then(
       (d) => {

@@ -59,7 +59,7 @@ import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
 import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
 import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
-import { createSettings, type StackSettings } from './settings.js';
+import { createSettings, redisSettingsStore, type StackSettings } from './settings.js';
 import { staticCors, staticHeaders } from './static-headers.js';
 
 const PKG = 'perfstack';
@@ -535,6 +535,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const settings = createSettings({
     layers,
     bus: redis ?? clusterParts?.fleetBus,
+    ...(redis ? { store: redisSettingsStore(redis) } : {}),
     log,
     ...(opts.dashboard?.instanceId === undefined ? {} : { instanceId: opts.dashboard.instanceId }),
   });
