@@ -464,7 +464,10 @@ describe('per-route breaker settings', () => {
 
 describe('autoTune: detect → apply → validate, with a controllable clock', () => {
   /** An instance with autoTune looking only when the test says (`tick()`), on the test's clock. */
-  async function tuned(routes: (app: express.Express) => void, tune: { maxP99?: string } = {}) {
+  async function tuned(
+    routes: (app: express.Express) => void,
+    tune: { maxP99?: string; minLatencyDelta?: string } = {},
+  ) {
     const clock = { now: 1_000_000 };
     const lines: Array<Record<string, unknown>> = [];
     const stack = performanceStack({
@@ -491,11 +494,16 @@ describe('autoTune: detect → apply → validate, with a controllable clock', (
 
   it('raises the limit while routes are healthy, then rolls it back when the route starts failing', async () => {
     let failing = false;
-    const t = await tuned((app) => {
-      app.get('/api/items', (_req, res) => {
-        res.status(failing ? 500 : 200).json({ ok: !failing });
-      });
-    });
+    // The regression here is the error rate: a p99 rise of a few ms on a loaded machine is not
+    // what this test is about (the p99 rollback has its own test below).
+    const t = await tuned(
+      (app) => {
+        app.get('/api/items', (_req, res) => {
+          res.status(failing ? 500 : 200).json({ ok: !failing });
+        });
+      },
+      { minLatencyDelta: '5s' },
+    );
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) {
       statuses.push((await request(`${t.url}/api/items`, { headers: { 'x-client': 'x' } })).status);
