@@ -29,6 +29,7 @@ interface Probe {
   readonly entries: number;
   readonly invalidatedAt: number;
   readonly limit: number;
+  readonly ttl: unknown;
   readonly audit: readonly string[];
 }
 
@@ -197,12 +198,29 @@ describe('node:cluster, 4 workers, no Redis', () => {
     // One scrape gathers every worker's counters (kept for a worker that then dies).
     expect((await scrape()).total).toBe(sentToRoot);
     const before = (await workers()).map((w) => w.pid);
+    // A runtime setting made before the kill: the primary keeps it for the replacement worker.
+    const set = await request(`${app}/settings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ 'cache.ttl': '7m' }),
+    });
+    expect(set.status).toBe(200);
+    const ttl = set.json<{ changes: Array<{ after: unknown }> }>().changes[0]?.after;
+    expect(ttl).toBeDefined();
+    await waitFor(async () => (await probe()).every((p) => p.ttl === ttl), 5000);
     const killed = (await request(`${control}/kill`, { method: 'POST' })).json<{ pid: number }>();
     expect(before).toContain(killed.pid);
     await waitFor(async () => {
       const now = await workers();
       return now.length === 4 && !now.some((w) => w.pid === killed.pid);
     }, 15_000);
+    // The replacement started after the change and runs on it, like the three others.
+    let probes: Probe[] = [];
+    await waitFor(async () => {
+      probes = await probe();
+      return probes.length === 4 && !probes.some((p) => p.pid === killed.pid) && probes.every((p) => p.ttl === ttl);
+    }, 5000);
+    expect(probes.map((p) => p.ttl)).toEqual([ttl, ttl, ttl, ttl]);
     pool.close();
     pool = await ConnectionPool.open([port], 500);
     const rest = await pool.burst(Array.from({ length: 500 }, () => ({ path: '/', headers: { 'x-client': 'kill' } })));

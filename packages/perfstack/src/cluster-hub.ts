@@ -51,8 +51,14 @@ interface PeerState {
 const ROSTER_MS = 1000;
 
 /** The hub's state and message handling (see the module comment). */
+/** Settings paths the hub keeps, and the longest value (JSON) it keeps for one. */
+const MAX_SETTINGS = 1000;
+const MAX_SETTING_CHARS = 10_000;
+
 export class ClusterHub {
   readonly #store = new ClusterStoreServer();
+  /** The runtime settings in force (path → JSON value), for workers started later (settings.ts). */
+  readonly #settings = new Map<string, string>();
   readonly #peers = new Map<number, PeerState>();
   /** Counters and histograms of workers that left, as last gathered. */
   readonly #retired: unknown[][] = [];
@@ -151,7 +157,12 @@ export class ClusterHub {
         return;
       }
       case 'req':
-        if (m.kind === 'metrics') {
+        if (m.kind === 'settings-load') {
+          from.send({ ps: 1, t: 'res', id: m.id, value: Object.fromEntries(this.#settings) });
+        } else if (m.kind === 'settings-save') {
+          this.#saveSettings(m.set, m.removed);
+          from.send({ ps: 1, t: 'res', id: m.id, value: true });
+        } else if (m.kind === 'metrics') {
           this.metrics().then(
             (text) => from.send({ ps: 1, t: 'res', id: m.id, value: text }),
             (error: unknown) => from.send({ ps: 1, t: 'res', id: m.id, error: String(error) }),
@@ -162,6 +173,17 @@ export class ClusterHub {
         return;
       default:
         return;
+    }
+  }
+
+  /** Keeps a settings change (strings only, bounded: a worker's bad message changes nothing else). */
+  #saveSettings(set: unknown, removed: unknown): void {
+    if (Array.isArray(removed)) for (const path of removed) if (typeof path === 'string') this.#settings.delete(path);
+    if (typeof set !== 'object' || set === null) return;
+    for (const [path, value] of Object.entries(set)) {
+      if (typeof value !== 'string' || value.length > MAX_SETTING_CHARS) continue;
+      if (!this.#settings.has(path) && this.#settings.size >= MAX_SETTINGS) continue;
+      this.#settings.set(path, value);
     }
   }
 

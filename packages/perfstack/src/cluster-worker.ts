@@ -16,6 +16,7 @@
  *   dashboard's fleet view runs over the channel (the same view as with Redis).
  * - PM2 cluster mode: registers the hub launcher (cluster-hub-main.ts, started detached).
  */
+
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { CacheFleetBus } from '@perfstack/cache';
@@ -28,6 +29,7 @@ import {
   setHubLauncher,
 } from '@perfstack/core';
 import type { FleetBus } from '@perfstack/dashboard';
+import type { SettingsStore } from './settings.js';
 
 /** The hub process's script (built next to this file). */
 const HUB_MAIN = fileURLToPath(new URL('./cluster-hub-main.js', import.meta.url));
@@ -75,6 +77,8 @@ export interface ClusterWorkerParts {
   readonly fleetBus: FleetBus;
   /** The cache's invalidation transport (without Redis). */
   readonly cacheBus: CacheFleetBus;
+  /** Where runtime settings in force are kept for workers started later (without Redis): the primary or hub. */
+  readonly settingsStore: SettingsStore;
   close(): void;
 }
 
@@ -159,6 +163,10 @@ export function clusterWorkerParts(registry: Registry): ClusterWorkerParts | und
     cacheBus: {
       publish: (ch: string, message: string) => channel.broadcast(ch, message),
       subscribe: (ch: string, listener: (message: string) => void) => channel.subscribe(ch, listener),
+    },
+    settingsStore: {
+      load: () => channel.request<Record<string, string>>('settings-load'),
+      save: (set, removed) => channel.request<boolean>('settings-save', { set, removed }).then(() => undefined),
     },
     close(): void {
       clearInterval(timer);

@@ -11,10 +11,11 @@
  * instance applies it too, and audited: who, when, where, before and after, in a bounded
  * trail and as one log line. Any entry can be undone: its `before` values become a new change.
  *
- * With Redis, the overrides in force (each path whose value differs from the configured one)
- * are also stored, in one hash under the stack's key prefix, written with each change and
- * undo; an instance started later applies them at start (each checked like any change; a bad
- * stored value is logged and skipped), so the whole fleet runs on the same values.
+ * The overrides in force (each path whose value differs from the configured one) are also
+ * stored — with Redis in one hash under the stack's key prefix, under `perfstack/cluster`
+ * without Redis in the primary (or PM2 hub) — written with each change and undo; an instance
+ * or worker started later applies them at start (each checked like any change; a bad stored
+ * value is logged and skipped), so the whole fleet runs on the same values.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';

@@ -535,7 +535,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   const settings = createSettings({
     layers,
     bus: redis ?? clusterParts?.fleetBus,
-    ...(redis ? { store: redisSettingsStore(redis) } : {}),
+    ...(redis ? { store: redisSettingsStore(redis) } : clusterParts ? { store: clusterParts.settingsStore } : {}),
     log,
     ...(opts.dashboard?.instanceId === undefined ? {} : { instanceId: opts.dashboard.instanceId }),
   });
