@@ -168,7 +168,8 @@ export function serveHitRaw(
     if (own === undefined) continue;
     out[i] = name;
     out[i + 1] = own;
-    (replaced ??= new Set()).add(name);
+    replaced ??= new Set();
+    replaced.add(name);
   }
   out.push('X-Cache', 'HIT', 'Age', ageText(age));
   const pairs = stored ? flatHeaders(headers) : flatten(headers);
