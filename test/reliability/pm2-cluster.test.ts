@@ -59,7 +59,12 @@ interface Probe {
 async function probes(): Promise<Probe[]> {
   const out: Probe[] = [];
   for (const file of readdirSync(controlDir)) {
-    const { port: control } = JSON.parse(readFileSync(join(controlDir, file), 'utf8')) as { port: number };
+    let control: number;
+    try {
+      ({ port: control } = JSON.parse(readFileSync(join(controlDir, file), 'utf8')) as { port: number });
+    } catch {
+      continue; // a worker still writing its file: read on the next poll
+    }
     try {
       out.push((await request(`http://127.0.0.1:${control}/probe`)).json<Probe>());
     } catch {
