@@ -34,6 +34,7 @@ import { type Flight, INSTANCE, type RequestState, SKIPPED, type StateRequest } 
 import { CacheCounters } from './stats.js';
 import type { TunedTtls } from './storability.js';
 import { HotKeys, warmStart } from './store/hot-keys.js';
+import { cacheHealth } from './store/invalidation-feed.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import { restoreClientConditionals } from './validate.js';
@@ -387,29 +388,7 @@ export class CacheEngine {
    * its bound, or invalidations made here wait for Redis.
    */
   health(): HealthCheck {
-    const entries = this.l1.entries;
-    const redis = this.config.redis;
-    const feed = this.fleet.feed?.health();
-    if (redis === undefined || feed === undefined) return { status: 'ok', l2: 'none', entries };
-    if (!redis.isUp) {
-      return {
-        status: 'degraded',
-        detail: 'Redis (L2) is unreachable: serving from memory (L1) and the origin',
-        l2: redis.status,
-        entries,
-        feed,
-      };
-    }
-    if (feed.stalled || feed.queued > 0) {
-      return {
-        status: 'degraded',
-        detail: `Redis (L2) does not answer: the invalidation feed was last read ${feed.lagMs}ms ago (bound ${feed.boundMs}ms), ${feed.queued} invalidation(s) queued`,
-        l2: 'unresponsive',
-        entries,
-        feed,
-      };
-    }
-    return { status: 'ok', l2: 'up', entries, feed };
+    return cacheHealth(this.l1.entries, this.config.redis, this.fleet.feed?.health(), 'the origin', true);
   }
 
   /** Stops listening, releases waiters, closes the Redis connection if this instance made it. */

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Disposable, type HealthCheck, OnceLogger } from '@perfstack/core';
 import { HotKeys, warmStart } from '../store/hot-keys.js';
-import { InvalidationFeed, type InvalidationOp } from '../store/invalidation-feed.js';
+import { cacheHealth, InvalidationFeed, type InvalidationOp } from '../store/invalidation-feed.js';
 import { MemoryStore } from '../store/memory.js';
 import { DataEntry, serialize } from './entry.js';
 import { DataL2 } from './l2.js';
@@ -473,29 +473,7 @@ export class DataEngine {
   // ------------------------------------------------------------------ health and close
 
   health(): HealthCheck {
-    const entries = this.entries;
-    const redis = this.config.redis;
-    const feed = this.feed?.health();
-    if (redis === undefined || feed === undefined) return { status: 'ok', l2: 'none', entries };
-    if (!redis.isUp) {
-      return {
-        status: 'degraded',
-        detail: 'Redis (L2) is unreachable: serving from memory (L1) and the loaders',
-        l2: redis.status,
-        entries,
-        feed,
-      };
-    }
-    if (feed.stalled || feed.queued > 0) {
-      return {
-        status: 'degraded',
-        detail: `Redis (L2) does not answer: the invalidation feed was last read ${feed.lagMs}ms ago (bound ${feed.boundMs}ms)`,
-        l2: 'unresponsive',
-        entries,
-        feed,
-      };
-    }
-    return { status: 'ok', l2: 'up', entries, feed };
+    return cacheHealth(this.entries, this.config.redis, this.feed?.health(), 'the loaders', false);
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,7 @@
  * and the feed counts as stalled (health `degraded`) when no read has answered for that
  * long.
  */
-import { loopNow, type SharedRedis, useLoopTime } from '@perfstack/core';
+import { type HealthCheck, loopNow, type SharedRedis, useLoopTime } from '@perfstack/core';
 import { CacheStoreError } from '../errors.js';
 import type { RedisStore } from './redis.js';
 import { withTimeout } from './redis.js';
@@ -384,4 +384,42 @@ export class InvalidationFeed {
     this.#releaseLoopTime?.();
     await this.#running?.catch(() => {});
   }
+}
+
+/**
+ * A cache's health from its Redis connection and invalidation feed (the response cache's and the
+ * data cache's): `degraded` while Redis is down, and while it does not answer on an open socket
+ * (the feed not read within its bound, or invalidations waiting for Redis).
+ *
+ * @param fallback what serves while Redis is out (`the origin`, `the loaders`)
+ * @param queuedInDetail whether the detail names the invalidations queued
+ */
+export function cacheHealth(
+  entries: number,
+  redis: SharedRedis | undefined,
+  feed: ReturnType<InvalidationFeed['health']> | undefined,
+  fallback: string,
+  queuedInDetail: boolean,
+): HealthCheck {
+  if (redis === undefined || feed === undefined) return { status: 'ok', l2: 'none', entries };
+  if (!redis.isUp) {
+    return {
+      status: 'degraded',
+      detail: `Redis (L2) is unreachable: serving from memory (L1) and ${fallback}`,
+      l2: redis.status,
+      entries,
+      feed,
+    };
+  }
+  if (feed.stalled || feed.queued > 0) {
+    const queued = queuedInDetail ? `, ${feed.queued} invalidation(s) queued` : '';
+    return {
+      status: 'degraded',
+      detail: `Redis (L2) does not answer: the invalidation feed was last read ${feed.lagMs}ms ago (bound ${feed.boundMs}ms)${queued}`,
+      l2: 'unresponsive',
+      entries,
+      feed,
+    };
+  }
+  return { status: 'ok', l2: 'up', entries, feed };
 }
