@@ -802,9 +802,10 @@
     }, 4000);
   }
 
-  async function post(path, body) {
+  /** A JSON write with the page's CSRF token; a problem+json answer throws its detail (and the `path` it names). */
+  async function send(method, path, body) {
     const response = await fetch(path, {
-      method: 'POST',
+      method,
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
       body: JSON.stringify(body),
@@ -815,9 +816,13 @@
     } catch {
       data = null;
     }
-    if (!response.ok) throw new Error((data && (data.detail || data.title)) || `HTTP ${response.status}`);
+    if (!response.ok) {
+      const where = data?.path ? ` (${data.path})` : '';
+      throw new Error(`${(data && (data.detail || data.title)) || `HTTP ${response.status}`}${where}`);
+    }
     return data;
   }
+  const post = (path, body) => send('POST', path, body);
 
   async function act(button, path, body, describe) {
     if (button) button.disabled = true;
@@ -1202,7 +1207,7 @@
   loadLeaks();
   loadProfiles();
 
-  // What the page's other modules (assets/profiles.js) share with this one.
+  // What the page's other modules (assets/profiles.js, assets/settings.js) share with this one.
   window.perfstackPage = Object.freeze({
     el,
     clear,
@@ -1213,6 +1218,7 @@
     fmtBytes,
     shortUrl,
     getJson,
+    send,
     createFlame,
   });
 })();

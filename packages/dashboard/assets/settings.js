@@ -3,29 +3,16 @@
  * report's recommendations that map to a setting (each with an Apply button), the audit trail
  * (each change with an Undo button) and autoTune's decisions. Reads GET api/settings; writes
  * with PATCH api/settings and POST api/settings/undo, sending the page's CSRF token and JSON,
- * like every other action. Hidden when the dashboard has no settings (`enabled: false`).
+ * like every other action (app.js's `send`, shared as `window.perfstackPage`). Hidden when the dashboard has no settings (`enabled: false`).
  *
  * Strict CSP: no inline script or handler; server values go in as text, never as HTML.
  */
 (() => {
-  const token = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
+  const page = window.perfstackPage;
   const $ = (id) => document.getElementById(id);
   const card = $('settings-card');
-  if (!card) return;
-
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(props ?? {})) {
-      if (k === 'text') node.textContent = v;
-      else if (k === 'className') node.className = v;
-      else node.setAttribute(k, v);
-    }
-    for (const child of children ?? []) node.appendChild(child);
-    return node;
-  }
-  const clear = (node) => {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  };
+  if (!card || !page) return;
+  const { el, clear, send } = page;
   const td = (text, className) => el('td', { text, ...(className ? { className } : {}) });
   const fmtMs = (ms) => {
     if (ms === null || ms === undefined) return 'none';
@@ -44,26 +31,6 @@
     const node = $('settings-status');
     node.textContent = text;
     node.className = isError ? 'muted bad' : 'muted';
-  }
-
-  async function send(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
-      body: JSON.stringify(body),
-    });
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    if (!response.ok) {
-      const where = data?.path ? ` (${data.path})` : '';
-      throw new Error(`${(data && (data.detail || data.title)) || `HTTP ${response.status}`}${where}`);
-    }
-    return data;
   }
 
   async function change(button, method, path, body, describe) {
