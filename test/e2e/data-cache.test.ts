@@ -4,22 +4,19 @@
  * cache, under the preset's own CSP — per-namespace hit ratios from real `stack.data` traffic.
  * When CI=true and Chromium is missing, this fails rather than skips.
  */
-import { existsSync } from 'node:fs';
 import express from 'express';
 import { performanceStack } from 'perfstack';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_REQUIRED, launchChromium } from '../helpers/browser.js';
 import { listen, request, type TestServer } from '../helpers/http.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const mustRun = existsSync(CHROMIUM) || process.env.CI === 'true';
 
 let browser: Browser;
 let server: TestServer;
 let stack: ReturnType<typeof performanceStack>;
 
 beforeAll(async () => {
-  if (!mustRun) return;
+  if (!BROWSER_REQUIRED) return;
   stack = performanceStack({ env: false, log: { warn() {}, error() {} }, logger: false, rateLimit: false });
   const catalog = stack.data.namespace('catalog');
   const app = express();
@@ -29,10 +26,7 @@ beforeAll(async () => {
     res.json(await catalog.wrap(req.params.id, () => ({ id: req.params.id }), { ttl: '5m' }));
   });
   server = await listen(app);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -42,7 +36,7 @@ afterAll(async () => {
 });
 
 describe('the data-cache panel in chromium', () => {
-  it.runIf(mustRun)('shows per-namespace hit ratios of stack.data, without errors', async () => {
+  it.runIf(BROWSER_REQUIRED)('shows per-namespace hit ratios of stack.data, without errors', async () => {
     const page = await (await browser.newContext()).newPage();
     const problems: string[] = [];
     page.on('console', (m) => {

@@ -6,16 +6,14 @@
  * changes on both instances, and the page's Undo restores both. No console errors, no CSP
  * violations. When CI=true and Chromium is missing, this fails rather than skips.
  */
-import { existsSync } from 'node:fs';
 import express from 'express';
 import { cache, type PerformanceStack, performanceStack } from 'perfstack';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_REQUIRED, launchChromium } from '../helpers/browser.js';
 import { listen, request, type TestServer, waitFor } from '../helpers/http.js';
 import { cleanPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const mustRun = existsSync(CHROMIUM) || process.env.CI === 'true';
 const ROUTE_TTL = 'cache.routes./products/:id.ttl';
 
 let browser: Browser;
@@ -48,11 +46,8 @@ async function instance(
 }
 
 beforeAll(async () => {
-  if (!mustRun) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  if (!BROWSER_REQUIRED) return;
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -61,7 +56,7 @@ afterAll(async () => {
 });
 
 describe('runtime settings from the dashboard page, in chromium', () => {
-  it.runIf(mustRun)(
+  it.runIf(BROWSER_REQUIRED)(
     'applies a recommendation on both instances, then undoes it on both',
     async () => {
       const url = await redisUrl();

@@ -3,16 +3,13 @@
  * The page starts with the server's history instead of empty charts, and switches between
  * live, 15 minutes and 24 hours — in Debian's chromium (playwright-core), under helmet's CSP.
  */
-import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_REQUIRED, launchChromium } from '../../../test/helpers/browser.js';
 import { listen, request, type TestServer, waitFor } from '../../../test/helpers/http.js';
 import type { HistoryReport } from '../src/history.js';
 import { buildApp } from './app.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const BROWSER_REQUIRED = existsSync(CHROMIUM) || process.env.CI === 'true';
 
 let browser: Browser;
 let server: TestServer;
@@ -22,10 +19,7 @@ beforeAll(async () => {
   // A fine point every 100 ms, so the history has points before the page opens.
   built = buildApp({ leakWatch: false, streamInterval: 5000, history: { fineStep: 100, coarseStep: 500 } });
   server = await listen(http.createServer(built.app));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -4,18 +4,17 @@
  * listing, the newest profile's flame graph drawn on canvas, another one shown on click, the
  * download link, and the diff of two profiles — with no console error or CSP violation.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { CpuProfile } from '@perfstack/dashboard';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_REQUIRED, launchChromium } from '../../../test/helpers/browser.js';
 import { listen, type TestServer } from '../../../test/helpers/http.js';
 import { buildApp } from './app.js';
 import { syntheticProfile } from './synthetic-profile.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BROWSER_REQUIRED = existsSync(CHROMIUM) || process.env.CI === 'true';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
 let browser: Browser;
@@ -46,10 +45,7 @@ beforeAll(async () => {
   server = await listen(http.createServer(built.app));
   await built.board.profiles!.runOnce();
   await built.board.profiles!.runOnce();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
