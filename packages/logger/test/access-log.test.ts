@@ -2,10 +2,12 @@
  * Access-line behaviour over real HTTP: request ids, levels by status, the ignore list,
  * sampling, the route pattern, body logging, destinations and `close()`.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { accessLog } from '@perfstack/logger';
 import express from 'express';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -375,6 +377,52 @@ describe('destinations and close()', () => {
     expect(after.status).toBe(200);
     expect(after.headers['x-request-id']).toMatch(UUID);
     expect(readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(20);
+  });
+
+  it('writes what is waiting on the periodic flush without close(), then later lines in order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'perfstack-logger-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'periodic.log');
+    const log = accessLog({ destination: file });
+    cleanups.push(() => log.close());
+    const server = await listen((req, res) => log(req, res, () => res.end('ok')));
+    cleanups.push(() => server.close());
+    const read = () => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+    await request(`${server.url}/one`);
+    // One line (far below 4 KB) waits for the periodic flush, and is written by it.
+    await waitFor(() => read().includes('"/one"'), 3000);
+    // Past 4 KB, lines are handed on in batches; the last ones on close().
+    for (let i = 0; i < 12; i++) await request(`${server.url}/batch/${i}/${'x'.repeat(400)}`);
+    await waitFor(() => read().includes('/batch/0/'), 3000);
+    await log.close();
+    const urls = read()
+      .trimEnd()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as LogLine).req?.url);
+    expect(urls).toEqual(['/one', ...Array.from({ length: 12 }, (_, i) => `/batch/${i}/${'x'.repeat(400)}`)]);
+  });
+
+  it('writes the lines still waiting when the process exits without close()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'perfstack-logger-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'exit.log');
+    const script = [
+      "import { accessLog } from '@perfstack/logger';",
+      `const log = accessLog({ destination: ${JSON.stringify(file)} });`,
+      // Once the file is open (as in a server that has run a while): three lines, then exit.
+      'setTimeout(() => {',
+      "  for (let i = 0; i < 3; i++) log.logger.info({ n: i }, 'before exit');",
+      '  process.exit(0);',
+      '}, 300);',
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(child.status, child.stderr).toBe(0);
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { n: number }).n)).toEqual([0, 1, 2]);
   });
 
   it('writes to a file descriptor', async () => {
