@@ -10,8 +10,76 @@
  * `next()` at once — keeps helmet's own middleware (house style rule 6: work at
  * construction, little per request).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, OutgoingMessage, ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
+import { Socket } from 'node:net';
 import type { Middleware, NextFunction } from '@perfstack/core';
+
+/**
+ * Writing the same static headers on every response: `setHeader` checks the name and the
+ * value (two regular expressions), lower-cases the name and stores `[name, value]` under the
+ * lower-cased name in the response's own header map (`OutgoingMessage[kOutHeaders]`,
+ * null-prototype object). For headers whose names and values were checked once, at
+ * construction, the replay stores the same entries in the same map directly: `getHeader`,
+ * `hasHeader`, `getHeaderNames`, `removeHeader`, `appendHeader` and the head Node writes
+ * read that map, so they see exactly what `setHeader` would have left (a fresh entry per
+ * response: `appendHeader` changes entries in place). `setHeader` itself runs instead when
+ * the map is not where Node 18–24 keep it, when the response's `setHeader` is not Node's own
+ * (an app that wraps it sees every header), or once the head is sent (it then throws, as before).
+ */
+const nodeSetHeader = OutgoingMessage.prototype.setHeader;
+
+/** The symbol of Node's header map (`null` when not found), read off a response made for it. */
+const headerMapKey: symbol | null = (() => {
+  try {
+    const probe = new ServerResponse(new IncomingMessage(new Socket()));
+    for (const key of Object.getOwnPropertySymbols(probe)) {
+      if (key.description === 'kOutHeaders')
+        return (probe as unknown as Record<symbol, unknown>)[key] === null ? key : null;
+    }
+  } catch {
+    // Not constructible this way on this Node: setHeader it is.
+  }
+  return null;
+})();
+
+/** Static headers, checked once: `[lower-case name, name, value]` each. */
+type Entries = ReadonlyArray<readonly [lower: string, name: string, value: string]>;
+
+/** The entries for `pairs` (`[name, value, ...]`), or `undefined` when a name or value is one `setHeader` refuses. */
+function checkedEntries(pairs: readonly (readonly [string, unknown])[]): Entries | undefined {
+  const entries: [string, string, string][] = [];
+  for (const [name, value] of pairs) {
+    if (typeof value !== 'string') return undefined;
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      return undefined;
+    }
+    entries.push([name.toLowerCase(), name, value]);
+  }
+  return entries;
+}
+
+/** Sets `entries` on `res` as `setHeader` would, one by one. */
+function setEntries(res: ServerResponse, entries: Entries): void {
+  const key = headerMapKey;
+  // A response that is not Node's (a recorder, a mock) has another `setHeader`.
+  if (key === null || res.setHeader !== nodeSetHeader || res.headersSent) {
+    for (const [, name, value] of entries) res.setHeader(name, value);
+    return;
+  }
+  const holder = res as unknown as Record<symbol, Record<string, [string, string]> | null>;
+  let map = holder[key];
+  if (map === null || map === undefined) {
+    map = Object.create(null) as Record<string, [string, string]>;
+    holder[key] = map;
+  }
+  for (let i = 0; i < entries.length; i++) {
+    const [lower, name, value] = entries[i] as Entries[number];
+    map[lower] = [name, value];
+  }
+}
 
 type Operation = readonly [name: string, value: string | number | readonly string[] | undefined];
 
@@ -90,6 +158,19 @@ export function staticHeaders(helmetMiddleware: Middleware, options: object): Mi
   if (hasDynamicDirective(options)) return helmetMiddleware;
   const operations = record(helmetMiddleware);
   if (operations === undefined) return helmetMiddleware;
+  // Removals (helmet's X-Powered-By) first, then the headers set, in their order: the same
+  // headers in the same order as the recorded sequence when no name is both set and removed.
+  const removals = operations.filter(([, value]) => value === undefined).map(([name]) => name);
+  const sets = operations.filter(([, value]) => value !== undefined);
+  const removed = new Set(removals.map((name) => name.toLowerCase()));
+  const entries = sets.some(([name]) => removed.has(name.toLowerCase())) ? undefined : checkedEntries(sets);
+  if (entries !== undefined) {
+    return function helmetHeaders(_req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+      for (let i = 0; i < removals.length; i++) res.removeHeader(removals[i] as string);
+      setEntries(res, entries);
+      next();
+    };
+  }
   const count = operations.length;
   return function helmetHeaders(_req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     for (let i = 0; i < count; i++) {
@@ -180,14 +261,17 @@ export function recordedHeaders(middleware: Middleware, originIrrelevant = false
 export function staticCors(corsMiddleware: Middleware, fixed: boolean): Middleware {
   const pairs = fixed ? recordedHeaders(corsMiddleware, true) : undefined;
   if (pairs === undefined) return corsMiddleware;
-  const count = pairs.length;
   const setsVary = pairs.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'vary');
+  const grouped: [string, string][] = [];
+  for (let i = 0; i < pairs.length; i += 2) grouped.push([pairs[i] as string, pairs[i + 1] as string]);
+  const entries = checkedEntries(grouped);
+  if (entries === undefined) return corsMiddleware;
   return function corsHeaders(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     if (req.method === 'OPTIONS' || (setsVary && res.hasHeader('vary'))) {
       corsMiddleware(req, res, next);
       return;
     }
-    for (let i = 0; i < count; i += 2) res.setHeader(pairs[i] as string, pairs[i + 1] as string);
+    setEntries(res, entries);
     next();
   };
 }

@@ -3,7 +3,7 @@
  * the headers must be exactly helmet's, for its defaults and other static options, and helmet
  * itself must run when a CSP directive is computed per request (a nonce).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Middleware } from '@perfstack/core';
 import cors, { type CorsOptions } from 'cors';
 import express from 'express';
@@ -108,5 +108,74 @@ describe('CORS replayed for a fixed origin', () => {
   it('keeps cors itself when its headers depend on the request', () => {
     const original = cors({ origin: ['https://a.test', 'https://b.test'] }) as unknown as Middleware;
     expect(staticCors(original, false)).toBe(original);
+  });
+});
+
+/**
+ * What an app sees of the response after `middleware` (and what the client gets), for two
+ * requests in a row: the header names in order, `getHeader` of one header, the raw head the
+ * client reads (names and values in order, without Date), after the app removed one of the
+ * headers, appended to another, and, with `wrap`, had wrapped `res.setHeader` before the layer.
+ */
+async function seenBehind(middleware: Middleware, wrap = false) {
+  const seen: { names: string[]; frame: unknown; wrapped: string[] }[] = [];
+  const server = await listen((req, res) => {
+    const wrapped: string[] = [];
+    if (wrap) {
+      const own = res.setHeader;
+      res.setHeader = function (this: ServerResponse, name: string, value: string | number | readonly string[]) {
+        wrapped.push(name.toLowerCase());
+        return own.call(this, name, value);
+      } as typeof res.setHeader;
+    }
+    middleware(req, res, () => {
+      seen.push({ names: res.getHeaderNames(), frame: res.getHeader('X-Frame-Options'), wrapped });
+      res.removeHeader('x-dns-prefetch-control');
+      res.appendHeader('Cross-Origin-Opener-Policy', 'unsafe-none');
+      res.end('ok');
+    });
+  });
+  servers.push(server);
+  const raw = async () =>
+    new Promise<string[]>((resolve, reject) => {
+      get(server.url, (res) => {
+        res.resume();
+        const out: string[] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          if (res.rawHeaders[i] !== 'Date') out.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+        }
+        res.on('end', () => resolve(out));
+      }).on('error', reject);
+    });
+  return { first: await raw(), second: await raw(), seen };
+}
+
+describe('replayed headers through the response API', () => {
+  it('helmet: the same names in the same order, getHeader, removeHeader and appendHeader as helmet itself; nothing leaks to the next response', async () => {
+    const original = helmet() as unknown as Middleware;
+    const replayed = staticHeaders(original, {});
+    const expected = await seenBehind(original);
+    const actual = await seenBehind(replayed);
+    expect(actual).toEqual(expected);
+    // The app's appendHeader on one response changed only that response.
+    expect(actual.second).toEqual(actual.first);
+    expect(actual.first).toContain('Cross-Origin-Opener-Policy: same-origin');
+    expect(actual.first).toContain('Cross-Origin-Opener-Policy: unsafe-none');
+    expect(actual.first.some((line) => line.startsWith('X-DNS-Prefetch-Control'))).toBe(false);
+    expect(actual.seen[0]?.frame).toBe('SAMEORIGIN');
+  });
+
+  it('CORS: the same head as cors itself', async () => {
+    const original = cors({ origin: 'https://app.test', credentials: true }) as unknown as Middleware;
+    const replayed = staticCors(original, true);
+    expect(replayed).not.toBe(original);
+    expect(await seenBehind(replayed)).toEqual(await seenBehind(original));
+  });
+
+  it("an app's own wrapper of res.setHeader sees every header helmet sets", async () => {
+    const original = helmet() as unknown as Middleware;
+    const expected = await seenBehind(original, true);
+    expect(expected.seen[0]?.wrapped).toContain('x-frame-options');
+    expect(await seenBehind(staticHeaders(original, {}), true)).toEqual(expected);
   });
 });
