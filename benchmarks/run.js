@@ -89,7 +89,9 @@ async function main() {
     return 2;
   }
   const pinning = !options.quick && hasTaskset && cpus().length >= 2;
-  if (pinning && loader === 'autocannon') pinSelf(options.loadCore);
+  // --rate: the timed rounds are paced from this process; the warm-up still saturates.
+  const roundLoader = options.rate !== undefined && !options.quick ? 'paced' : loader;
+  if (pinning && (loader === 'autocannon' || roundLoader === 'paced')) pinSelf(options.loadCore);
   const serverCore = pinning ? options.serverCore : undefined;
   const loadCore = pinning ? options.loadCore : undefined;
 
@@ -210,12 +212,13 @@ async function main() {
     const before = cpuMicros(row.server.pid);
     const coreBefore = coreBusyMicros(serverCore);
     const started = performance.now();
-    const result = await runLoad(loader, {
+    const result = await runLoad(roundLoader, {
       url: row.server.url,
       request: row.request,
       connections: options.connections,
       seconds: options.duration,
       core: loadCore,
+      rate: options.rate,
     });
     const elapsedMicros = (performance.now() - started) * 1000;
     const after = cpuMicros(row.server.pid);
@@ -390,6 +393,7 @@ async function main() {
         duration: options.duration,
         warmup: options.warmup,
         connections: options.connections,
+        rate: options.rate,
         rounds: options.rounds,
         quick: options.quick,
         retries: options.retries,
@@ -428,7 +432,7 @@ function buildReport({ options, loader, pinning, rows, unavailable, failures }) 
   const parts = [];
   const settings = options.quick
     ? `quick smoke test (correctness only), loader autocannon`
-    : `${options.rounds} rounds × ${options.duration}s (warm-up ${options.warmup}s discarded), ${options.connections} connections, loader ${loader}, ${pinning ? `server pinned to core ${options.serverCore}, load to core ${options.loadCore}` : 'not pinned'}`;
+    : `${options.rounds} rounds × ${options.duration}s (warm-up ${options.warmup}s discarded), ${options.connections} connections, loader ${loader}${options.rate === undefined ? '' : ` (rounds paced at ${options.rate} req/s)`}, ${pinning ? `server pinned to core ${options.serverCore}, load to core ${options.loadCore}` : 'not pinned'}`;
   parts.push(`## perfstack benchmark — ${process.version}, ${cpus().length} cores`, '', settings, '');
   if (options.quick) {
     parts.push('| scenario | result |', '|---|---|');

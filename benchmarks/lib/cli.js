@@ -18,6 +18,10 @@ export const USAGE = `Usage: node benchmarks/run.js [options]   (or: pnpm bench 
                        than --max-foreign of the server's core (default 2)
   --max-foreign <f>    share of the server core other processes may take (default 0.1)
   --loader <name>      wrk | autocannon (default: wrk when installed)
+  --rate <req/s>       a fixed request rate instead of saturation: each round sends
+                       rate × duration requests, paced, from this process (pinned to the
+                       load core); CPU µs/req then includes the server's per-second work
+                       at that rate. Warm-up still saturates (wrk or autocannon)
   --quick              smoke test: every scenario starts, passes its checks and answers
                        a short burst without errors; no timing; exit 1 on any failure
   --require-all        also fail when a scenario is unavailable (perfstack export missing)
@@ -54,6 +58,7 @@ export function parseCli(argv) {
       body: { type: 'string' },
       header: { type: 'string', multiple: true },
       loader: { type: 'string' },
+      rate: { type: 'string' },
       retries: { type: 'string' },
       'max-foreign': { type: 'string' },
       quick: { type: 'boolean', default: false },
@@ -92,6 +97,7 @@ export function parseCli(argv) {
       headers,
     },
     loader: values.loader,
+    rate: values.rate !== undefined ? positiveNumber('rate', values.rate) : undefined,
     retries: values.retries !== undefined ? Number(values.retries) : 2,
     maxForeign: values['max-foreign'] !== undefined ? Number(values['max-foreign']) : 0.1,
     quick: values.quick,

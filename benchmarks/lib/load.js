@@ -5,8 +5,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { pinned } from './server-process.js';
 
 export const hasWrk = spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
@@ -150,7 +152,81 @@ export async function runAutocannon({ url, request, connections, seconds, amount
   };
 }
 
+/**
+ * Sends `request` at a fixed `rate` (requests per second) for `seconds`, over at most
+ * `connections` keep-alive connections, from this process (run.js pins it to the load core):
+ * the server is kept well below saturation, so its CPU time per request is what each request
+ * costs at that rate, its per-second work (timers, samplers) included, as in a real
+ * deployment. wrk has no fixed-rate mode. A request whose turn comes while every connection
+ * is busy waits for one (the Agent's queue): the rate is then lower, which `rps` shows.
+ * @returns {Promise<LoadResult>}
+ */
+export async function runPaced({ url, request, connections, seconds, rate }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const headers = { ...(request.headers ?? {}) };
+  if (request.body !== undefined) {
+    headers['content-type'] ??= 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(request.body));
+  }
+  const target = new URL(`${url}${request.path}`);
+  const total = Math.max(1, Math.round(rate * seconds));
+  const latencies = [];
+  let sent = 0;
+  let finished = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const started = performance.now();
+  try {
+    await new Promise((resolve) => {
+      const done = () => {
+        if (++finished === total) resolve();
+      };
+      const one = () => {
+        const at = performance.now();
+        const req = http.request(target, { method: request.method, headers, agent }, (res) => {
+          if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+          res.resume();
+          res.once('end', () => {
+            latencies.push(performance.now() - at);
+            done();
+          });
+        });
+        req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+        req.once('error', () => {
+          errors++;
+          done();
+        });
+        req.end(request.body);
+      };
+      // Every millisecond, send the requests whose time has come.
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
+        while (sent < due) {
+          sent++;
+          one();
+        }
+        if (sent >= total) clearInterval(timer);
+      }, 1);
+    });
+  } finally {
+    agent.destroy();
+  }
+  const secondsRun = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return {
+    requests: total,
+    seconds: secondsRun,
+    rps: total / secondsRun,
+    p50: at(0.5),
+    p99: at(0.99),
+    non2xx,
+    errors,
+  };
+}
+
 /** Runs the chosen load generator. */
 export function runLoad(loader, options) {
+  if (loader === 'paced') return runPaced(options);
   return loader === 'wrk' ? runWrk(options) : runAutocannon(options);
 }

@@ -67,8 +67,8 @@ export function httpTable(rows) {
   const measured = rows.filter((row) => row.summary && row.scenario.kind === 'http');
   const base = measured[0];
   const lines = [
-    `| scenario | req/s (median) | min–max | spread | p50 ms | p99 ms | CPU µs/req | CPU ratio | peak RSS MB | other load | ratio to ${base ? base.scenario.name : 'first'} |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| scenario | req/s (median) | min–max | spread | p50 ms | p99 ms | CPU µs/req | CPU min–max | CPU ratio | peak RSS MB | other load | ratio to ${base ? base.scenario.name : 'first'} |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of measured) {
     const s = row.summary;
@@ -82,7 +82,7 @@ export function httpTable(rows) {
     const expected = row.scenario.expectStatus;
     const warn = s.unexpected || s.errors ? ` ⚠ ${s.unexpected} not ${expected ?? '2xx'}, ${s.errors} errors` : '';
     lines.push(
-      `| ${row.scenario.name}${warn} | ${fmtInt(s.rps)} | ${fmtInt(s.rpsMin)}–${fmtInt(s.rpsMax)} | ${fmt(s.spreadPercent, 1)}% | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.cpuMicrosPerRequest, 1)} | ${cpuRatio === undefined ? 'n/a' : `${cpuRatio.toFixed(2)}x`} | ${fmtMb(s.peakRss)} | ${s.foreign === undefined ? 'n/a' : `${(s.foreign * 100).toFixed(0)}%`} | ${ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}x`} |`,
+      `| ${row.scenario.name}${warn} | ${fmtInt(s.rps)} | ${fmtInt(s.rpsMin)}–${fmtInt(s.rpsMax)} | ${fmt(s.spreadPercent, 1)}% | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.cpuMicrosPerRequest, 1)} | ${fmt(s.cpuMin, 1)}–${fmt(s.cpuMax, 1)} | ${cpuRatio === undefined ? 'n/a' : `${cpuRatio.toFixed(2)}x`} | ${fmtMb(s.peakRss)} | ${s.foreign === undefined ? 'n/a' : `${(s.foreign * 100).toFixed(0)}%`} | ${ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}x`} |`,
     );
   }
   return lines.join('\n');

@@ -122,6 +122,45 @@ describe.each([
     expect(lines.all.filter((l) => l.msg === 'refusals suppressed').map((l) => l.suppressed)).toEqual([3]);
   });
 
+  it('each early 429 carries the retryAfter and limit of its own moment, as the chain does (the bodies are kept per value)', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const { stack } = build({ rateLimit: { limit: 1, window: '10s', clock: () => now } });
+    const app = framework();
+    app.use(stack);
+    app.get('/api/:id', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const server = await serve(app);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const answers: Array<[number, unknown, string | undefined]> = [];
+    const at = async (ms: number) => {
+      now = Date.UTC(2026, 0, 1) + ms;
+      const r = await request(`${server.url}/api/7`, { agent });
+      answers.push([r.status, r.status === 429 ? r.json() : undefined, r.headers['retry-after']]);
+    };
+    // 200, the chain's first refusal, then early ones at the same second, 3 s and 6.5 s later
+    for (const ms of [0, 1000, 1000, 1000, 4000, 4000, 7500]) await at(ms);
+    agent.destroy();
+    const problem = (retryAfter: number) => ({
+      type: 'urn:perfstack:problem:rate-limited',
+      title: 'Too Many Requests',
+      status: 429,
+      detail: 'Too many requests, please try again later.',
+      code: 'RATE_LIMITED',
+      limit: '1-in-10sec',
+      retryAfter,
+    });
+    expect(answers).toEqual([
+      [200, undefined, undefined],
+      [429, problem(9), '9'],
+      [429, problem(9), '9'],
+      [429, problem(9), '9'],
+      [429, problem(6), '6'],
+      [429, problem(6), '6'],
+      [429, problem(3), '3'],
+    ]);
+  });
+
   it('a client-sent X-Request-Id is echoed; HEAD gets the headers only', async () => {
     const { stack } = build({ rateLimit: { limit: 1, window: '1h' }, logger: false });
     const app = framework();

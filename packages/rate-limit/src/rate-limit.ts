@@ -235,6 +235,9 @@ export interface EarlyLimiter {
 /** @internal Where a rate limiter keeps its {@link EarlyLimiter}. */
 export const EARLY_LIMITER = Symbol.for('perfstack.rateLimit.earlyLimiter');
 
+/** Most early 429 bodies a limiter keeps (one per limit and distinct `retryAfter`). */
+const MAX_REFUSAL_BODIES = 256;
+
 /** The limiter's machinery; {@link rateLimit} wraps it in a middleware function. */
 class Limiter {
   readonly config: RateLimitConfig;
@@ -265,6 +268,11 @@ class Limiter {
   readonly #waiting: Waiter[] = [];
   #waitTimer: NodeJS.Timeout | undefined;
   #statusListener: { dispose(): void } | undefined;
+  /**
+   * The early 429's problem+json bodies by limit and `retryAfter` (the only members that
+   * vary): a window has few distinct values, so under a flood each body is serialised once.
+   */
+  readonly #refusalBodies = new Map<number, string>();
 
   constructor(raw: RateLimitOptions | undefined, config: RateLimitConfig) {
     this.#raw = raw ?? {};
@@ -715,11 +723,17 @@ class Limiter {
     let t = 0;
     while ((mask & (1 << t)) === 0) t++;
     const retryAfter = Math.max(1, Math.ceil((decision[1] as number) / 1000));
-    const refusal = problemJson({
-      code: 'RATE_LIMITED',
-      detail: this.config.message,
-      extensions: { limit: this.#names[t] as string, retryAfter },
-    });
+    const bodyKey = retryAfter * this.#names.length + t;
+    let refusal = this.#refusalBodies.get(bodyKey);
+    if (refusal === undefined) {
+      refusal = problemJson({
+        code: 'RATE_LIMITED',
+        detail: this.config.message,
+        extensions: { limit: this.#names[t] as string, retryAfter },
+      });
+      if (this.#refusalBodies.size >= MAX_REFUSAL_BODIES) this.#refusalBodies.clear();
+      this.#refusalBodies.set(bodyKey, refusal);
+    }
     return { headers, retryAfter, refusal };
   }
 

@@ -391,12 +391,21 @@ function guardedPush(this: GuardedRequest, chunk: unknown, encoding?: BufferEnco
   return guard.push.call(this, chunk, encoding);
 }
 
-/** Counts a drained refusal on `socket`; false once it had {@link MAX_DRAINS_PER_CONNECTION}. */
+/**
+ * Counts a drained refusal on `socket`; false once it had {@link MAX_DRAINS_PER_CONNECTION}.
+ * Each drained refusal may leave a body parser's waiter (a `'close'` listener) on the socket
+ * until it closes, which is bounded by that cap: the socket's listener budget grows by one
+ * per drain, so a flood of refused bodies does not print Node's "possible EventEmitter
+ * memory leak" warning for every connection.
+ */
 function countDrain(socket: (IncomingMessage['socket'] & { [DRAINED]?: number }) | null | undefined): boolean {
   if (socket === null || socket === undefined) return false;
   const drained = (socket[DRAINED] ?? 0) + 1;
   socket[DRAINED] = drained;
-  return drained <= MAX_DRAINS_PER_CONNECTION;
+  if (drained > MAX_DRAINS_PER_CONNECTION) return false;
+  const max = socket.getMaxListeners();
+  if (max !== 0 && max !== Number.POSITIVE_INFINITY) socket.setMaxListeners(max + 1);
+  return true;
 }
 
 function closeUndrained(req: IncomingMessage): void {

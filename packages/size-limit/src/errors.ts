@@ -29,13 +29,23 @@ export const SIZE_LIMIT_CODES: readonly SizeLimitCode[] = [
 /**
  * A request refused by a size limit. `extensions` carries the limit and, where known,
  * the size received (`received`) or declared (`contentLength`).
+ *
+ * Made without a stack trace (its `stack` is the name and message only): it describes what
+ * the client sent, never a fault of the code that noticed it, and capturing the frames took
+ * 2 % of a 413's CPU profile under a flood of oversized bodies.
  */
 export class SizeLimitError extends HttpProblemError {
   declare readonly code: SizeLimitCode & ProblemCode;
   readonly [SIZE_LIMIT_ERROR] = true;
 
   constructor(code: SizeLimitCode, detail: string, extensions: Readonly<Record<string, unknown>> = {}) {
-    super({ code, detail, extensions });
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super({ code, detail, extensions });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 

@@ -21,14 +21,17 @@ afterEach(async () => {
   closeLimiter = undefined;
 });
 
-/** Express 5: the limiter (10 kB), express.json, a JSON route, an error handler that counts. */
-async function start(options: Parameters<typeof sizeLimit>[0] = {}) {
+/**
+ * Express 5: the limiter (10 kB), express.json (1 MB, or `parserLimit`), a JSON route, an
+ * error handler that counts.
+ */
+async function start(options: Parameters<typeof sizeLimit>[0] = {}, parserLimit = '1mb') {
   const limiter = sizeLimit({ limit: '10kb', ...options });
   closeLimiter = limiter.close;
   const counts = { connections: 0, handlerErrors: 0 };
   const app = express();
   app.use(limiter);
-  app.use(express.json({ limit: '1mb' }));
+  app.use(express.json({ limit: parserLimit }));
   app.get('/', (_req, res) => {
     res.json({ ok: true });
   });
@@ -135,6 +138,26 @@ describe('a refused body with a small rest is drained', () => {
       '413 close',
     ]);
     expect(counts.connections).toBe(1);
+  });
+
+  it('prints no MaxListenersExceededWarning for the parsers left waiting on a connection of drained refusals', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      // express.json with the same limit: it refuses the body itself, then leaves a waiter;
+      // and one 'close' listener per connection of the app's own (a graceful-shutdown
+      // tracker such as stoppable or http-terminator keeps one).
+      const { url } = await start({}, '10kb');
+      server?.server.on('connection', (socket: net.Socket) => socket.on('close', () => {}));
+      const answers = await postThenGet(url, jsonOf(20 * 1024), MAX_DRAINS_PER_CONNECTION);
+      expect(answers.map((a) => a.status)).toEqual([...Array(MAX_DRAINS_PER_CONNECTION).fill(413), 200]);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
   });
 
   it('closes the connection of a client that stops sending the rest, after lingerTimeout', async () => {

@@ -375,6 +375,24 @@ describe('answers and counts', () => {
     expect(res.headers.connection).toBe('close');
   });
 
+  it('hands onReject an error without stack frames, and leaves Error.stackTraceLimit as it was', async () => {
+    let seen: Error | undefined;
+    const { url } = await start({
+      limit: 4,
+      onReject(error, _req, res) {
+        seen = error;
+        res.statusCode = error.status;
+        res.end();
+      },
+    });
+    const before = Error.stackTraceLimit;
+    const res = await request(`${url}/stream`, { method: 'POST', body: 'too long' });
+    expect(res.status).toBe(413);
+    expect(seen?.stack).toBe('HttpProblemError: The request body of 8 bytes is larger than the limit of 4 bytes.');
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(new Error('x').stack).toMatch(/\n\s+at /);
+  });
+
   it('skips requests the skip predicate picks', async () => {
     const { url } = await start({ limit: 4, skip: (req) => req.headers['x-internal'] === '1' });
     const res = await request(`${url}/stream`, { method: 'POST', body: 'long enough', headers: { 'x-internal': '1' } });
