@@ -44,7 +44,7 @@ export interface StorePeer {
 export interface ClusterStoreServerOptions {
   /** Live workers: the automatic block size and the reserve divide by it. @default () => 1 */
   readonly peers?: () => number;
-  /** ms a decision is held for recalled blocks before they count as used. @default 1000 */
+  /** ms a decision is held for recalled blocks before they count as used. @default 3000 (under the workers' 5 s: a held decision is still answered by the hub) */
   readonly holdMs?: number;
 }
 
@@ -104,7 +104,7 @@ export class ClusterStoreServer {
 
   constructor(options: ClusterStoreServerOptions = {}) {
     this.#liveWorkers = options.peers ?? (() => 1);
-    this.#holdMs = options.holdMs ?? 1000;
+    this.#holdMs = options.holdMs ?? 3000;
     this.#sweep = setInterval(() => this.#sweepLeases(), 5000);
     this.#sweep.unref();
   }
