@@ -368,7 +368,8 @@ async function measure(scenario, options, context) {
   } finally {
     agent.destroy();
     await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    // Retried: a valgrind-run child may still be writing its last dump as the server stops.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 

@@ -25,11 +25,13 @@ import { resolveRedis } from './lib/redis.js';
 import { allScenarios, selectScenarios } from './lib/registry.js';
 import { evaluateTargets, httpTable, microTable, summarize, summarizeMicro, targetsTable } from './lib/report.js';
 import {
+  childrenCpuMicros,
   coreBusyMicros,
   cpuMicros,
   hasTaskset,
   peakRss,
   pinSelf,
+  reapedChildrenCpuMicros,
   runToCompletion,
   startServer,
 } from './lib/server-process.js';
@@ -211,6 +213,10 @@ async function main() {
   const timedRound = async (row) => {
     const before = cpuMicros(row.server.pid);
     const coreBefore = coreBusyMicros(serverCore);
+    // node:cluster (`unpinned`): the workers' CPU, and the load generator's (it shares the cores).
+    const unpinned = row.scenario.unpinned === true;
+    const workersBefore = unpinned ? childrenCpuMicros(row.server.pid) : undefined;
+    const loadBefore = unpinned ? reapedChildrenCpuMicros() : undefined;
     const started = performance.now();
     const result = await runLoad(roundLoader, {
       url: row.server.url,
@@ -224,6 +230,14 @@ async function main() {
     const after = cpuMicros(row.server.pid);
     const coreAfter = coreBusyMicros(serverCore);
     result.cpuMicros = before === undefined || after === undefined ? undefined : after - before;
+    if (unpinned) {
+      const workersAfter = childrenCpuMicros(row.server.pid);
+      const loadAfter = reapedChildrenCpuMicros();
+      result.elapsedMicros = elapsedMicros;
+      if (workersBefore !== undefined && workersAfter !== undefined)
+        result.workersCpuMicros = workersAfter - workersBefore;
+      if (loadBefore !== undefined && loadAfter !== undefined) result.loadCpuMicros = loadAfter - loadBefore;
+    }
     if (result.cpuMicros !== undefined && coreBefore !== undefined && coreAfter !== undefined) {
       result.foreign = Math.max(0, coreAfter - coreBefore - result.cpuMicros) / elapsedMicros;
     }

@@ -449,16 +449,30 @@ for (const workers of [1, 2]) {
 // One worker whose limiter decides on its own (memory store) instead of in the primary: with
 // `instructions.js --children` against stack-cluster-1, what the IPC store costs the whole
 // machine per request (the worker's side and the primary's), everything else alike.
-add({
-  name: 'stack-cluster-1-memory',
-  group: 'perfstack cluster',
-  title: 'performanceStack() on Express, node:cluster 1 worker, rate limits in the worker (memory store), uncached',
-  file: 'perfstack-cluster.js',
-  env: { CLUSTER_WORKERS: '1', BENCH_RATE_LIMIT_STORE: 'memory' },
-  unpinned: true,
-  logFile: true,
-  checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
-});
+// `-nolease`: the cluster store with every decision in the primary (`lease: false`, the
+// protocol before leased quota), against which the default (leases on) is compared.
+for (const workers of [1, 2]) {
+  add({
+    name: `stack-cluster-${workers}-memory`,
+    group: 'perfstack cluster',
+    title: `performanceStack() on Express, node:cluster ${workers} worker${workers > 1 ? 's' : ''}, rate limits in each worker (memory store), uncached`,
+    file: 'perfstack-cluster.js',
+    env: { CLUSTER_WORKERS: String(workers), BENCH_RATE_LIMIT_STORE: 'memory' },
+    unpinned: true,
+    logFile: true,
+    checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+  });
+  add({
+    name: `stack-cluster-${workers}-nolease`,
+    group: 'perfstack cluster',
+    title: `performanceStack() on Express, node:cluster ${workers} worker${workers > 1 ? 's' : ''}, every rate-limit decision in the primary (lease: false), uncached`,
+    file: 'perfstack-cluster.js',
+    env: { CLUSTER_WORKERS: String(workers), BENCH_RATE_LIMIT_LEASE: 'off' },
+    unpinned: true,
+    logFile: true,
+    checks: [getProducts({ ...HELMET, ...DRAFT8_RATELIMIT, 'x-cache': /^(MISS|BYPASS)$/ }), postProducts()],
+  });
+}
 // The same single process as stack-express, but its limiter decides in the cluster hub (the
 // arrangement PM2 cluster mode gets: PERFSTACK_CLUSTER=hub, a detached hub process on a Unix
 // socket): with instructions.js, the worker's own CPU per request with the hub store against

@@ -3,7 +3,7 @@
  * present), waits for its READY line, and reads its CPU time and peak RSS from /proc.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 const TASKSET = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -48,6 +48,45 @@ export function cpuMicros(pid) {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     return (ticks * 1e6) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (µs) of the processes whose parent is `pid` (a node:cluster primary's workers),
+ * read from /proc; undefined when /proc cannot be read.
+ */
+export function childrenCpuMicros(pid) {
+  try {
+    let total = 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // exited meanwhile
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== pid) continue;
+      total += ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (µs) of this process's children that have exited and been waited for (cutime +
+ * cstime): around one load-generator run, what the load generator itself took.
+ */
+export function reapedChildrenCpuMicros() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
   } catch {
     return undefined;
   }

@@ -33,6 +33,11 @@ export async function buildStack(factory) {
   if (process.env.BENCH_RATE_LIMIT_STORE) {
     options.rateLimit = { ...options.rateLimit, store: process.env.BENCH_RATE_LIMIT_STORE };
   }
+  // BENCH_RATE_LIMIT_LEASE=off: the cluster store without leased quota (every decision in the
+  // primary, the protocol before leases; see the stack-cluster-*-nolease scenarios).
+  if (process.env.BENCH_RATE_LIMIT_LEASE === 'off') {
+    options.rateLimit = { ...options.rateLimit, lease: false };
+  }
   // instructions.js runs the server under valgrind, ~50x slower: the event loop lags past
   // the 1 s shedding threshold although nothing is overloaded. Shedding stays on (its
   // per-request check still runs); only the threshold moves.

@@ -10,11 +10,12 @@
  * - a killed worker is replaced, the limits stay exact, `/metrics` does not go back;
  * - the primary stopped (SIGSTOP): every worker falls back to its share, ceil(100 / 4) = 25.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, waitFor } from '../helpers/http.js';
 import { ConnectionPool, countBy } from './burst.js';
+import { startClusterPrimary } from './cluster-primary.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/cluster-app.mjs', import.meta.url));
 
@@ -56,21 +57,8 @@ async function scrape(): Promise<{ total: number; status: number }> {
 }
 
 beforeAll(async () => {
-  // no Redis: CI exports REDIS_URL for the Redis tests, and the preset would pick it up
-  const { REDIS_URL: _redis, ...env } = process.env;
-  primary = spawn(process.execPath, [fixture], {
-    env: { ...env, WORKERS: '4' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = await new Promise<{ control: number; app: number }>((resolve, reject) => {
-    let buffer = '';
-    primary.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const nl = buffer.indexOf('\n');
-      if (nl !== -1) resolve(JSON.parse(buffer.slice(0, nl)));
-    });
-    primary.once('exit', (code) => reject(new Error(`cluster primary exited with ${code}`)));
-  });
+  const ready = await startClusterPrimary(fixture, 4);
+  primary = ready.primary;
   control = `http://127.0.0.1:${ready.control}`;
   port = ready.app;
   app = `http://127.0.0.1:${port}`;

@@ -53,6 +53,8 @@ interface Probe {
   readonly entries: number;
   readonly invalidatedAt: number;
   readonly fallback: number;
+  /** Blocks of leased quota the worker holds (the `/leased` limiter). */
+  readonly leases: number;
 }
 
 /** Every live worker's probe (through its private control port). */
@@ -193,6 +195,21 @@ describe('PM2 cluster mode, 4 workers, no Redis', () => {
     const check = await cluster();
     expect(check).toMatchObject({ status: 'ok', transport: 'hub', workers: 4 });
     expect(hubs.size).toBe(1);
+  });
+
+  it('leased quota over the hub socket: workers hold blocks far from the limit, and the fleet admits exactly 1,000', async () => {
+    const leased = (n: number) =>
+      (pool as ConnectionPool).burst(
+        Array.from({ length: n }, () => ({ path: '/leased', headers: { 'x-client': 'L' } })),
+      );
+    expect(countBy(await leased(500), (r) => r.status)).toEqual({ 200: 500 });
+    // 500 left, far above the reserve (4 workers × 8): the busy workers decide from blocks.
+    const held = (await probes()).reduce((sum, p) => sum + p.leases, 0);
+    expect(held).toBeGreaterThanOrEqual(1);
+    const rest = await leased(2500);
+    expect(countBy(rest, (r) => r.status)).toEqual({ 200: 500, 429: 2000 });
+    // At the limit every block was recalled.
+    expect((await probes()).map((p) => p.leases)).toEqual([0, 0, 0, 0]);
   });
 
   it('/metrics: the request counter equals the requests sent, whichever worker answers the scrape', async () => {

@@ -56,7 +56,7 @@ const MAX_SETTINGS = 1000;
 const MAX_SETTING_CHARS = 10_000;
 
 export class ClusterHub {
-  readonly #store = new ClusterStoreServer();
+  readonly #store = new ClusterStoreServer({ peers: () => this.#peers.size });
   /** The runtime settings in force (path → JSON value), for workers started later (settings.ts). */
   readonly #settings = new Map<string, string>();
   readonly #peers = new Map<number, PeerState>();
@@ -104,6 +104,8 @@ export class ClusterHub {
     const state = this.#peers.get(id);
     if (state === undefined) return undefined;
     this.#peers.delete(id);
+    // Its blocks count as used (store/cluster-server.ts says why).
+    this.#store.leave(id);
     const kept = state.metrics?.filter((metric) => {
       const type = (metric as { type?: string }).type;
       return type === 'counter' || type === 'histogram';
@@ -122,16 +124,20 @@ export class ClusterHub {
     const m = message as ClusterMessage;
     switch (m.t) {
       case 'rl-b':
+      case 'rl-r':
       case 'rl-def': {
-        const answer = this.#store.handle(m);
+        const answer = this.#store.handle(m, from);
         if (answer !== undefined) from.send(answer);
         return;
       }
-      case 'rl-reset':
-        // Forgotten here, and in every other worker's local fallback.
-        this.#store.handle(m);
+      case 'rl-reset': {
+        // Every other worker drops its block of the key and its local fallback's count; the
+        // store forgets the key once the blocks are back, and then acknowledges.
         for (const state of this.#peers.values()) if (state.peer.id !== from.id) state.peer.send(m);
+        const answer = this.#store.handle(m, from);
+        if (answer !== undefined) from.send(answer);
         return;
+      }
       case 'bc':
         // Relayed at once to every other worker: invalidations must not wait for a tick.
         for (const state of this.#peers.values()) if (state.peer.id !== from.id) state.peer.send(m);

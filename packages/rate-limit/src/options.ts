@@ -141,6 +141,17 @@ export interface RateLimitOptions {
    * (`0`: answer 503 at once). @default '2s'
    */
   readonly storeWait?: number | string;
+  /**
+   * Cluster store only (`node:cluster` / PM2, no Redis): leased quota. Once a key is busy and
+   * far from its limit, the hub lends a worker a block of this many of the key's tokens, and
+   * the worker admits from it without asking (no IPC message); near the limit the hub recalls
+   * the blocks and decides alone, so the fleet still admits exactly `limit`. `'auto'`:
+   * `floor(smallest limit / (8 × live workers))`, at most 1,000, and no leases when that is
+   * under 4; a number: that block size; `false`: every decision in the hub. Per-client
+   * fixed-window limits only (others are always decided in the hub). RateLimit-Remaining from a
+   * block is low by at most `(workers − 1) × block` (README "Cluster mode"). @default 'auto'
+   */
+  readonly lease?: 'auto' | number | false;
   /** IETF header draft, or `false` for none. @default 'draft-8' */
   readonly headers?: HeadersDraft | boolean;
   /** express-rate-limit's name for `headers` (`true` means draft-8 here). */
@@ -203,6 +214,7 @@ export const KNOWN_OPTIONS: readonly (keyof RateLimitOptions)[] = [
   'maxHeldKeys',
   'fallbackLimit',
   'storeWait',
+  'lease',
   'headers',
   'standardHeaders',
   'legacyHeaders',
@@ -251,6 +263,8 @@ export interface RateLimitConfig {
   readonly maxHeldKeys: number;
   readonly fallbackLimit: 'share' | 'full';
   readonly storeWait: number;
+  /** Leased blocks in the cluster store: `-1` auto, `0` off, else the block size. */
+  readonly lease: number;
   readonly draft: HeadersDraft | undefined;
   readonly legacyHeaders: boolean;
   readonly handler: RateLimitHandler | undefined;
@@ -505,6 +519,12 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
     | 'share'
     | 'full';
   const storeWait = o.storeWait === undefined ? 2000 : parseDuration(o.storeWait, 'storeWait', { pkg: PKG });
+  const lease =
+    o.lease === undefined || o.lease === 'auto'
+      ? -1
+      : o.lease === false
+        ? 0
+        : readInteger(PKG, 'lease', o.lease as number, 1, 1, 1_000_000_000);
   const legacyHeaders = readBoolean(PKG, 'legacyHeaders', o.legacyHeaders, false);
   const handler = readFunction<RateLimitHandler>(PKG, 'handler', o.handler);
   const message = readString(PKG, 'message', o.message, 'Too many requests, please try again later.');
@@ -538,6 +558,7 @@ export function resolveOptions(options: RateLimitOptions | undefined): RateLimit
     maxHeldKeys,
     fallbackLimit,
     storeWait,
+    lease,
     draft,
     legacyHeaders,
     handler,

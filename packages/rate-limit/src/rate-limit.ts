@@ -82,6 +82,8 @@ export interface RateLimiterStats extends RateLimitStats {
   readonly keys: number;
   /** Of those, keys kept because they are over their limit (never evicted by other keys). */
   readonly heldKeys: number;
+  /** Cluster store: blocks of leased quota this worker holds now (option `lease`); else 0. */
+  readonly leases: number;
   readonly limits: readonly LimitStats[];
 }
 
@@ -160,6 +162,7 @@ const INHERITED: readonly (keyof RateLimitOptions)[] = [
   'maxHeldKeys',
   'fallbackLimit',
   'storeWait',
+  'lease',
   'headers',
   'standardHeaders',
   'legacyHeaders',
@@ -317,6 +320,7 @@ class Limiter {
               global,
               maxKeys: config.maxKeys,
               maxHeldKeys: config.maxHeldKeys,
+              lease: config.lease,
             },
             CLUSTER_TIMEOUT_MS,
             (key) => this.#memory?.reset(key),
@@ -745,6 +749,7 @@ class Limiter {
     let skipped = c.skipped;
     let fallback = c.fallback;
     let unavailable = c.unavailable;
+    let leases = this.#clusterStore?.blocks ?? 0;
     const limits: LimitStats[] = this.config.limits.map((l, i) => ({
       name: l.name,
       algorithm: l.algorithm,
@@ -762,6 +767,7 @@ class Limiter {
       skipped += s.skipped;
       fallback += s.fallback;
       unavailable += s.unavailable;
+      leases += s.leases;
       limits.push(...s.limits);
     }
     return {
@@ -774,6 +780,7 @@ class Limiter {
       store: this.config.storeKind,
       keys: this.#memory?.size ?? 0,
       heldKeys: this.#memory?.heldSize ?? 0,
+      leases,
       limits,
     };
   }
@@ -837,8 +844,9 @@ class Limiter {
 
   async resetKey(key: string): Promise<void> {
     this.#memory?.reset(key);
-    // In a cluster the hub forgets it and tells every other worker to (their local fallback).
-    this.#clusterStore?.reset(key);
+    // In a cluster the hub forgets it and tells every other worker to (their local fallback
+    // and their leased block); with leases, once every block of the key is back.
+    await this.#clusterStore?.reset(key);
     await this.#redisStore?.reset(key);
   }
 

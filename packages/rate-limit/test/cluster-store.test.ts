@@ -26,7 +26,7 @@ interface Loopback {
 }
 
 /** A worker's link to `server`: JSON both ways, each message delivered in a later turn. */
-function loopback(server: ClusterStoreServer): Loopback {
+function loopback(server: ClusterStoreServer, leases = false): Loopback {
   let deliver: (message: ClusterMessage) => void = () => {};
   let disconnected: () => void = () => {};
   let up = true;
@@ -47,10 +47,14 @@ function loopback(server: ClusterStoreServer): Loopback {
         setImmediate(() => {
           const received = JSON.parse(wire) as ClusterMessage;
           link.sent.push(received);
-          const answer = server.handle(received);
-          if (answer === undefined || link.silent) return;
-          const back = JSON.stringify(answer);
-          setImmediate(() => deliver(JSON.parse(back) as ClusterMessage));
+          const back = (message: ClusterMessage) => {
+            if (link.silent) return;
+            const wire = JSON.stringify(message);
+            setImmediate(() => deliver(JSON.parse(wire) as ClusterMessage));
+          };
+          // A peer (recalls, held answers) only for a hub that offers leases.
+          const answer = server.handle(received, leases ? { id: 1, send: back } : undefined);
+          if (answer !== undefined) back(answer);
         });
       },
       start(onMessage, onConnect, onDisconnect) {
@@ -64,12 +68,13 @@ function loopback(server: ClusterStoreServer): Loopback {
   return link;
 }
 
-const definition = (ns: string, limit: number): ClusterStoreDefinition => ({
+const definition = (ns: string, limit: number, lease?: number): ClusterStoreDefinition => ({
   ns,
   specs: [{ algorithm: FIXED_WINDOW, limit, windowMs: 60_000, blockMs: 0 }],
   global: [false],
   maxKeys: 1000,
   maxHeldKeys: 1000,
+  ...(lease === undefined ? {} : { lease }),
 });
 
 type Answer = { error: Error | undefined; decision: number[] };
@@ -206,5 +211,42 @@ describe('ClusterStore ↔ ClusterStoreServer', () => {
       error = e;
     });
     expect(error?.message).toBe('the cluster hub is unreachable');
+  });
+
+  it('leases: one message per block, not per decision; exactly the limit; Remaining counts down as in the hub', async () => {
+    const server = new ClusterStoreServer();
+    const link = loopback(server, true);
+    const channel = createClusterChannel(link.transport, 1);
+    const store = new ClusterStore(channel, definition('l', 1000, 10));
+    closers.push(() => {
+      store.close();
+      server.close();
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve)); // the hub's rl-lease
+    const remaining: number[] = [];
+    for (let i = 0; i < 1100; i++) {
+      const [answer] = await askMany(store, 1);
+      remaining.push((answer as Answer).decision[0] === 0 ? ((answer as Answer).decision[2] as number) : -1);
+    }
+    // 1,000 admitted, remaining 999 … 0 in order (one worker: its block is all there is), then refusals.
+    expect(remaining.slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, i) => 999 - i));
+    expect(remaining.slice(1000)).toEqual(Array(100).fill(-1));
+    // 9 hub decisions; then each hub decision (used 10, 21, …, 978) brings a block of 10 while
+    // 10 (1 worker × 10) stay in reserve after it: 89 of them cover 979 decisions; the last 12
+    // (989 … 1000) and the 100 refusals are the hub's.
+    const batches = link.sent.filter((m) => m.t === 'rl-b');
+    expect(batches.length).toBe(9 + 89 + 12 + 100);
+    expect(batches.every((m) => m.l === 1)).toBe(true);
+  });
+
+  it('a hub of the previous version (no rl-lease) gets the previous protocol: no l, no r, every decision asked', async () => {
+    const { link, stores } = setup({ a: 1000 });
+    const store = stores.a as ClusterStore;
+    for (let i = 0; i < 50; i++) await askMany(store, 1);
+    const batches = link.sent.filter((m) => m.t === 'rl-b');
+    expect(batches).toHaveLength(50);
+    expect(batches.some((m) => 'l' in m || 'r' in m)).toBe(false);
+    expect(link.sent.some((m) => m.t === 'rl-r')).toBe(false);
   });
 });

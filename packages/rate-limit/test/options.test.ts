@@ -88,6 +88,7 @@ describe('options', () => {
       store: 'memory',
       keys: 0,
       heldKeys: 0,
+      leases: 0,
       limits: [
         {
           name: '100-in-1min',

@@ -20,7 +20,7 @@
  * Everything here is synchronous: the memory path of the middleware allocates no promise.
  */
 import { LRUCache } from 'lru-cache';
-import { consume, describe, evaluate, type LimitSpec, STATE_SIZE, TOKEN_BUCKET } from '../algorithms.js';
+import { consume, describe, evaluate, FIXED_WINDOW, type LimitSpec, STATE_SIZE, TOKEN_BUCKET } from '../algorithms.js';
 import type { Decision, DecisionStore } from './types.js';
 
 /** Construction parameters of {@link MemoryStore}. */
@@ -243,6 +243,24 @@ export class MemoryStore implements DecisionStore {
       }
     }
     if (entry !== undefined) entry[0] = expiresAt;
+  }
+
+  /**
+   * Gives back `tokens` a leased block did not use (the cluster hub's leases, store/lease.ts):
+   * each fixed-window limit whose window still ends at `ends[i]` (the window the block was
+   * taken from) counts `tokens` fewer; a window that rolled over since is left alone.
+   */
+  refund(key: string, tokens: number, ends: readonly number[], now: number): void {
+    const entry = this.#clients.peek(key) ?? this.#held.peek(key);
+    if (entry === undefined || tokens <= 0) return;
+    for (let i = 0; i < this.#specs.length; i++) {
+      const spec = this.#specs[i] as LimitSpec;
+      if (this.#global[i] || spec.algorithm !== FIXED_WINDOW) continue;
+      const o = this.#offset[i] as number;
+      const end = (entry[o] as number) + spec.windowMs;
+      const hits = entry[o + 1] as number;
+      if (hits > 0 && end === ends[i] && now < end) entry[o + 1] = Math.max(0, hits - tokens);
+    }
   }
 
   /** Forgets the per-client state of `key`. */
