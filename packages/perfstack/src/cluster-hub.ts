@@ -6,7 +6,9 @@
  *
  * - **Rate limits**: one {@link ClusterStoreServer} (memory stores, one per limiter) decides
  *   for every worker — exact across workers, and across a worker's death (the counts live
- *   here). Workers batch their requests per event-loop turn; each batch gets one answer.
+ *   here). Workers batch their requests per event-loop turn; each batch gets one answer. A
+ *   busy key far from its limit is lent to the workers in blocks they decide from without a
+ *   message, recalled near the limit (leased quota, rate-limit's store/cluster-server.ts).
  * - **Broadcasts** (cache invalidations and tag purges, rate-limit resets, the dashboard's
  *   fleet view) are relayed to every other worker the moment they arrive.
  * - **`/metrics`**: gathers every worker's registry (`getMetricsAsJSON`) and aggregates them

@@ -149,7 +149,7 @@ export interface RateLimitOptions {
    * `floor(smallest limit / (8 × live workers))`, at most 1,000, and no leases when that is
    * under 4; a number: that block size; `false`: every decision in the hub. Per-client
    * fixed-window limits only (others are always decided in the hub). RateLimit-Remaining from a
-   * block is low by at most `(workers − 1) × block` (README "Cluster mode"). @default 'auto'
+   * block is low by at most `(workers − 1) × block` (README "Leased quota"). @default 'auto'
    */
   readonly lease?: 'auto' | number | false;
   /** IETF header draft, or `false` for none. @default 'draft-8' */
