@@ -20,7 +20,16 @@
  * (the reason whole-process batches spread by 40 % and more).
  *
  * Usage: node benchmarks/client-instructions.js [--warmup 1500] [--calls 400] [--batches 5]
- *          [--impls undici,perfstack,fetch-opossum] [--threads]
+ *          [--impls undici,perfstack,fetch-opossum] [--threads] [--keep] [--node-flags "..."]
+ *
+ * `--node-flags` are given to the measured node process, e.g. `--single-threaded`: V8 then
+ * compiles and collects garbage on the main thread, so when an optimised version of a function
+ * arrives depends on the calls made, not on when valgrind (which runs one thread at a time)
+ * lets a background compiler thread run — on a loaded machine that timing moved the main
+ * thread's count per call by 20–30 % between two processes of the same code.
+ *
+ * `--keep` leaves the callgrind dumps in place (their directory is printed) for
+ * `callgrind_annotate`: which functions a batch spent its instructions in.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -37,6 +46,8 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '5' },
     impls: { type: 'string', default: 'undici,perfstack,fetch-opossum' },
     threads: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const SCENARIO = fileURLToPath(new URL('./scenarios/micro-client.js', import.meta.url));
@@ -74,6 +85,7 @@ async function measure(impl) {
       ...(values.threads ? ['--separate-threads=yes'] : []),
       `--callgrind-out-file=${join(dir, 'callgrind.out')}`,
       process.execPath,
+      ...values['node-flags'].split(' ').filter(Boolean),
       SCENARIO,
     ],
     {
@@ -131,7 +143,8 @@ async function measure(impl) {
     await new Promise((resolve) => child.once('exit', resolve));
   } finally {
     child.kill();
-    rmSync(dir, { recursive: true, force: true });
+    if (values.keep) console.log(`${impl}: callgrind dumps kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   const mid = median(perCall);
   const main =
