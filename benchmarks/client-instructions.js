@@ -20,16 +20,15 @@
  * (the reason whole-process batches spread by 40 % and more).
  *
  * Usage: node benchmarks/client-instructions.js [--warmup 1500] [--calls 400] [--batches 5]
- *          [--impls undici,perfstack,fetch-opossum] [--threads] [--keep] [--node-flags "..."]
- *
- * `--node-flags` are given to the measured node process, e.g. `--single-threaded`: V8 then
- * compiles and collects garbage on the main thread, so when an optimised version of a function
- * arrives depends on the calls made, not on when valgrind (which runs one thread at a time)
- * lets a background compiler thread run — on a loaded machine that timing moved the main
- * thread's count per call by 20–30 % between two processes of the same code.
+ *          [--impls undici,perfstack,fetch-opossum,undici-headers] [--threads] [--keep] [--node-flags=...]
  *
  * `--keep` leaves the callgrind dumps in place (their directory is printed) for
  * `callgrind_annotate`: which functions a batch spent its instructions in.
+ *
+ * `--node-flags` are given to the measured node process, e.g. `--node-flags=--single-threaded`
+ * (V8 compiles and collects garbage on the main thread: tier-up no longer depends on when
+ * valgrind, which runs one thread at a time, lets a background compiler run — but every major
+ * GC then lands in a batch; session 6 read batch spreads of 41–126 % that way).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -181,6 +180,10 @@ try {
   origin.kill();
 }
 const ratios = (label, by) => {
+  if (by.perfstack && by['undici-headers'])
+    console.log(
+      `${label}: perfstack / undici-headers = ${(by['undici-headers'] / by.perfstack).toFixed(2)}x (the same two headers sent)`,
+    );
   if (by.perfstack && by.undici)
     console.log(`${label}: perfstack / undici = ${(by.undici / by.perfstack).toFixed(2)}x (target ≥ 0.9)`);
   if (by.perfstack && by['fetch-opossum'])

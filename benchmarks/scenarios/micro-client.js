@@ -3,6 +3,8 @@
  * The origin is a node:http server in a worker thread (its own event loop), answering a
  * small JSON body; the calls run 16 at a time, each reading the whole body.
  * MICRO_IMPL=undici:           bare undici request() (its global keep-alive agent);
+ * MICRO_IMPL=undici-headers:   the same with the X-Request-Id and traceparent headers the
+ *                              perfstack client propagates (what sending them costs);
  * MICRO_IMPL=perfstack:        createClient() with every protection on (retries with
  *                              deadline and budget, breaker, bulkhead, per-attempt timeout,
  *                              active health checks, X-Request-Id and traceparent
@@ -57,6 +59,14 @@ if (impl === 'undici') {
     if (res.statusCode !== 200) throw new Error(`undici: status ${res.statusCode}`);
     return res.body.text();
   };
+} else if (impl === 'undici-headers') {
+  // Bare undici sending the two headers the perfstack client propagates: what sending them costs by itself.
+  const headers = { 'x-request-id': 'bench-1', traceparent: TRACEPARENT };
+  call = async () => {
+    const res = await request(`${url}/item`, { headers });
+    if (res.statusCode !== 200) throw new Error(`undici: status ${res.statusCode}`);
+    return res.body.text();
+  };
 } else if (impl === 'perfstack') {
   const { createClient } = await requireExports('@perfstack/circuit-breaker', ['createClient']);
   const client = createClient('bench', {
@@ -104,7 +114,7 @@ if (impl === 'undici') {
     }
   };
 } else {
-  throw new Error(`MICRO_IMPL must be undici, perfstack or fetch-opossum, got ${impl}`);
+  throw new Error(`MICRO_IMPL must be undici, undici-headers, perfstack or fetch-opossum, got ${impl}`);
 }
 
 async function loop(ms) {
