@@ -754,14 +754,23 @@ class ResilientClient implements Client {
 
   /**
    * One health probe. Its abort handle is an `Attempt`, timed by the client's expiry list, as
-   * every call's is: undici's request path then sees one `signal` shape. A real `AbortSignal`
-   * here (`AbortSignal.timeout`) made V8 deoptimise undici's `RequestHandler` and
-   * `addAbortListener` ("wrong map") at the first probe and run them polymorphic after it.
+   * every call's is, and its options have a call's keys: undici's request path then sees one
+   * `signal` shape and one options shape. A real `AbortSignal` here (`AbortSignal.timeout`)
+   * and fewer keys made V8 deoptimise undici's `RequestHandler` and `addAbortListener`
+   * ("wrong map") at the first probe and run them polymorphic after it.
    */
   #probe(origin: Origin, check: NonNullable<ClientConfig['healthCheck']>): void {
     const now = this.#config.clock.now();
-    this.#probeCall ??= new Call('GET', check.path, {}, undefined, false, Number.POSITIVE_INFINITY, undefined);
-    const attempt = new Attempt(this.#probeCall, origin, 0, now, now + check.timeoutMs, false, check.timeoutMs, noop);
+    const call = (this.#probeCall ??= new Call(
+      'GET',
+      check.path,
+      {},
+      undefined,
+      false,
+      Number.POSITIVE_INFINITY,
+      undefined,
+    ));
+    const attempt = new Attempt(call, origin, 0, now, now + check.timeoutMs, false, check.timeoutMs, noop);
     this.#expiry.add(attempt);
     const probed = (ok: boolean): void => {
       if (this.#closed) return;
@@ -774,7 +783,15 @@ class ResilientClient implements Client {
       } else if (++origin.failedProbes >= check.unhealthyThreshold) origin.healthy = false;
       this.#scheduleProbe(origin);
     };
-    origin.pool.request({ method: 'GET', path: origin.prefix + check.path, signal: attempt }, (error, res) => {
+    // The same option keys, in the same order, as a call's (#send): one options shape too.
+    const options = {
+      method: 'GET' as const,
+      path: origin.prefix + check.path,
+      headers: call.headers,
+      body: undefined,
+      signal: attempt,
+    };
+    origin.pool.request(options, (error, res) => {
       this.#expiry.remove(attempt);
       if (error) probed(false);
       else {
