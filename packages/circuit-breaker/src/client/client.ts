@@ -761,15 +761,8 @@ class ResilientClient implements Client {
    */
   #probe(origin: Origin, check: NonNullable<ClientConfig['healthCheck']>): void {
     const now = this.#config.clock.now();
-    const call = (this.#probeCall ??= new Call(
-      'GET',
-      check.path,
-      {},
-      undefined,
-      false,
-      Number.POSITIVE_INFINITY,
-      undefined,
-    ));
+    this.#probeCall ??= new Call('GET', check.path, {}, undefined, false, Number.POSITIVE_INFINITY, undefined);
+    const call = this.#probeCall;
     const attempt = new Attempt(call, origin, 0, now, now + check.timeoutMs, false, check.timeoutMs, noop);
     this.#expiry.add(attempt);
     const probed = (ok: boolean): void => {
