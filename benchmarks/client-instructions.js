@@ -20,7 +20,15 @@
  * (the reason whole-process batches spread by 40 % and more).
  *
  * Usage: node benchmarks/client-instructions.js [--warmup 1500] [--calls 400] [--batches 5]
- *          [--impls undici,perfstack,fetch-opossum] [--threads]
+ *          [--impls undici,perfstack,fetch-opossum,undici-headers] [--threads] [--keep] [--node-flags=...]
+ *
+ * `--keep` leaves the callgrind dumps in place (their directory is printed) for
+ * `callgrind_annotate`: which functions a batch spent its instructions in.
+ *
+ * `--node-flags` are given to the measured node process, e.g. `--node-flags=--single-threaded`
+ * (V8 compiles and collects garbage on the main thread: tier-up no longer depends on when
+ * valgrind, which runs one thread at a time, lets a background compiler run — but every major
+ * GC then lands in a batch; session 6 read batch spreads of 41–126 % that way).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -37,6 +45,8 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '5' },
     impls: { type: 'string', default: 'undici,perfstack,fetch-opossum' },
     threads: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const SCENARIO = fileURLToPath(new URL('./scenarios/micro-client.js', import.meta.url));
@@ -74,6 +84,7 @@ async function measure(impl) {
       ...(values.threads ? ['--separate-threads=yes'] : []),
       `--callgrind-out-file=${join(dir, 'callgrind.out')}`,
       process.execPath,
+      ...values['node-flags'].split(' ').filter(Boolean),
       SCENARIO,
     ],
     {
@@ -131,7 +142,8 @@ async function measure(impl) {
     await new Promise((resolve) => child.once('exit', resolve));
   } finally {
     child.kill();
-    rmSync(dir, { recursive: true, force: true });
+    if (values.keep) console.log(`${impl}: callgrind dumps kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   const mid = median(perCall);
   const main =
@@ -168,6 +180,10 @@ try {
   origin.kill();
 }
 const ratios = (label, by) => {
+  if (by.perfstack && by['undici-headers'])
+    console.log(
+      `${label}: perfstack / undici-headers = ${(by['undici-headers'] / by.perfstack).toFixed(2)}x (the same two headers sent)`,
+    );
   if (by.perfstack && by.undici)
     console.log(`${label}: perfstack / undici = ${(by.undici / by.perfstack).toFixed(2)}x (target ≥ 0.9)`);
   if (by.perfstack && by['fetch-opossum'])

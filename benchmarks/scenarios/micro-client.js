@@ -3,6 +3,8 @@
  * The origin is a node:http server in a worker thread (its own event loop), answering a
  * small JSON body; the calls run 16 at a time, each reading the whole body.
  * MICRO_IMPL=undici:           bare undici request() (its global keep-alive agent);
+ * MICRO_IMPL=undici-headers:   the same with the X-Request-Id and traceparent headers the
+ *                              perfstack client propagates (what sending them costs);
  * MICRO_IMPL=perfstack:        createClient() with every protection on (retries with
  *                              deadline and budget, breaker, bulkhead, per-attempt timeout,
  *                              active health checks, X-Request-Id and traceparent
@@ -57,6 +59,14 @@ if (impl === 'undici') {
     if (res.statusCode !== 200) throw new Error(`undici: status ${res.statusCode}`);
     return res.body.text();
   };
+} else if (impl === 'undici-headers') {
+  // Bare undici sending the two headers the perfstack client propagates: what sending them costs by itself.
+  const headers = { 'x-request-id': 'bench-1', traceparent: TRACEPARENT };
+  call = async () => {
+    const res = await request(`${url}/item`, { headers });
+    if (res.statusCode !== 200) throw new Error(`undici: status ${res.statusCode}`);
+    return res.body.text();
+  };
 } else if (impl === 'perfstack') {
   const { createClient } = await requireExports('@perfstack/circuit-breaker', ['createClient']);
   const client = createClient('bench', {
@@ -68,7 +78,13 @@ if (impl === 'undici') {
     maxQueue: 1024,
     breaker: { failureThreshold: 5, resetTimeout: 30_000 },
     // Active health checks (every origin probed every 5 s; the origin answers any path 200).
-    healthCheck: { path: '/health', interval: 5000 * SCALE, timeout: 2000 * SCALE },
+    // MICRO_HEALTH_INTERVAL_MS (not scaled) makes the probes frequent enough to land between
+    // the counted calls under valgrind.
+    healthCheck: {
+      path: '/health',
+      interval: Number(process.env.MICRO_HEALTH_INTERVAL_MS ?? 5000 * SCALE),
+      timeout: 2000 * SCALE,
+    },
   });
   call = async () => {
     const res = await client.request({ path: '/item', requestId: 'bench-1', traceparent: TRACEPARENT });
@@ -98,7 +114,7 @@ if (impl === 'undici') {
     }
   };
 } else {
-  throw new Error(`MICRO_IMPL must be undici, perfstack or fetch-opossum, got ${impl}`);
+  throw new Error(`MICRO_IMPL must be undici, undici-headers, perfstack or fetch-opossum, got ${impl}`);
 }
 
 async function loop(ms) {

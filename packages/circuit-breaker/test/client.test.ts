@@ -157,6 +157,49 @@ describe('load balancing and failover across three real origins', () => {
     expect(isNoOriginAvailableError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'NO_ORIGIN', status: 503, client: 'gone' });
   });
+
+  it('takes out an origin whose health probes get no answer within healthCheck.timeout (the probe aborted), and back in once they answer', async () => {
+    let hang = true;
+    let probes = 0;
+    let probesAborted = 0;
+    const server = createServer((req, res) => {
+      if (req.url === '/health') {
+        probes++;
+        if (hang) {
+          // No answer: the client's probe timeout must abort it (the socket closes unanswered).
+          res.on('close', () => {
+            if (!res.writableEnded) probesAborted++;
+          });
+          return;
+        }
+        res.end('ok');
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ origin: 'slow-health' }));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = track(
+      createClient('probe-timeout', {
+        origins: url,
+        healthCheck: { path: '/health', interval: 20, timeout: 50, unhealthyThreshold: 2 },
+        retry: false,
+      }),
+    );
+    expect(await get(client)).toEqual({ status: 200, origin: 'slow-health' });
+    await until(() => client.snapshot().origins[0]?.healthy === false);
+    // At least one probe reached the origin and was given up by the client unanswered (a later
+    // one may time out before it arrives on a loaded machine).
+    await until(() => probesAborted >= 1);
+    expect(probes).toBeGreaterThanOrEqual(probesAborted);
+    const error = await client.request({ path: '/' }).catch((e: unknown) => e);
+    expect(isNoOriginAvailableError(error)).toBe(true);
+    hang = false;
+    await until(() => client.snapshot().origins[0]?.healthy === true);
+    expect(await get(client)).toEqual({ status: 200, origin: 'slow-health' });
+  });
 });
 
 describe('retry budget', () => {

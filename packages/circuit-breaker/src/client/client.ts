@@ -260,6 +260,8 @@ class ResilientClient implements Client {
   #callsPending = 0;
   /** Round-robin start of the next pick. */
   #turn = 0;
+  /** What the health probes' attempts belong to (made at the first probe). */
+  #probeCall: Call | undefined;
   /** The breaker permit of the origin `#pick` returned last (no record allocated per pick). */
   #permit = 0;
   #closed: Promise<void> | undefined;
@@ -747,29 +749,51 @@ class ResilientClient implements Client {
   #scheduleProbe(origin: Origin): void {
     const check = this.#config.healthCheck;
     if (check === undefined || this.#closed) return;
-    const clock = this.#config.clock;
-    origin.timer = clock.setTimeout(() => {
-      origin.pool
-        .request({ method: 'GET', path: origin.prefix + check.path, signal: AbortSignal.timeout(check.timeoutMs) })
-        .then(
-          async (res) => {
-            await res.body.dump().catch(() => {});
-            return res.statusCode < 400;
-          },
-          () => false,
-        )
-        .then((ok) => {
-          if (this.#closed) return;
-          if (ok) {
-            origin.failedProbes = 0;
-            if (!origin.healthy) {
-              origin.healthy = true;
-              if (origin.machine.state !== 'closed') origin.machine.reset();
-            }
-          } else if (++origin.failedProbes >= check.unhealthyThreshold) origin.healthy = false;
-          this.#scheduleProbe(origin);
-        });
-    }, check.intervalMs);
+    origin.timer = this.#config.clock.setTimeout(() => this.#probe(origin, check), check.intervalMs);
+  }
+
+  /**
+   * One health probe. Its abort handle is an `Attempt`, timed by the client's expiry list, as
+   * every call's is, and its options have a call's keys: undici's request path then sees one
+   * `signal` shape and one options shape. A real `AbortSignal` here (`AbortSignal.timeout`)
+   * and fewer keys made V8 deoptimise undici's `RequestHandler` and `addAbortListener`
+   * ("wrong map") at the first probe and run them polymorphic after it.
+   */
+  #probe(origin: Origin, check: NonNullable<ClientConfig['healthCheck']>): void {
+    const now = this.#config.clock.now();
+    this.#probeCall ??= new Call('GET', check.path, {}, undefined, false, Number.POSITIVE_INFINITY, undefined);
+    const call = this.#probeCall;
+    const attempt = new Attempt(call, origin, 0, now, now + check.timeoutMs, false, check.timeoutMs, noop);
+    this.#expiry.add(attempt);
+    const probed = (ok: boolean): void => {
+      if (this.#closed) return;
+      if (ok) {
+        origin.failedProbes = 0;
+        if (!origin.healthy) {
+          origin.healthy = true;
+          if (origin.machine.state !== 'closed') origin.machine.reset();
+        }
+      } else if (++origin.failedProbes >= check.unhealthyThreshold) origin.healthy = false;
+      this.#scheduleProbe(origin);
+    };
+    // The same option keys, in the same order, as a call's (#send): one options shape too.
+    const options = {
+      method: 'GET' as const,
+      path: origin.prefix + check.path,
+      headers: call.headers,
+      body: undefined,
+      signal: attempt,
+    };
+    origin.pool.request(options, (error, res) => {
+      this.#expiry.remove(attempt);
+      if (error) probed(false);
+      else {
+        res.body
+          .dump()
+          .catch(() => {})
+          .then(() => probed(res.statusCode < 400));
+      }
+    });
   }
 }
 
