@@ -1,6 +1,7 @@
 /**
- * Early answers: cache hits from fresh stored entries, and the stack's 429 `RATE_LIMITED` and
- * 503 `CIRCUIT_OPEN`, decided and written before anything else runs for the request — before
+ * Early answers: cache hits from fresh stored entries, and the stack's 429 `RATE_LIMITED`,
+ * 503 `CIRCUIT_OPEN` and 413 `PAYLOAD_TOO_LARGE` (a declared body over every limit a route may
+ * have: size-limit's `EARLY_TOO_LARGE`, answered by size-limit's own guard), decided and written before anything else runs for the request — before
  * Express dispatches it when the stack is the app's first middleware, else first thing in the
  * stack. Hits are described at {@link RefusalGate.answer}'s `#hit`; refusals below.
  *
@@ -56,7 +57,13 @@ import {
 } from '@perfstack/core';
 import type { AccessLogger } from '@perfstack/logger';
 import { EARLY_LIMITER, type EarlyLimiter, type RateLimiter } from '@perfstack/rate-limit';
-import { EARLY_SIZE_CHECK, type EarlySizeCheck, type SizeLimiter } from '@perfstack/size-limit';
+import {
+  EARLY_SIZE_CHECK,
+  EARLY_TOO_LARGE,
+  type EarlySizeCheck,
+  type EarlyTooLarge,
+  type SizeLimiter,
+} from '@perfstack/size-limit';
 import type { Timing } from '@perfstack/timing';
 import { type EndpointMatcher, routingOfApp } from './endpoints.js';
 import { recordedHeaders } from './static-headers.js';
@@ -115,6 +122,7 @@ type ExpressLayer = {
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 const RATE_LIMITED = 'RATE_LIMITED';
 const CIRCUIT_OPEN = 'CIRCUIT_OPEN';
+const PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE';
 const GATED = Symbol.for('perfstack.refusalGate');
 
 type GatedServer = Server & { [GATED]?: true };
@@ -130,6 +138,7 @@ export class RefusalGate {
   /** The headers after the stored ones on an early hit (Server-Timing), made once. */
   readonly #hitTail = (cacheMs: number): readonly unknown[] => this.#tail(cacheMs);
   readonly #sizeCheck: EarlySizeCheck | undefined;
+  readonly #tooLarge: EarlyTooLarge | undefined;
   readonly #logger: AccessLogger | undefined;
   readonly #limiter: EarlyLimiter | undefined;
   readonly #breaker: EarlyBreaker | undefined;
@@ -172,10 +181,12 @@ export class RefusalGate {
     // Every layer must be one the gate can ask or replay; a limiter it cannot ask means no
     // early 503 either (the limiter would have counted the request first).
     if (parts.rateLimit !== undefined && limiter === undefined) return undefined;
-    if (limiter === undefined && breaker === undefined) return undefined;
     const sizeCheck =
       parts.sizeLimit === undefined ? undefined : earlyOf<EarlySizeCheck>(parts.sizeLimit, EARLY_SIZE_CHECK);
     if (parts.sizeLimit !== undefined && sizeCheck === undefined) return undefined;
+    const tooLarge =
+      parts.sizeLimit === undefined ? undefined : earlyOf<EarlyTooLarge>(parts.sizeLimit, EARLY_TOO_LARGE);
+    if (limiter === undefined && breaker === undefined && tooLarge === undefined) return undefined;
     if (parts.logger !== undefined && typeof parts.logger.quietRefusal !== 'function') return undefined;
     const fixed: string[] = [];
     const live: Middleware[] = [];
@@ -191,7 +202,7 @@ export class RefusalGate {
       if (cors === undefined) live.push(parts.cors);
       else fixed.push(...cors);
     }
-    return { sizeCheck, limiter, breaker, fixed, live };
+    return { sizeCheck, tooLarge, limiter, breaker, fixed, live };
   }
 
   private constructor(parts: GateParts, cache: CacheEngineLike | undefined, refusals: RefusalParts | undefined) {
@@ -199,6 +210,7 @@ export class RefusalGate {
     this.#cache = cache;
     this.#refusals = refusals !== undefined;
     this.#sizeCheck = refusals?.sizeCheck;
+    this.#tooLarge = refusals?.tooLarge;
     this.#logger = parts.logger;
     this.#limiter = refusals?.limiter;
     this.#breaker = refusals?.breaker;
@@ -326,10 +338,11 @@ export class RefusalGate {
       return true;
     }
     const breaker = this.#breaker;
-    if (breaker === undefined || !breaker.anyOpen()) return false;
+    if (breaker === undefined || !breaker.anyOpen()) return this.#refuseTooLarge(req, res, app);
     const route = this.#route(req, app);
     const open = breaker.openRoute(req, route);
-    if (open === undefined || !this.#passesLayers(req, app)) return false;
+    if (open === undefined) return this.#refuseTooLarge(req, res, app, route);
+    if (!this.#passesLayers(req, app)) return false;
     let key: string | undefined;
     if (limiter !== undefined) {
       key = limiter.keyOf(req, app);
@@ -348,11 +361,69 @@ export class RefusalGate {
   }
 
   /**
+   * The early 413: a declared `Content-Length` over every body limit any route may have (see
+   * size-limit's `EARLY_TOO_LARGE`), on a request the limiter allows and no open breaker
+   * refuses — the chain would answer it 413 once a reader starts, or never read it. The
+   * layers' headers are set as for the other refusals, then size-limit's own guard answers
+   * (problem+json, count, metric, drained or closed connection).
+   */
+  #refuseTooLarge(
+    req: IncomingMessage,
+    res: ServerResponse,
+    app: ExpressApp | undefined,
+    route: string | undefined = undefined,
+  ): boolean {
+    const tooLarge = this.#tooLarge;
+    if (tooLarge === undefined || !tooLarge.wouldRefuse(req) || !this.#passesLayers(req, app, false)) return false;
+    const limiter = this.#limiter;
+    let key: string | undefined;
+    if (limiter !== undefined) {
+      key = limiter.keyOf(req, app);
+      if (key === undefined) return false;
+    }
+    if (!this.#quiet(req, PAYLOAD_TOO_LARGE, app)) return false;
+    let layerHeaders: readonly string[] = [];
+    if (limiter !== undefined) {
+      const verdict = limiter.decide(req, key as string, 'allowed');
+      if (verdict === undefined) return false;
+      layerHeaders = verdict.headers;
+    }
+    const timing = this.#timing;
+    const startedAt = timing === undefined ? 0 : timing.now();
+    const headers = this.#lead(req, res);
+    for (let i = 0; i < layerHeaders.length; i++) headers.push(layerHeaders[i] as string);
+    for (let i = 0; i + 1 < headers.length; i += 2) res.setHeader(headers[i] as string, headers[i + 1] as string);
+    tooLarge.refuse(req, res);
+    const length = Number(res.getHeader('content-length') ?? 0);
+    timing?.recordAnswered(req, route ?? this.#route(req, app) ?? UNMATCHED_ROUTE, 413, startedAt, length);
+    return true;
+  }
+
+  /**
+   * The headers every early refusal starts with, as flat pairs: the request id (made here
+   * before Express; inside the stack it is on the response already, which keeps only what a
+   * problem keeps), helmet's and CORS's (the live ones set on `res` itself).
+   */
+  #lead(req: IncomingMessage, res: ServerResponse): string[] {
+    let headers: string[];
+    if (getRequestId(req) === undefined) {
+      const incoming = req.headers['x-request-id'];
+      headers = ['x-request-id', isValidRequestId(incoming) ? incoming : randomUUID(), ...this.#fixed];
+    } else {
+      // What the app or middleware before the stack set: kept only as a problem keeps it.
+      clearForProblem(res);
+      headers = [...this.#fixed];
+    }
+    for (const layer of this.#live) layer(req, res, ignore);
+    return headers;
+  }
+
+  /**
    * True when the layers in front of the limiter would let `req` by untouched: not one of the
    * stack's endpoints (checked here only before Express; the stack checks it first), nothing
    * the cache could answer, nothing the size limits refuse, not a CORS preflight.
    */
-  #passesLayers(req: IncomingMessage, app: ExpressApp | undefined): boolean {
+  #passesLayers(req: IncomingMessage, app: ExpressApp | undefined, sizes = true): boolean {
     if (req.method === 'OPTIONS') return false;
     // Before Express, the cache cannot key a forwarded host (its proxy trust is Express's): maybe a hit.
     if (
@@ -363,7 +434,7 @@ export class RefusalGate {
     }
     if (app !== undefined && this.#endpoints.matchFor(req, routingOfApp(app)) !== undefined) return false;
     if (this.#cache?.mayAnswer(req)) return false;
-    return this.#sizeCheck === undefined || this.#sizeCheck(req);
+    return !sizes || this.#sizeCheck === undefined || this.#sizeCheck(req);
   }
 
   /** True when the access log would write no line for this refusal (counted as left out). */
@@ -388,17 +459,7 @@ export class RefusalGate {
   ): void {
     const timing = this.#timing;
     const startedAt = timing === undefined ? 0 : timing.now();
-    // Inside the stack the id is set on the response already; before Express it is made here.
-    let headers: string[];
-    if (getRequestId(req) === undefined) {
-      const incoming = req.headers['x-request-id'];
-      headers = ['x-request-id', isValidRequestId(incoming) ? incoming : randomUUID(), ...this.#fixed];
-    } else {
-      // What the app or middleware before the stack set: kept only as a problem keeps it.
-      clearForProblem(res);
-      headers = [...this.#fixed];
-    }
-    for (const layer of this.#live) layer(req, res, ignore);
+    const headers = this.#lead(req, res);
     for (let i = 0; i < layerHeaders.length; i++) headers.push(layerHeaders[i] as string);
     const length = Buffer.byteLength(body);
     headers.push('Content-Type', PROBLEM_TYPE, 'Cache-Control', 'no-store', 'Content-Length', String(length));
@@ -415,6 +476,7 @@ export class RefusalGate {
 /** What early refusals are built from. */
 interface RefusalParts {
   readonly sizeCheck: EarlySizeCheck | undefined;
+  readonly tooLarge: EarlyTooLarge | undefined;
   readonly limiter: EarlyLimiter | undefined;
   readonly breaker: EarlyBreaker | undefined;
   /** helmet's and CORS's headers when they do not depend on the request, as flat pairs. */

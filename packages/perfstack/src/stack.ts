@@ -46,7 +46,14 @@ import {
 } from '@perfstack/dashboard';
 import { type AccessLogger, type AccessLogOptions, accessLog } from '@perfstack/logger';
 import { type RateLimiter, type RateLimitOptions, rateLimit } from '@perfstack/rate-limit';
-import { type SizeLimiter, type SizeLimitOptions, sizeLimit } from '@perfstack/size-limit';
+import {
+  decideBodyLimit,
+  EARLY_TOO_LARGE,
+  type EarlyTooLarge,
+  type SizeLimiter,
+  type SizeLimitOptions,
+  sizeLimit,
+} from '@perfstack/size-limit';
 import { appTiming, type Timing, type TimingOptions, timing } from '@perfstack/timing';
 import cors, { type CorsOptions } from 'cors';
 import helmet, { type HelmetOptions } from 'helmet';
@@ -454,6 +461,13 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   }
 
   const members = order.flatMap((name) => (built[name] ? [built[name] as Middleware] : []));
+  // The early 413 of a request the gate left to the chain (its access-log line is due, or no
+  // gate): decided after the last layer, before the app, as the gate would (size-limit's README).
+  const tooLarge =
+    layers.sizeLimit === undefined
+      ? undefined
+      : (layers.sizeLimit as unknown as Record<symbol, EarlyTooLarge | undefined>)[EARLY_TOO_LARGE];
+  if (tooLarge !== undefined) members.push(earlyTooLarge(tooLarge));
   // `app;dur=` in Server-Timing: the time from the last layer to the app's response head.
   if (layers.timing) members.push(appTiming());
   const chain = compose(members);
@@ -714,4 +728,12 @@ function disabledCache(): ResponseCache {
     close: async () => {},
   });
   return off;
+}
+
+/** The stack's last layer when size-limit's early 413 is on: a declared body over every limit is refused here. */
+function earlyTooLarge(tooLarge: EarlyTooLarge): Middleware {
+  return function sizeLimitEarly(req: IncomingMessage, _res: ServerResponse, next: NextFunction): void {
+    if (tooLarge.wouldRefuse(req) && decideBodyLimit(req)) return;
+    next();
+  };
 }

@@ -8,7 +8,9 @@ export type { RejectHandler, RouteSizeLimitOptions, SizeLimitOptions } from './o
 export {
   decideBodyLimit,
   EARLY_SIZE_CHECK,
+  EARLY_TOO_LARGE,
   type EarlySizeCheck,
+  type EarlyTooLarge,
   type RouteSizeLimiter,
   routeSizeLimit,
   type SizeLimiter,

@@ -48,6 +48,13 @@ export interface SizeLimitOptions extends SharedContext {
   readonly skip?: (req: IncomingMessage) => boolean;
   /** Answers a rejected request instead of the default problem+json. @default sendProblem */
   readonly onReject?: RejectHandler;
+  /**
+   * Let perfstack's early refusals answer 413 before the app runs to a request whose declared
+   * `Content-Length` is over every body limit a route may have (the stack's, raised by any
+   * `sizeLimit.route()` limit of this process), also on a route that never reads its body.
+   * `false` keeps the 413 to the moment a reader starts. @default true
+   */
+  readonly early?: boolean;
 }
 
 /** Options of {@link sizeLimit.route}: what one route changes; the rest comes from the stack's limiter. */
@@ -79,6 +86,7 @@ export interface SizeLimitConfig {
   readonly lingerTimeout: number;
   readonly skip: ((req: IncomingMessage) => boolean) | undefined;
   readonly onReject: RejectHandler | undefined;
+  readonly early: boolean;
   readonly registry: Registry | undefined;
   readonly logger: OnceLogger;
 }
@@ -102,6 +110,7 @@ const KNOWN = [
   'lingerTimeout',
   'skip',
   'onReject',
+  'early',
   'registry',
   'redis',
   'logger',
@@ -165,6 +174,7 @@ export function resolveOptions(options: SizeLimitOptions | undefined): SizeLimit
       o.lingerTimeout === undefined ? 2000 : parseDuration(o.lingerTimeout, 'lingerTimeout', { pkg: PKG, max: 60_000 }),
     skip: readFunction<(req: IncomingMessage) => boolean>(PKG, 'skip', o.skip),
     onReject: readFunction<RejectHandler>(PKG, 'onReject', o.onReject),
+    early: readBoolean(PKG, 'early', o.early, true),
     registry: readRegistry(o.registry),
     logger: readLogger(o.logger),
   };

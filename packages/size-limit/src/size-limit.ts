@@ -46,6 +46,33 @@ export const EARLY_SIZE_CHECK = Symbol.for('perfstack.sizeLimit.earlyCheck');
  */
 export type EarlySizeCheck = (req: IncomingMessage) => boolean;
 
+/**
+ * @internal Where a size limiter keeps its early 413 (absent with `early: false` or an
+ * `onReject`): perfstack's early refusals ask `wouldRefuse` before the framework runs, and
+ * `refuse` answers the request as the chain's guard would once a reader started — the same
+ * problem+json, count, metric and drained or closed connection.
+ */
+export const EARLY_TOO_LARGE = Symbol.for('perfstack.sizeLimit.earlyTooLarge');
+
+/** See {@link EARLY_TOO_LARGE}. */
+export interface EarlyTooLarge {
+  /** True when `req` declares a `Content-Length` over every body limit any route may have. */
+  wouldRefuse(req: IncomingMessage): boolean;
+  /** Answers `req` 413 (headers the caller set first are kept as a problem keeps them). */
+  refuse(req: IncomingMessage, res: ServerResponse): void;
+}
+
+const ROUTE_MAX = Symbol.for('perfstack.sizeLimit.routeMax');
+
+/** The largest body limit a `sizeLimit.route()` of this process set (shared by copies of this package), 0 without one. */
+function routeMax(): number {
+  return (globalThis as { [ROUTE_MAX]?: number })[ROUTE_MAX] ?? 0;
+}
+
+function raiseRouteMax(limit: number): void {
+  if (limit > routeMax()) (globalThis as { [ROUTE_MAX]?: number })[ROUTE_MAX] = limit;
+}
+
 /** The middleware `sizeLimit.route()` returns. */
 export interface RouteSizeLimiter extends ClosableMiddleware, SizeLimitSource {
   /** Refusals counted by this route's own guard (when no stack limiter armed the request). */
@@ -135,6 +162,33 @@ export function sizeLimit(options?: SizeLimitOptions): SizeLimiter {
     return Number.isInteger(length) && length >= 0 && length <= (limitForType(limits, type) ?? limit);
   };
   Object.defineProperty(middleware, EARLY_SIZE_CHECK, { value: earlyCheck });
+  if (config.early && config.onReject === undefined) {
+    const early: EarlyTooLarge = {
+      wouldRefuse(req) {
+        const headers = req.headers;
+        const contentLength = headers['content-length'];
+        if (contentLength === undefined || headers['transfer-encoding'] !== undefined) return false;
+        if (decompress && headers['content-encoding'] !== undefined) return false;
+        const length = Number(contentLength);
+        if (!Number.isInteger(length)) return false;
+        const own = limitForType(limits, mediaType(headers['content-type'])) ?? limit;
+        if (length <= own || length <= routeMax()) return false;
+        return skip?.(req) !== true && checkHead(req, config) === undefined;
+      },
+      refuse(req, res) {
+        const type = mediaType(req.headers['content-type']);
+        // The chain's guard, armed and read at once: its 413, count and connection handling.
+        armBodyGuard(req, res, enforcer, {
+          contentLength: Number(req.headers['content-length']),
+          mediaType: type,
+          limit: limitForType(limits, type) ?? limit,
+          bodyTimeout,
+          decompress: false,
+        }).startReading();
+      },
+    };
+    Object.defineProperty(middleware, EARLY_TOO_LARGE, { value: early });
+  }
   return Object.assign(middleware, {
     stats: (): SizeLimitStats => enforcer.stats(),
     close: async (): Promise<void> => enforcer.close(),
@@ -155,6 +209,8 @@ export function sizeLimit(options?: SizeLimitOptions): SizeLimiter {
  */
 export function routeSizeLimit(options?: RouteSizeLimitOptions): RouteSizeLimiter {
   const { route, registry, logger } = resolveRouteOptions(options);
+  // Declared bodies up to this route's limit must reach it: no early 413 below it.
+  raiseRouteMax(Math.max(route.limit ?? 0, ...route.limits.values()));
   const enforcer = new Enforcer(logger, registry, undefined, 2000);
   const middleware = function sizeLimitRoute(req: IncomingMessage, res: ServerResponse, next: NextFunction) {
     const guard = guardOf(req);

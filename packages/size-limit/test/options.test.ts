@@ -85,6 +85,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, ErrorConstructor, string]> =
     '@perfstack/size-limit: option "requireContentLength" must be a boolean, got "yes"',
   ],
   ['decompress', 1, TypeError, '@perfstack/size-limit: option "decompress" must be a boolean, got 1'],
+  ['early', 'no', TypeError, '@perfstack/size-limit: option "early" must be a boolean, got "no"'],
   ['skip', '/health', TypeError, '@perfstack/size-limit: option "skip" must be a function, got "/health"'],
   ['onReject', {}, TypeError, '@perfstack/size-limit: option "onReject" must be a function, got object'],
   ['registry', {}, TypeError, '@perfstack/size-limit: option "registry" must be a prom-client Registry, got object'],
@@ -108,7 +109,7 @@ describe('sizeLimit() options', () => {
   it('rejects unknown keys, naming the known ones', () => {
     expect(() => sizeLimit({ maxBodySize: '1mb' } as never)).toThrow(
       new TypeError(
-        '@perfstack/size-limit: unknown option "maxBodySize" for sizeLimit(); known options: limit, limits, maxUrlLength, maxHeaderCount, maxHeaderBytes, bodyTimeout, requireContentLength, decompress, lingerTimeout, skip, onReject, registry, redis, logger',
+        '@perfstack/size-limit: unknown option "maxBodySize" for sizeLimit(); known options: limit, limits, maxUrlLength, maxHeaderCount, maxHeaderBytes, bodyTimeout, requireContentLength, decompress, lingerTimeout, skip, onReject, early, registry, redis, logger',
       ),
     );
   });
@@ -135,6 +136,7 @@ describe('sizeLimit() options', () => {
       lingerTimeout: '1s',
       skip: () => false,
       onReject: () => {},
+      early: false,
       logger: { warn() {}, error() {} },
       redis: undefined,
     });
