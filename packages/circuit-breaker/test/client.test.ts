@@ -200,6 +200,43 @@ describe('load balancing and failover across three real origins', () => {
     await until(() => client.snapshot().origins[0]?.healthy === true);
     expect(await get(client)).toEqual({ status: 200, origin: 'slow-health' });
   });
+  it('counts a probe whose body stalls after the headers as failed at healthCheck.timeout', async () => {
+    let stall = true;
+    const stalled: Array<import('node:http').ServerResponse> = [];
+    const server = createServer((req, res) => {
+      if (req.url === '/health') {
+        if (stall) {
+          // 200 and its headers at once, then a body that never ends.
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('o');
+          stalled.push(res);
+          return;
+        }
+        res.end('ok');
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ origin: 'stalled-body' }));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = track(
+      createClient('probe-body', {
+        origins: url,
+        healthCheck: { path: '/health', interval: 20, timeout: 50, unhealthyThreshold: 2 },
+        retry: false,
+      }),
+    );
+    expect(await get(client)).toEqual({ status: 200, origin: 'stalled-body' });
+    // Two probes, each given up at 50 ms: out well before any body timeout of undici's.
+    await until(() => client.snapshot().origins[0]?.healthy === false);
+    expect(stalled.length).toBeGreaterThanOrEqual(2);
+    stall = false;
+    for (const res of stalled) res.destroy();
+    await until(() => client.snapshot().origins[0]?.healthy === true);
+    expect(await get(client)).toEqual({ status: 200, origin: 'stalled-body' });
+  });
 });
 
 describe('retry budget', () => {

@@ -784,15 +784,25 @@ class ResilientClient implements Client {
       body: undefined,
       signal: attempt,
     };
+    // The probe's deadline covers the body too: an origin that sends its headers and then
+    // stalls is aborted at healthCheck.timeout (undici destroys the body on abort), not after
+    // undici's 300 s body timeout.
     origin.pool.request(options, (error, res) => {
-      this.#expiry.remove(attempt);
-      if (error) probed(false);
-      else {
-        res.body
-          .dump()
-          .catch(() => {})
-          .then(() => probed(res.statusCode < 400));
+      if (error) {
+        this.#expiry.remove(attempt);
+        probed(false);
+        return;
       }
+      res.body.dump().then(
+        () => {
+          this.#expiry.remove(attempt);
+          probed(!attempt.aborted && res.statusCode < 400);
+        },
+        () => {
+          this.#expiry.remove(attempt);
+          probed(false);
+        },
+      );
     });
   }
 }

@@ -76,6 +76,8 @@ interface Block {
 /** Most blocks one limiter holds in a worker; beyond, decisions go to the hub. */
 const MAX_BLOCKS = 10_000;
 const NO_DECISION: Decision = [];
+/** How long `resetKey` waits for the hub to confirm, at most: over the hub's 3 s hold for recalled blocks. */
+const RESET_WAIT_MS = 4000;
 /** Batch and reset numbers, unique in the process: every store of a worker hears every `rl-a`. */
 let nextSeq = 1;
 
@@ -451,7 +453,9 @@ export class ClusterStore implements DecisionStore {
         this.#resetting.delete(rid);
         resolve();
       };
-      const timer = setTimeout(done, 2000);
+      // Longer than the hub's hold for recalled blocks (3 s, ClusterStoreServer's holdMs): a
+      // stalled holder delays the reset by up to that, and resetKey resolves once it is done.
+      const timer = setTimeout(done, RESET_WAIT_MS);
       timer.unref();
       this.#resetting.set(rid, done);
       this.#channel.send({ t: 'rl-reset', ns, key, rid });
