@@ -485,8 +485,8 @@ interface RefusalParts {
   readonly live: readonly Middleware[];
 }
 
-/** A layer's early interface, or `undefined` when it has none. */
-function earlyOf<T>(layer: object, symbol: symbol): T | undefined {
+/** A layer's early interface under `symbol` (rate-limit's, size-limit's, the breaker's), or `undefined` when it has none. */
+export function earlyOf<T>(layer: object, symbol: symbol): T | undefined {
   return (layer as Record<symbol, T | undefined>)[symbol];
 }
 

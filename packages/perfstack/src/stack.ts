@@ -65,7 +65,7 @@ import { envBoolean, envInteger, readEnv } from './env.js';
 import { DEFAULT_ORDER, type LayerName } from './layers.js';
 import { type Monitoring, type MonitoringOptions, startMonitoring } from './monitoring.js';
 import { type OffloadHandler, type OffloadOptions, offload } from './offload.js';
-import { type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
+import { earlyOf, type GateParts, gateServer, isGated, RefusalGate } from './refusal-gate.js';
 import { createSettings, redisSettingsStore, type StackSettings } from './settings.js';
 import { staticCors, staticHeaders } from './static-headers.js';
 
@@ -464,9 +464,7 @@ export function performanceStack(options?: PerformanceStackOptions): Performance
   // The early 413 of a request the gate left to the chain (its access-log line is due, or no
   // gate): decided after the last layer, before the app, as the gate would (size-limit's README).
   const tooLarge =
-    layers.sizeLimit === undefined
-      ? undefined
-      : (layers.sizeLimit as unknown as Record<symbol, EarlyTooLarge | undefined>)[EARLY_TOO_LARGE];
+    layers.sizeLimit === undefined ? undefined : earlyOf<EarlyTooLarge>(layers.sizeLimit, EARLY_TOO_LARGE);
   if (tooLarge !== undefined) members.push(earlyTooLarge(tooLarge));
   // `app;dur=` in Server-Timing: the time from the last layer to the app's response head.
   if (layers.timing) members.push(appTiming());
