@@ -37,6 +37,34 @@ async function get(client: Client, path = '/work'): Promise<{ status: number; or
   return { status: res.statusCode, origin: body.origin };
 }
 
+/**
+ * A client on one real origin whose `/health` answers are `health(req, res)` (true when it
+ * answered itself; false answers `ok`) and whose other paths answer `{ origin: name }`;
+ * probes every 20 ms, given up at 50 ms, out after 2 failures.
+ */
+async function probedClient(
+  name: string,
+  health: (res: import('node:http').ServerResponse) => boolean,
+): Promise<Client> {
+  const server = createServer((req, res) => {
+    if (req.url === '/health') {
+      if (!health(res)) res.end('ok');
+      return;
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ origin: name }));
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return track(
+    createClient(name, {
+      origins: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      healthCheck: { path: '/health', interval: 20, timeout: 50, unhealthyThreshold: 2 },
+      retry: false,
+    }),
+  );
+}
+
 async function metric(client: Client, line: string): Promise<number | undefined> {
   const text = await client.registry.metrics();
   const found = text.split('\n').find((l) => l.startsWith(`${line} `));
@@ -162,32 +190,15 @@ describe('load balancing and failover across three real origins', () => {
     let hang = true;
     let probes = 0;
     let probesAborted = 0;
-    const server = createServer((req, res) => {
-      if (req.url === '/health') {
-        probes++;
-        if (hang) {
-          // No answer: the client's probe timeout must abort it (the socket closes unanswered).
-          res.on('close', () => {
-            if (!res.writableEnded) probesAborted++;
-          });
-          return;
-        }
-        res.end('ok');
-        return;
-      }
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ origin: 'slow-health' }));
+    const client = await probedClient('slow-health', (res) => {
+      probes++;
+      if (!hang) return false;
+      // No answer: the client's probe timeout must abort it (the socket closes unanswered).
+      res.on('close', () => {
+        if (!res.writableEnded) probesAborted++;
+      });
+      return true;
     });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = track(
-      createClient('probe-timeout', {
-        origins: url,
-        healthCheck: { path: '/health', interval: 20, timeout: 50, unhealthyThreshold: 2 },
-        retry: false,
-      }),
-    );
     expect(await get(client)).toEqual({ status: 200, origin: 'slow-health' });
     await until(() => client.snapshot().origins[0]?.healthy === false);
     // At least one probe reached the origin and was given up by the client unanswered (a later
@@ -203,31 +214,14 @@ describe('load balancing and failover across three real origins', () => {
   it('counts a probe whose body stalls after the headers as failed at healthCheck.timeout', async () => {
     let stall = true;
     const stalled: Array<import('node:http').ServerResponse> = [];
-    const server = createServer((req, res) => {
-      if (req.url === '/health') {
-        if (stall) {
-          // 200 and its headers at once, then a body that never ends.
-          res.writeHead(200, { 'content-type': 'text/plain' });
-          res.write('o');
-          stalled.push(res);
-          return;
-        }
-        res.end('ok');
-        return;
-      }
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ origin: 'stalled-body' }));
+    const client = await probedClient('stalled-body', (res) => {
+      if (!stall) return false;
+      // 200 and its headers at once, then a body that never ends.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('o');
+      stalled.push(res);
+      return true;
     });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = track(
-      createClient('probe-body', {
-        origins: url,
-        healthCheck: { path: '/health', interval: 20, timeout: 50, unhealthyThreshold: 2 },
-        retry: false,
-      }),
-    );
     expect(await get(client)).toEqual({ status: 200, origin: 'stalled-body' });
     // Two probes, each given up at 50 ms: out well before any body timeout of undici's.
     await until(() => client.snapshot().origins[0]?.healthy === false);
