@@ -53,7 +53,7 @@ interface Client {
   stop: boolean;
 }
 
-/** Connects like a worker's hub transport: retries every 10 ms until a hub accepts, then reconnects after a close. */
+/** Connects like a worker's hub transport: retries every 25 ms until a hub accepts, then reconnects after a close. */
 function client(path: string): Client {
   const state: Client = { hubPids: new Set(), closes: 0, socket: undefined, stop: false };
   const open = () => {
@@ -80,7 +80,7 @@ function client(path: string): Client {
     socket.on('close', () => {
       if (up) state.closes++;
       if (state.socket === socket) state.socket = undefined;
-      setTimeout(open, 10);
+      setTimeout(open, 25);
     });
   };
   open();
@@ -102,7 +102,7 @@ function answers(path: string): Promise<boolean> {
 /** Starts a hub, waits until it accepts, and SIGKILLs it: its socket file stays behind. */
 async function staleSocket(path: string): Promise<void> {
   const dead = startHub(path);
-  await waitFor(() => answers(path), 10_000, 20);
+  await waitFor(() => answers(path), 30_000, 20);
   dead.kill('SIGKILL');
   await waitFor(() => exited(dead), 10_000, 10);
   expect(existsSync(path)).toBe(true);
@@ -148,7 +148,7 @@ describe('the PM2 hub election lock', () => {
     }
     const hub = startHub(path);
     try {
-      await waitFor(() => answers(path), 10_000, 20);
+      await waitFor(() => answers(path), 30_000, 20);
       // The name accepts as soon as it is bound; the lock goes in the listen callback, just after.
       await waitFor(() => !existsSync(`${path}.lock`), 10_000, 10);
       expect(exited(hub)).toBe(false);
@@ -170,8 +170,23 @@ describe('the PM2 hub election over a stale socket file', () => {
       const clients = Array.from({ length: 6 }, () => client(path));
       const hubs = Array.from({ length: 6 }, () => startHub(path));
       try {
-        await waitFor(() => clients.every((c) => c.socket !== undefined && c.hubPids.size > 0), 15_000, 20);
-        // A hub whose file was replaced steps down within a second (its watch): wait past that.
+        // A hub's start costs ~0.6 s of CPU (its imports); six at once on a loaded machine take a while.
+        await waitFor(() => clients.every((c) => c.socket !== undefined && c.hubPids.size > 0), 60_000, 20).catch(
+          (error: Error) => {
+            const lock = existsSync(`${path}.lock`) ? readFileSync(`${path}.lock`, 'utf8') : 'none';
+            throw new Error(
+              `${error.message}: ${JSON.stringify({
+                hubs: hubs.map((h) => [h.pid, h.exitCode, h.signalCode]),
+                clients: clients.map((c) => [[...c.hubPids], c.closes, c.socket !== undefined]),
+                socketFile: existsSync(path),
+                lock,
+              })}`,
+            );
+          },
+        );
+        // Every other hub finds the name answering and exits (a late one once it has started);
+        // a hub whose file was replaced would step down within a second (its watch): wait past that.
+        await waitFor(() => hubs.filter((h) => !exited(h)).length <= 1, 60_000, 50);
         await new Promise((resolve) => setTimeout(resolve, 2500));
         const alive = hubs.filter((h) => !exited(h));
         expect(
@@ -196,6 +211,6 @@ describe('the PM2 hub election over a stale socket file', () => {
       }
       expect(existsSync(`${path}.lock`)).toBe(false);
     },
-    30_000,
+    90_000,
   );
 });
